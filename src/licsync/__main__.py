@@ -1,0 +1,3 @@
+from licsync.cli import main
+
+raise SystemExit(main())

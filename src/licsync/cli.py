@@ -1,0 +1,46 @@
+"""The `licsync` command line: parses arguments, configures logging once, runs one command.
+
+Each subcommand lives in the module that owns it and registers itself through a
+`register(subparsers)` function; this file only wires them together and maps errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from licsync import __version__
+from licsync.errors import LicsyncError
+
+# Modules that each add one or more subcommands with `register(subparsers)`.
+COMMAND_MODULES = (
+    "licsync.commands.plan",
+    "licsync.emulator.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="licsync",
+        description="Entra ID group-based licensing for any Microsoft 365 tenant.",
+    )
+    parser.add_argument("--version", action="version", version=f"licsync {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except LicsyncError as exc:
+        print(f"licsync: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("licsync: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,35 @@
+"""One root exception, split by how the caller must react."""
+
+from __future__ import annotations
+
+
+class LicsyncError(Exception):
+    """Root of every error licsync raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(LicsyncError):
+    """Bad input from the operator (config, snapshot, command line): tell them, change nothing."""
+
+    exit_code = 3
+
+
+class ConfigError(InputError):
+    """The configuration is invalid; each line of `problems` names the file, the key and the fix."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} configuration error(s):\n{lines}")
+
+
+class SnapshotError(InputError):
+    """A tenant snapshot that cannot be read; the message names the file and the object."""
+
+
+class StateError(LicsyncError):
+    """The state store is unusable (unknown schema version, lease held by another run)."""
+
+    exit_code = 4

@@ -1,0 +1,179 @@
+"""Tenant snapshots: Graph's own JSON shapes ↔ the tenant model.
+
+A snapshot is one JSON object:
+
+    {"organization": {"countryLetterCode": "US", ...},
+     "subscribedSkus": [subscribedSku, ...],
+     "users": [user, ...],
+     "groups": [group + {"members": [directoryObject, ...]}, ...]}
+
+Every object is what Graph returns for it (see docs/snapshot.md), so a real tenant's responses
+can be saved and replayed. The `parse_*` functions are also what the Graph reader uses on pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from licsync.errors import SnapshotError
+from licsync.model import (
+    Assignment,
+    AssignmentState,
+    Group,
+    LicenseError,
+    ServicePlan,
+    Sku,
+    Tenant,
+    User,
+    guid,
+)
+
+USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
+
+
+class ShapeError(ValueError):
+    """A Graph object lacks a property licsync needs or has one of the wrong type."""
+
+
+def _require(obj: Mapping[str, Any], key: str) -> Any:
+    value = obj.get(key)
+    if value is None:
+        raise ShapeError(f"missing required property {key!r}")
+    return value
+
+
+def _plans(values: Iterable[str] | None) -> frozenset[str]:
+    return frozenset(guid(v) for v in values or ())
+
+
+def parse_assignment(obj: Mapping[str, Any]) -> Assignment:
+    return Assignment(guid(_require(obj, "skuId")), _plans(obj.get("disabledPlans")))
+
+
+def parse_state(obj: Mapping[str, Any]) -> AssignmentState:
+    group = obj.get("assignedByGroup")
+    return AssignmentState(
+        sku_id=guid(_require(obj, "skuId")),
+        assigned_by_group=guid(group) if group else None,
+        disabled_plans=_plans(obj.get("disabledPlans")),
+        state=(obj.get("state") or "Active").strip(),
+        error=LicenseError.parse(obj.get("error")),
+    )
+
+
+def parse_user(obj: Mapping[str, Any]) -> User:
+    states = obj.get("licenseAssignmentStates")
+    location = obj.get("usageLocation")
+    return User(
+        id=guid(_require(obj, "id")),
+        user_principal_name=obj.get("userPrincipalName") or obj["id"],
+        account_enabled=obj.get("accountEnabled") is not False,
+        usage_location=location.strip().upper() if location and location.strip() else None,
+        user_type=obj.get("userType") or "Member",
+        assigned_licenses=tuple(parse_assignment(a) for a in obj.get("assignedLicenses") or ()),
+        license_assignment_states=(
+            None if states is None else tuple(parse_state(s) for s in states)
+        ),
+    )
+
+
+def split_members(members: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split directory objects into (user ids, group ids); devices and the rest are ignored."""
+    users: list[str] = []
+    groups: list[str] = []
+    for member in members:
+        kind = member.get("@odata.type", USER_TYPE)
+        if kind == USER_TYPE:
+            users.append(guid(_require(member, "id")))
+        elif kind == GROUP_TYPE:
+            groups.append(guid(_require(member, "id")))
+    return tuple(users), tuple(groups)
+
+
+def parse_group(obj: Mapping[str, Any]) -> Group:
+    users, groups = split_members(obj.get("members") or ())
+    return Group(
+        id=guid(_require(obj, "id")),
+        display_name=obj.get("displayName") or obj["id"],
+        security_enabled=bool(obj.get("securityEnabled")),
+        mail_enabled=bool(obj.get("mailEnabled")),
+        group_types=tuple(obj.get("groupTypes") or ()),
+        assigned_licenses=tuple(parse_assignment(a) for a in obj.get("assignedLicenses") or ()),
+        member_users=users,
+        member_groups=groups,
+    )
+
+
+def parse_sku(obj: Mapping[str, Any]) -> Sku:
+    prepaid = obj.get("prepaidUnits") or {}
+    return Sku(
+        id=guid(_require(obj, "skuId")),
+        part_number=_require(obj, "skuPartNumber").strip(),
+        applies_to=obj.get("appliesTo") or "User",
+        capability_status=obj.get("capabilityStatus") or "Enabled",
+        enabled_units=int(prepaid.get("enabled") or 0),
+        consumed_units=int(obj.get("consumedUnits") or 0),
+        plans=tuple(
+            ServicePlan(
+                guid(_require(p, "servicePlanId")),
+                _require(p, "servicePlanName"),
+                p.get("appliesTo") or "User",
+            )
+            for p in obj.get("servicePlans") or ()
+        ),
+    )
+
+
+def _parse_all(path: str, section: str, items: Any, parse: Any) -> dict[str, Any]:
+    if not isinstance(items, list):
+        raise SnapshotError(f"{path}: {section!r} must be a list of Graph objects")
+    parsed: dict[str, Any] = {}
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ShapeError("is not a JSON object")
+            obj = parse(item)
+        except (ShapeError, AttributeError, TypeError, ValueError) as exc:
+            ident = item.get("id") or item.get("skuId") if isinstance(item, dict) else None
+            where = f"{section}[{index}]" + (f" (id {ident})" if ident else "")
+            raise SnapshotError(f"{path}: {where}: {exc}; fix or remove that object") from None
+        parsed[obj.id] = obj
+    return parsed
+
+
+def tenant_from_json(data: Any, path: str = "<snapshot>") -> Tenant:
+    """Build a tenant from a decoded snapshot object; errors name `path` and the bad object."""
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{path}: a snapshot is a JSON object with 'subscribedSkus', "
+                            "'users' and 'groups'")
+    missing = [k for k in ("subscribedSkus", "users", "groups") if k not in data]
+    if missing:
+        raise SnapshotError(f"{path}: missing top-level key(s) {', '.join(missing)}")
+    organization = data.get("organization") or {}
+    if isinstance(organization, list):  # GET /organization returns a collection
+        organization = organization[0] if organization else {}
+    country = organization.get("countryLetterCode") or None
+    return Tenant(
+        country=country.strip().upper() if country else None,
+        skus=_parse_all(path, "subscribedSkus", data["subscribedSkus"], parse_sku),
+        users=_parse_all(path, "users", data["users"], parse_user),
+        groups=_parse_all(path, "groups", data["groups"], parse_group),
+    )
+
+
+def load_snapshot(path: Path) -> Tenant:
+    """Read a snapshot file; a missing file, bad JSON or bad object raises SnapshotError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror}") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError(f"{path}: not valid JSON: {exc}") from None
+    return tenant_from_json(data, str(path))

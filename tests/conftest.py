@@ -1,0 +1,27 @@
+"""Fixtures shared by every test level."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's LICSYNC_* or AZURE_* settings."""
+    for name in list(os.environ):
+        if name.startswith(("LICSYNC_", "AZURE_")) and name != "LICSYNC_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data`: Microsoft's catalogue, conflict tables and Graph samples."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing: tests need the shared reference data beside the project")
+    return path
