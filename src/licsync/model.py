@@ -232,8 +232,14 @@ class SkuForecast:
     freed: int
 
     @property
+    def available(self) -> int:
+        """Seats this plan can hand out: free ones plus the ones it frees."""
+        return max(self.enabled - self.consumed, 0) + self.freed
+
+    @property
     def shortfall(self) -> int:
-        return self.requested - self.granted
+        """Users who need a new seat beyond what is available."""
+        return max(self.requested - self.available, 0)
 
     @property
     def consumed_after(self) -> int:

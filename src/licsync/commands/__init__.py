@@ -1,0 +1,1 @@
+"""Subcommands of the `licsync` command line, one module per command family."""

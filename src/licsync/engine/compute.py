@@ -1,0 +1,430 @@
+"""Compute every user's licences with Entra's rules, the problems it predicts, and the changes.
+
+The pass, for users in ascending object-id order (the documented seat order):
+
+1. The user's own direct assignments (not licsync's) are the baseline: they are never touched.
+2. Each group source, in ascending group-id order, is checked as a whole (all or nothing per
+   group): SKU usable, usage location (licsync rules only), plan conflicts, prerequisites, and last
+   a seat. A user who already holds a SKU keeps their seat; others take one from the free seats
+   (`prepaidUnits.enabled - consumedUnits`) plus the seats this plan frees, first come first served.
+   If any licence of the group fails, the group gives none: the failing SKU carries the error and
+   the group's other SKUs carry `Other`.
+3. licsync's direct assignment per SKU is the union of enabled plans over the rule groups that
+   passed and the user's own prior direct assignment. licsync removes only what its ledger says
+   it assigned, and restores the user's own plans when its rules no longer grant the SKU.
+4. A removal or narrowing that would take away a plan another enabled plan depends on is not made:
+   the licence is kept and a DependencyViolation recorded.
+
+A source that fails for a SKU the user already holds is reported but not withdrawn: licsync never
+takes away a working licence because of an error elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+
+from licsync.engine.inputs import Policy, Rule, UsageLocationMode
+from licsync.engine.membership import GroupSource, sources_by_user
+from licsync.engine.plans import PlanIndex
+from licsync.model import (
+    Assignment,
+    Ledger,
+    LicenseError,
+    Ownership,
+    Plan,
+    Problem,
+    SkuForecast,
+    SourceKind,
+    SourceState,
+    Tenant,
+    User,
+    UserPlan,
+)
+
+MAX_PASSES = 5  # seat passes; another is needed only when a predicted removal was blocked
+
+
+def compute_plan(
+    tenant: Tenant, rules: Sequence[Rule], policy: Policy, ledger: Ledger | None = None
+) -> Plan:
+    """The plan for `tenant` under `rules`: pure, deterministic, independent of rule order."""
+    return _Engine(tenant, rules, policy, ledger or {}).run()
+
+
+def _intersection(sets: Iterable[frozenset[str]]) -> frozenset[str]:
+    return reduce(frozenset.intersection, sets)
+
+
+@dataclass(slots=True)
+class _Failure:
+    sku_id: str
+    error: LicenseError
+    message: str
+
+
+@dataclass(slots=True)
+class _UserResult:
+    plan: UserPlan
+    problems: list[Problem]
+    blocked_removals: set[str] = field(default_factory=set)
+
+
+class _Engine:
+    def __init__(self, tenant: Tenant, rules: Sequence[Rule], policy: Policy, ledger: Ledger):
+        self.tenant = tenant
+        self.policy = policy
+        self.index = PlanIndex(tenant, policy.plan_rules)
+        self.sources = sources_by_user(tenant, rules, policy)
+        self.owned: dict[str, dict[str, Ownership]] = {}
+        for (user_id, sku_id), entry in ledger.items():
+            self.owned.setdefault(user_id, {})[sku_id] = entry
+        self.location = self._policy_location()
+        interesting = set(self.sources) | set(self.owned)
+        interesting.update(u.id for u in tenant.users.values() if u.assigned_licenses)
+        self.user_ids = sorted(i for i in interesting if i in tenant.users)
+
+    def _policy_location(self) -> str | None:
+        if self.policy.usage_location is UsageLocationMode.TENANT:
+            return self.tenant.country
+        if self.policy.usage_location is UsageLocationMode.FIXED:
+            return self.policy.usage_location_code
+        return None
+
+    # -- the whole tenant ---------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        blocked: set[tuple[str, str]] = set()
+        for _ in range(MAX_PASSES):
+            freed = self._freed_seats(blocked)
+            self.pool = Counter({s.id: s.free_units for s in self.tenant.skus.values()})
+            self.pool.update(freed)
+            self.requested: Counter[str] = Counter()
+            self.granted: Counter[str] = Counter()
+            results = [self._plan_user(self.tenant.users[i]) for i in self.user_ids]
+            now_blocked = {(r.plan.user_id, s) for r in results for s in r.blocked_removals}
+            if now_blocked <= blocked:
+                break
+            blocked |= now_blocked
+        return self._assemble(results, freed)
+
+    def _admin_direct(self, user: User) -> dict[str, frozenset[str]]:
+        """The user's own direct assignments: current ones licsync does not own, and the prior
+        assignments licsync recorded when it took a SKU over (while licsync's is still there)."""
+        owned = self.owned.get(user.id, {})
+        admin: dict[str, frozenset[str]] = {}
+        for sku_id, disabled in user.direct_licenses().items():
+            entry = owned.get(sku_id)
+            if entry is None:
+                admin[sku_id] = disabled
+            elif entry.prior_direct is not None:
+                admin[sku_id] = entry.prior_direct
+        return admin
+
+    def _freed_seats(self, blocked: set[tuple[str, str]]) -> Counter[str]:
+        """Seats freed by users who will hold a SKU no longer (no source of any kind is left)."""
+        freed: Counter[str] = Counter()
+        for user_id in self.user_ids:
+            user = self.tenant.users[user_id]
+            kept = set(self._admin_direct(user))
+            for source in self.sources.get(user_id, ()):
+                kept.update(sku for sku, _ in source.licenses)
+            for sku_id in user.held_skus() - kept:
+                if (user_id, sku_id) not in blocked:
+                    freed[sku_id] += 1
+        return freed
+
+    def _assemble(self, results: list[_UserResult], freed: Counter[str]) -> Plan:
+        ledger: Ledger = {}
+        problems: list[Problem] = []
+        for result in results:
+            problems.extend(result.problems)
+            for entry in result.plan.ownership:
+                ledger[(entry.user_id, entry.sku_id)] = entry
+        skus = tuple(
+            SkuForecast(
+                sku_id=sku.id,
+                part_number=sku.part_number,
+                enabled=sku.enabled_units,
+                consumed=sku.consumed_units,
+                requested=self.requested[sku.id],
+                granted=self.granted[sku.id],
+                freed=freed[sku.id],
+            )
+            for sku in sorted(self.tenant.skus.values(), key=lambda s: s.part_number)
+        )
+        return Plan(tuple(r.plan for r in results), tuple(problems), skus, ledger)
+
+    # -- one user -------------------------------------------------------------------------------
+
+    def _plan_user(self, user: User) -> _UserResult:
+        index = self.index
+        admin = self._admin_direct(user)
+        held = user.held_skus()
+        owned = self.owned.get(user.id, {})
+        current = user.direct_licenses()
+        relevant: set[str] = set()
+        for sku_id, disabled in admin.items():
+            relevant |= index.relevant_enabled(sku_id, disabled)
+        states = [SourceState(s, SourceKind.DIRECT, None, d) for s, d in sorted(admin.items())]
+        problems: list[Problem] = []
+        granted_here: set[str] = set()
+        asked_here: set[str] = set()
+        rule_ok: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        rule_failed: set[str] = set()
+        entra: dict[str, list[frozenset[str]]] = {}
+
+        for source in self.sources.get(user.id, ()):
+            failure = self._check(user, source, held, granted_here, asked_here, relevant)
+            if failure is not None:
+                self._fail(user, source, failure, states, problems)
+                if source.kind is SourceKind.RULE:
+                    rule_failed.update(sku for sku, _ in source.licenses)
+                else:  # Entra keeps a licence the user already holds
+                    for sku_id, disabled in source.licenses:
+                        if sku_id in held:
+                            entra.setdefault(sku_id, []).append(disabled)
+                continue
+            for sku_id, disabled in source.licenses:
+                if sku_id not in held and sku_id not in granted_here:
+                    granted_here.add(sku_id)
+                    self.pool[sku_id] -= 1
+                    self.granted[sku_id] += 1
+                relevant |= index.relevant_enabled(sku_id, disabled)
+                states.append(SourceState(sku_id, source.kind, source.group_id, disabled))
+                if source.kind is SourceKind.RULE:
+                    rule_ok.setdefault(sku_id, []).append((source.group_id, disabled))
+                else:
+                    entra.setdefault(sku_id, []).append(disabled)
+
+        desired: dict[str, frozenset[str] | None] = {}
+        ownership: dict[str, Ownership] = {}
+        for sku_id in sorted(set(admin) | set(current) | set(rule_ok) | rule_failed):
+            prior = admin.get(sku_id)
+            entry = owned.get(sku_id)
+            kept_as_is = sku_id in rule_failed and entry is not None and sku_id in current
+            grants = rule_ok.get(sku_id)
+            if grants:
+                sets = [d for _, d in grants]
+                if prior is not None:
+                    sets.append(prior)
+                if kept_as_is:
+                    sets.append(current[sku_id])
+                desired[sku_id] = _intersection(sets)
+                groups = tuple(sorted(g for g, _ in grants))
+                ownership[sku_id] = Ownership(user.id, sku_id, groups, prior)
+            elif kept_as_is:
+                desired[sku_id] = current[sku_id]
+                ownership[sku_id] = entry  # type: ignore[assignment]
+            else:
+                desired[sku_id] = prior
+
+        blocked = self._block_lost_prerequisites(user, current, desired, entra, owned, problems)
+        blocked_removals = {s for s in blocked if desired[s] is None}
+        for sku_id in blocked:
+            desired[sku_id] = current[sku_id]
+            if sku_id in owned:
+                ownership[sku_id] = owned[sku_id]
+            else:
+                ownership.pop(sku_id, None)
+
+        add: list[Assignment] = []
+        remove: list[str] = []
+        for sku_id, want in desired.items():
+            have = current.get(sku_id)
+            if want is None:
+                if have is not None:
+                    remove.append(sku_id)
+            elif want != have:
+                add.append(Assignment(sku_id, want))
+
+        combined: dict[str, list[frozenset[str]]] = {}
+        for sku_id, want in desired.items():
+            if want is not None:
+                combined.setdefault(sku_id, []).append(want)
+        for sku_id, sets in entra.items():
+            combined.setdefault(sku_id, []).extend(sets)
+        assigned = tuple(Assignment(s, _intersection(d)) for s, d in sorted(combined.items()))
+
+        plan = UserPlan(
+            user_id=user.id,
+            user_principal_name=user.user_principal_name,
+            assigned_licenses=assigned,
+            states=tuple(states),
+            add_licenses=tuple(add),
+            remove_licenses=tuple(remove),
+            usage_location=self.location if add and user.usage_location is None else None,
+            ownership=tuple(ownership[s] for s in sorted(ownership)),
+        )
+        return _UserResult(plan, problems, blocked_removals)
+
+    def _check(
+        self,
+        user: User,
+        source: GroupSource,
+        held: frozenset[str],
+        granted: set[str],
+        asked: set[str],
+        relevant: set[str],
+    ) -> _Failure | None:
+        """Why this group cannot license the user (the first reason), or None; counts seats."""
+        index = self.index
+        group_relevant = set(relevant)
+        for _sku, disabled in source.licenses:
+            group_relevant |= index.relevant_enabled(_sku, disabled)
+        seen = set(relevant)
+        new_seats: list[str] = []
+        for sku_id, disabled in source.licenses:
+            sku = self.tenant.skus.get(sku_id)
+            part = index.part_number(sku_id)
+            if sku is None:
+                return _Failure(
+                    sku_id,
+                    LicenseError.OTHER,
+                    f"SKU {sku_id} is not among the tenant's subscribed SKUs",
+                )
+            needs_seat = sku_id not in held and sku_id not in granted
+            if needs_seat and not sku.assignable:
+                return _Failure(
+                    sku_id,
+                    LicenseError.COUNT_VIOLATION,
+                    f"{part} is {sku.capability_status}: no new seats can be assigned",
+                )
+            if (
+                source.kind is SourceKind.RULE
+                and user.usage_location is None
+                and self.location is None
+            ):
+                return _Failure(
+                    sku_id,
+                    LicenseError.PROHIBITED_IN_USAGE_LOCATION_VIOLATION,
+                    self._location_message(),
+                )
+            plans = index.relevant_enabled(sku_id, disabled)
+            clash = index.conflict(plans, seen)
+            if clash is not None:
+                return _Failure(
+                    sku_id,
+                    LicenseError.MUTUALLY_EXCLUSIVE_VIOLATION,
+                    f"{index.name(clash[0])} in {part} cannot be assigned together "
+                    f"with {index.name(clash[1])}, which the user has",
+                )
+            seen |= plans
+            missing = index.missing_prerequisite(index.dependents(sku_id, disabled), group_relevant)
+            if missing is not None:
+                needs = ", ".join(sorted(index.name(p) for p in missing[1]))
+                return _Failure(
+                    sku_id,
+                    LicenseError.DEPENDENCY_VIOLATION,
+                    f"{index.name(missing[0])} in {part} depends on one of {needs}, "
+                    "which the user would not have",
+                )
+            if needs_seat:
+                new_seats.append(sku_id)
+        for sku_id in new_seats:
+            if sku_id not in asked:
+                asked.add(sku_id)
+                self.requested[sku_id] += 1
+        for sku_id in new_seats:
+            if self.pool[sku_id] <= 0:
+                sku = self.tenant.skus[sku_id]
+                return _Failure(
+                    sku_id,
+                    LicenseError.COUNT_VIOLATION,
+                    f"no seats left in {sku.part_number} ({sku.enabled_units} "
+                    f"bought, {sku.consumed_units} in use before this run)",
+                )
+        return None
+
+    def _location_message(self) -> str:
+        if self.policy.usage_location is UsageLocationMode.TENANT:
+            return (
+                "user has no usageLocation and the tenant has no countryLetterCode to "
+                "use instead; set usageLocation on the user"
+            )
+        return (
+            "user has no usageLocation; set it on the user, or set [policy] usage_location "
+            'to "tenant" or a two-letter country code'
+        )
+
+    def _fail(
+        self,
+        user: User,
+        source: GroupSource,
+        failure: _Failure,
+        states: list[SourceState],
+        problems: list[Problem],
+    ) -> None:
+        """Record an all-or-nothing failure of one group for one user."""
+        root = self.index.part_number(failure.sku_id)
+        for sku_id, disabled in source.licenses:
+            if sku_id == failure.sku_id:
+                error, message = failure.error, failure.message
+            else:
+                error = LicenseError.OTHER
+                message = (
+                    f"not assigned because {root} from the same group failed "
+                    f"({failure.error.value})"
+                )
+            states.append(SourceState(sku_id, source.kind, source.group_id, disabled, error))
+            problems.append(
+                Problem(user.id, user.user_principal_name, sku_id, source.group_id, error, message)
+            )
+
+    def _block_lost_prerequisites(
+        self,
+        user: User,
+        current: dict[str, frozenset[str]],
+        desired: dict[str, frozenset[str] | None],
+        entra: dict[str, list[frozenset[str]]],
+        owned: dict[str, Ownership],
+        problems: list[Problem],
+    ) -> set[str]:
+        """SKUs whose removal or narrowing would break a prerequisite; their change is not made."""
+        index = self.index
+        narrowing = [
+            s for s, have in current.items() if (want := desired.get(s)) is None or not want <= have
+        ]
+        if not narrowing:
+            return set()
+        before: set[str] = set()
+        for assignment in user.assigned_licenses:
+            before |= index.enabled(assignment.sku_id, assignment.disabled_plans)
+        blocked: set[str] = set()
+        while True:
+            after: set[str] = set()
+            for sku_id, want in desired.items():
+                source = current[sku_id] if sku_id in blocked else want
+                if source is not None:
+                    after |= index.enabled(sku_id, source)
+            for sku_id, sets in entra.items():
+                for disabled in sets:
+                    after |= index.enabled(sku_id, disabled)
+            newly: set[str] = set()
+            for plan_id in sorted(after):
+                needs = index.prerequisites.get(plan_id)
+                if not needs or needs & after or not needs & before:
+                    continue
+                for sku_id in narrowing:
+                    if sku_id in blocked or not needs & index.enabled(sku_id, current[sku_id]):
+                        continue
+                    newly.add(sku_id)
+                    lost = ", ".join(sorted(index.name(p) for p in needs & before))
+                    problems.append(
+                        Problem(
+                            user.id,
+                            user.user_principal_name,
+                            sku_id,
+                            owned[sku_id].groups[0]
+                            if sku_id in owned and owned[sku_id].groups
+                            else None,
+                            LicenseError.DEPENDENCY_VIOLATION,
+                            f"changing {index.part_number(sku_id)} would remove {lost}, which "
+                            f"{index.name(plan_id)} depends on; licence kept as it is",
+                        )
+                    )
+            if not newly:
+                return blocked
+            blocked |= newly

@@ -1,0 +1,38 @@
+"""Typed inputs of the engine: resolved rules, policy and service-plan compatibility tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A licsync rule resolved against the tenant: a group grants SKUs with plans disabled."""
+
+    group_id: str
+    licenses: tuple[tuple[str, frozenset[str]], ...]  # (sku id, disabled plan ids)
+    nested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    """Which service plans cannot be held together, and which need another plan (by plan name)."""
+
+    conflicts: tuple[frozenset[str], ...] = ()
+    dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+class UsageLocationMode(StrEnum):
+    PROBLEM = "problem"  # record a problem, give no licence (default)
+    TENANT = "tenant"  # set the tenant's country on the user first
+    FIXED = "fixed"  # set a fixed two-letter code first
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    usage_location: UsageLocationMode = UsageLocationMode.PROBLEM
+    usage_location_code: str | None = None  # with FIXED
+    license_disabled_accounts: bool = True
+    license_guests: bool = True
+    plan_rules: PlanRules = field(default_factory=PlanRules)

@@ -1,0 +1,76 @@
+"""Who gets which group's licences: direct user members, or transitive ones for nested rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from licsync.engine.inputs import Policy, Rule
+from licsync.model import Group, SourceKind, Tenant
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSource:
+    """A group that grants a user some SKUs: a licsync rule or Entra's own group licensing."""
+
+    group_id: str
+    kind: SourceKind
+    licenses: tuple[tuple[str, frozenset[str]], ...]
+
+
+def transitive_users(groups: dict[str, Group], root: str) -> set[str]:
+    """Users in `root` and in every group nested below it; cycles and unknown groups are safe."""
+    users: set[str] = set()
+    seen = {root}
+    stack = [root]
+    while stack:
+        group = groups.get(stack.pop())
+        if group is None:
+            continue
+        users.update(group.member_users)
+        for child in group.member_groups:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return users
+
+
+def _members(tenant: Tenant, group_id: str, nested: bool) -> Iterable[str]:
+    if nested:
+        return transitive_users(tenant.groups, group_id)
+    group = tenant.groups.get(group_id)
+    return group.member_users if group else ()
+
+
+def sources_by_user(
+    tenant: Tenant, rules: Iterable[Rule], policy: Policy
+) -> dict[str, list[GroupSource]]:
+    """Every user's group sources, each user's list sorted by group id.
+
+    Rule sources skip users the policy excludes (disabled accounts, guests); Entra's own groups
+    license direct user members whatever the policy, as Entra does.
+    """
+    found: dict[str, list[GroupSource]] = {}
+    users = tenant.users
+    for rule in rules:
+        source = GroupSource(rule.group_id, SourceKind.RULE, rule.licenses)
+        for user_id in _members(tenant, rule.group_id, rule.nested):
+            user = users.get(user_id)
+            if user is None:
+                continue
+            if not policy.license_disabled_accounts and not user.account_enabled:
+                continue
+            if not policy.license_guests and user.is_guest:
+                continue
+            found.setdefault(user_id, []).append(source)
+    for group in tenant.groups.values():
+        if not group.assigned_licenses or not group.security_enabled:
+            continue
+        licenses = tuple((a.sku_id, a.disabled_plans) for a in group.assigned_licenses)
+        source = GroupSource(group.id, SourceKind.ENTRA, licenses)
+        for user_id in group.member_users:
+            if user_id in users:
+                found.setdefault(user_id, []).append(source)
+    for sources in found.values():
+        sources.sort(key=lambda s: s.group_id)
+    return found

@@ -1,0 +1,14 @@
+"""From a tenant and a validated config to a plan: resolve the rules, then run the engine."""
+
+from __future__ import annotations
+
+from licsync.config import Config
+from licsync.engine import compute_plan
+from licsync.model import Ledger, Plan, Tenant
+from licsync.resolve import resolve_rules
+
+
+def make_plan(tenant: Tenant, config: Config, ledger: Ledger | None = None) -> Plan:
+    """Raise ConfigError before computing anything if a rule does not resolve."""
+    rules = resolve_rules(tenant, config)
+    return compute_plan(tenant, rules, config.policy(), ledger)

@@ -1,0 +1,1 @@
+"""Pure renderers of plans: JSON (versioned), CSV and terminal tables."""

@@ -1,0 +1,94 @@
+"""The versioned JSON report of a plan (format documented in docs/report-format.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from licsync.model import Assignment, Plan, SourceState, UserPlan
+from licsync.reports.names import Names
+
+REPORT_VERSION = 1
+
+
+def _assignment(a: Assignment) -> dict[str, Any]:
+    return {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+
+
+def _state(s: SourceState) -> dict[str, Any]:
+    return {
+        "skuId": s.sku_id,
+        "assignedByGroup": s.group_id,
+        "source": s.kind.value,
+        "disabledPlans": sorted(s.disabled_plans),
+        "state": s.state,
+        "error": s.error.value if s.error else None,
+    }
+
+
+def _user(u: UserPlan) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": u.user_id,
+        "userPrincipalName": u.user_principal_name,
+        "assignedLicenses": [_assignment(a) for a in u.assigned_licenses],
+        "licenseAssignmentStates": sorted(
+            (_state(s) for s in u.states),
+            key=lambda s: (s["skuId"], s["assignedByGroup"] or ""),
+        ),
+        "addLicenses": [_assignment(a) for a in sorted(u.add_licenses, key=lambda a: a.sku_id)],
+        "removeLicenses": sorted(u.remove_licenses),
+    }
+    if u.usage_location:
+        entry["usageLocation"] = u.usage_location
+    return entry
+
+
+def summary(plan: Plan) -> dict[str, int]:
+    changes = plan.changes
+    return {
+        "users": len(plan.users),
+        "usersWithChanges": len(changes),
+        "addLicenses": sum(len(u.add_licenses) for u in changes),
+        "removeLicenses": sum(len(u.remove_licenses) for u in changes),
+        "usageLocations": sum(1 for u in changes if u.usage_location),
+        "problems": len(plan.problems),
+        "usersWithProblems": len({p.user_id for p in plan.problems}),
+    }
+
+
+def plan_document(plan: Plan, names: Names) -> dict[str, Any]:
+    """The report as a JSON-ready dict: GUIDs lower case, lists sorted, stable across runs."""
+    return {
+        "version": REPORT_VERSION,
+        "skus": [
+            {
+                "skuId": f.sku_id,
+                "skuPartNumber": f.part_number,
+                "productName": names.product(f.sku_id),
+                "enabled": f.enabled,
+                "consumed": f.consumed,
+                "available": f.available,
+                "requested": f.requested,
+                "granted": f.granted,
+                "freed": f.freed,
+                "shortfall": f.shortfall,
+                "consumedAfter": f.consumed_after,
+            }
+            for f in plan.skus
+        ],
+        "users": [_user(u) for u in sorted(plan.users, key=lambda u: u.user_id)],
+        "problems": [
+            {
+                "userId": p.user_id,
+                "userPrincipalName": p.user_principal_name,
+                "skuId": p.sku_id,
+                "skuPartNumber": names.part_number(p.sku_id),
+                "groupId": p.group_id,
+                "error": p.error.value,
+                "message": p.message,
+            }
+            for p in sorted(
+                plan.problems, key=lambda p: (p.user_id, p.sku_id, p.group_id or "", p.error)
+            )
+        ],
+        "summary": summary(plan),
+    }
