@@ -149,8 +149,9 @@ def _parse_all(path: str, section: str, items: Any, parse: Any) -> dict[str, Any
 def tenant_from_json(data: Any, path: str = "<snapshot>") -> Tenant:
     """Build a tenant from a decoded snapshot object; errors name `path` and the bad object."""
     if not isinstance(data, dict):
-        raise SnapshotError(f"{path}: a snapshot is a JSON object with 'subscribedSkus', "
-                            "'users' and 'groups'")
+        raise SnapshotError(
+            f"{path}: a snapshot is a JSON object with 'subscribedSkus', 'users' and 'groups'"
+        )
     missing = [k for k in ("subscribedSkus", "users", "groups") if k not in data]
     if missing:
         raise SnapshotError(f"{path}: missing top-level key(s) {', '.join(missing)}")

@@ -1,0 +1,104 @@
+"""Snapshots accept what Graph really sends and name the object when they cannot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from licsync.errors import SnapshotError
+from licsync.model import LicenseError
+from licsync.snapshot import load_snapshot, parse_sku, parse_state, parse_user, tenant_from_json
+
+
+def sample(shared_data, name):
+    return json.loads((shared_data / "graph-samples" / name).read_text())
+
+
+def test_real_subscribed_skus_parse(shared_data):
+    body = sample(shared_data, "subscribedSkus_list.json")["response"]["body"]
+    skus = [parse_sku(s) for s in body["value"]]
+    assert skus[0].part_number == "ENTERPRISEPREMIUM"
+    assert skus[0].free_units == 11
+    assert not skus[1].assignable  # "Suspended"
+    assert all(s.id == s.id.lower() for s in skus)
+
+
+def test_real_license_assignment_states_parse(shared_data):
+    doc = sample(shared_data, "user_licenseAssignmentStates.json")
+    (user,) = doc["response_as_published_cleaned"]["body"]["value"]
+    states = [parse_state(s) for s in user["licenseAssignmentState"]]
+    assert [s.error for s in states] == [None] * len(states)  # "None" means success
+    assert {s.assigned_by_group is None for s in states} == {True, False}
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        (None, None),
+        ("None", None),
+        ("none", None),
+        ("Other", LicenseError.OTHER),
+        ("Others", LicenseError.OTHER),
+        ("countviolation", LicenseError.COUNT_VIOLATION),
+        ("SomethingNew", LicenseError.OTHER),
+    ],
+)
+def test_error_values_parse_leniently(raw, parsed):
+    assert LicenseError.parse(raw) is parsed
+
+
+def test_mixed_case_ids_and_missing_optional_properties():
+    user = parse_user(
+        {
+            "id": "ABCDEF00-0000-0000-0000-00000000000A",
+            "assignedLicenses": [{"skuId": "6FD2C87F-B296-42F0-B197-1E91E994B900"}],
+        }
+    )
+    assert user.id == "abcdef00-0000-0000-0000-00000000000a"
+    assert user.account_enabled and user.user_type == "Member" and user.usage_location is None
+    assert user.direct_licenses() == {"6fd2c87f-b296-42f0-b197-1e91e994b900": frozenset()}
+
+
+def test_errors_name_the_file_and_the_object(tmp_path):
+    path = tmp_path / "tenant.json"
+    path.write_text(
+        json.dumps(
+            {
+                "subscribedSkus": [],
+                "groups": [],
+                "users": [{"id": "a"}, {"userPrincipalName": "x@y"}],
+            }
+        )
+    )
+    with pytest.raises(SnapshotError) as caught:
+        load_snapshot(path)
+    assert str(path) in str(caught.value)
+    assert "users[1]: missing required property 'id'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "a snapshot is a JSON object"),
+        ('{"users": []}', "missing top-level key(s) subscribedSkus, groups"),
+    ],
+)
+def test_bad_files(tmp_path, content, expected):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(SnapshotError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_snapshot(path)
+
+
+def test_organization_as_a_collection():
+    tenant = tenant_from_json(
+        {
+            "organization": [{"countryLetterCode": "de"}],
+            "subscribedSkus": [],
+            "users": [],
+            "groups": [],
+        }
+    )
+    assert tenant.country == "DE"
