@@ -13,7 +13,9 @@ can be saved and replayed. The `parse_*` functions are also what the Graph reade
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +49,30 @@ def _require(obj: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+@lru_cache(maxsize=65536)
+def _plan_set(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(sys.intern(guid(v)) for v in values)
+
+
+@lru_cache(maxsize=65536)
+def _sku_id(value: str) -> str:
+    return sys.intern(guid(value))
+
+
 def _plans(values: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(guid(v) for v in values or ())
+    """Disabled plans as a shared frozenset: tenants repeat a few combinations many times."""
+    return _plan_set(tuple(values)) if values else frozenset()
 
 
 def parse_assignment(obj: Mapping[str, Any]) -> Assignment:
-    return Assignment(guid(_require(obj, "skuId")), _plans(obj.get("disabledPlans")))
+    return Assignment(_sku_id(_require(obj, "skuId")), _plans(obj.get("disabledPlans")))
 
 
 def parse_state(obj: Mapping[str, Any]) -> AssignmentState:
     group = obj.get("assignedByGroup")
     return AssignmentState(
-        sku_id=guid(_require(obj, "skuId")),
-        assigned_by_group=guid(group) if group else None,
+        sku_id=_sku_id(_require(obj, "skuId")),
+        assigned_by_group=_sku_id(group) if group else None,
         disabled_plans=_plans(obj.get("disabledPlans")),
         state=(obj.get("state") or "Active").strip(),
         error=LicenseError.parse(obj.get("error")),

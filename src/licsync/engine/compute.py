@@ -159,7 +159,17 @@ class _Engine:
 
     # -- one user -------------------------------------------------------------------------------
 
+    def _untouched_user(self, user: User) -> _UserResult:
+        """A user with no group source and no licsync licence: only their own assignments."""
+        direct = sorted(user.direct_licenses().items())
+        states = tuple(SourceState(s, SourceKind.DIRECT, None, d) for s, d in direct)
+        assigned = tuple(Assignment(s, d) for s, d in direct)
+        plan = UserPlan(user.id, user.user_principal_name, assigned, states)
+        return _UserResult(plan, [])
+
     def _plan_user(self, user: User) -> _UserResult:
+        if user.id not in self.sources and user.id not in self.owned:
+            return self._untouched_user(user)
         index = self.index
         admin = self._admin_direct(user)
         held = user.held_skus()

@@ -1,0 +1,109 @@
+"""Time and peak memory of `licsync plan` on generated tenants (default: 10k and 100k users).
+
+    python benchmarks/engine_plan.py [--users 10000 100000] [--rules 500]
+
+Each size is generated once into a temporary snapshot and config, then planned in a fresh
+process so that peak RSS is the plan's own. Prints one line per stage and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from licsync.emulator.generate import generate_rules, generate_tenant
+
+
+def toml_rules(rules: list[dict]) -> str:
+    lines = []
+    for rule in rules:
+        licenses = ", ".join(
+            f"{{ sku = {json.dumps(lic['sku'])}, disabled_plans = {json.dumps(lic['disabled_plans'])} }}"
+            for lic in rule["licenses"]
+        )
+        lines.append(
+            f"[[group_licenses]]\ngroup = {json.dumps(rule['group'])}\n"
+            f"nested = {str(rule['nested']).lower()}\nlicenses = [{licenses}]\n"
+        )
+    return "\n".join(lines)
+
+
+def measure(snapshot: Path, config: Path) -> dict[str, float]:
+    """Run inside the child process: one plan, stage by stage."""
+    from licsync.config import load_config
+    from licsync.engine import compute_plan
+    from licsync.reports.json_report import plan_document
+    from licsync.reports.names import Names
+    from licsync.resolve import resolve_rules
+    from licsync.snapshot import load_snapshot
+
+    import orjson
+
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    tenant = load_snapshot(snapshot)
+    times["load snapshot"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    cfg = load_config(config)
+    rules = resolve_rules(tenant, cfg)
+    policy = cfg.policy()
+    times["resolve rules"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    plan = compute_plan(tenant, rules, policy)
+    times["engine"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    report = orjson.dumps(plan_document(plan, Names(tenant)))
+    times["json report"] = time.perf_counter() - mark
+    times["total"] = time.perf_counter() - start
+    times["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times["users with changes"] = len(plan.changes)
+    times["problems"] = len(plan.problems)
+    times["report MB"] = len(report) / 1e6
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--rules", type=int, default=500)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(Path(args.child[0]), Path(args.child[1]))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for users in args.users:
+            start = time.perf_counter()
+            snapshot = generate_tenant(users=users, groups=args.rules * 2, seed=7)
+            rules = generate_rules(snapshot, args.rules, seed=7)
+            snap_path = Path(tmp) / f"tenant-{users}.json"
+            snap_path.write_text(json.dumps(snapshot))
+            cfg_path = Path(tmp) / f"licsync-{users}.toml"
+            cfg_path.write_text(toml_rules(rules))
+            generated = time.perf_counter() - start
+            size = snap_path.stat().st_size / 1e6
+            del snapshot
+            out = subprocess.run(  # noqa: S603 - our own script
+                [sys.executable, __file__, "--child", str(snap_path), str(cfg_path)],
+                check=False, capture_output=True, text=True,
+            )
+            if out.returncode != 0:
+                sys.exit(f"plan of {users} users failed:\n{out.stderr}")
+            figures = json.loads(out.stdout)
+            print(f"{users:>7} users, {len(rules)} rules, snapshot {size:.0f} MB "
+                  f"(generated in {generated:.1f} s)")
+            for name, value in figures.items():
+                unit = " s" if name in ("load snapshot", "resolve rules", "engine",
+                                        "json report", "total") else ""
+                print(f"    {name:<20} {value:>10.3f}{unit}" if unit
+                      else f"    {name:<20} {value:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()

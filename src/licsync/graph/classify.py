@@ -1,0 +1,228 @@
+"""The one error-classification table: (HTTP status, Graph error code, message) → action.
+
+Every Graph answer, whether a top-level response or one item of a `$batch` envelope, goes
+through `classify()`; transport exceptions go through `classify_exception()`. The first row
+of `RULES` that matches wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from licsync.graph.errors import (
+    GraphAuthError,
+    GraphError,
+    GraphFatalError,
+    GraphProblemError,
+    GraphThrottledError,
+    GraphTransientError,
+)
+from licsync.model import LicenseError
+
+
+class Action(StrEnum):
+    SUCCESS = "success"
+    RETRY = "retry"  # transient: back off exponentially (or Retry-After when sent)
+    THROTTLED = "throttled"  # 429: wait at least Retry-After
+    AUTH = "auth"  # 401: refresh the token once
+    PROBLEM = "problem"  # per-object refusal: becomes a problem record
+    FATAL = "fatal"  # retrying cannot help: stop the run
+    SKIPPED = "skipped"  # never sent (the run stopped first); used by writes only
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row: statuses (empty: any), Graph error code (None: any), message regex (None: any)."""
+
+    statuses: frozenset[int]
+    code: str | None
+    pattern: re.Pattern[str] | None
+    action: Action
+    license_error: LicenseError | None = None
+    reason: str = ""
+
+    def matches(self, status: int, code: str, message: str) -> bool:
+        if self.statuses and status not in self.statuses:
+            return False
+        if self.code is not None and self.code.lower() != code.lower():
+            return False
+        return self.pattern is None or self.pattern.search(message) is not None
+
+
+def _rule(
+    statuses: Any,
+    action: Action,
+    *,
+    code: str | None = None,
+    pattern: str | None = None,
+    error: LicenseError | None = None,
+    reason: str = "",
+) -> Rule:
+    codes = frozenset(statuses if isinstance(statuses, range | tuple) else (statuses,))
+    regex = re.compile(pattern, re.IGNORECASE) if pattern else None
+    return Rule(codes, code, regex, action, error, reason)
+
+
+_SUCCESS = range(200, 300)
+_LE = LicenseError
+
+RULES: tuple[Rule, ...] = (
+    _rule(_SUCCESS, Action.SUCCESS),
+    _rule(429, Action.THROTTLED, reason="throttled by Graph"),
+    # Idempotent requests only (reads, assignLicense, PATCH usageLocation): a 5xx is retried.
+    _rule((500, 502, 503, 504), Action.RETRY, reason="Graph is temporarily unavailable"),
+    _rule(401, Action.AUTH, reason="access token refused"),
+    _rule(403, Action.FATAL, reason="permission missing (see docs/graph.md)"),
+    # assignLicense refusals (rulebook sections 3-4), matched on Graph's message text.
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"invalid usage location",
+        error=_LE.PROHIBITED_IN_USAGE_LOCATION_VIOLATION,
+        reason="the user has no valid usage location",
+    ),
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"does not have any available licenses",
+        error=_LE.COUNT_VIOLATION,
+        reason="no seats left in the subscription",
+    ),
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"mutually exclusive|cannot be assigned at the same time",
+        error=_LE.MUTUALLY_EXCLUSIVE_VIOLATION,
+        reason="conflicting service plans",
+    ),
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"depends on the service plan",
+        error=_LE.DEPENDENCY_VIOLATION,
+        reason="a service plan needs another plan the user would not have",
+    ),
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"does not correspond to a valid company license",
+        error=_LE.OTHER,
+        reason="the SKU is not a subscription of this tenant",
+    ),
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"inherited from a group membership",
+        error=_LE.OTHER,
+        reason="the licence is inherited from a group and cannot be changed on the user",
+    ),
+    _rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"cannot be assigned to a user",
+        error=_LE.OTHER,
+        reason="the SKU applies to the company, not to users",
+    ),
+    _rule(400, Action.PROBLEM, reason="Graph refused the request for this object"),
+    _rule(404, Action.PROBLEM, reason="the object no longer exists"),
+    _rule(424, Action.PROBLEM, reason="a request this one depended on failed"),
+    _rule((), Action.FATAL, reason="unexpected answer from Graph"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a Graph answer means for the caller."""
+
+    action: Action
+    status: int | None
+    code: str = ""
+    message: str = ""
+    request_id: str | None = None
+    retry_after: float | None = None
+    license_error: LicenseError | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        status = self.status if self.status is not None else "no response"
+        text = f"{status} {self.code}: {self.message}".strip()
+        return f"{text} (request-id {self.request_id})" if self.request_id else text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds; Graph sends fractions ("2.128"); an HTTP date is accepted too."""
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(seconds, 0.0)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def classify(status: int, headers: Mapping[str, str], body: Any) -> Verdict:
+    """Classify one Graph answer (top-level or a `$batch` item); `body` is the parsed JSON."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("code") or "")
+    message = str(error.get("message") or "")
+    inner = error.get("innerError") or error.get("innererror") or {}
+    request_id = _header(headers, "request-id") or (
+        inner.get("request-id") if isinstance(inner, dict) else None
+    )
+    rule = next(r for r in RULES if r.matches(status, code, message))
+    retry_after = None
+    if rule.action in (Action.THROTTLED, Action.RETRY):
+        retry_after = parse_retry_after(_header(headers, "Retry-After"))
+    return Verdict(
+        action=rule.action,
+        status=status,
+        code=code,
+        message=message,
+        request_id=request_id,
+        retry_after=retry_after,
+        license_error=rule.license_error,
+        reason=rule.reason,
+    )
+
+
+def classify_exception(exc: BaseException) -> Verdict:
+    """Transport failures (timeouts, resets) are transient; anything else is fatal."""
+    if isinstance(exc, httpx.TransportError):
+        return Verdict(Action.RETRY, None, type(exc).__name__, str(exc), reason="transport error")
+    return Verdict(Action.FATAL, None, type(exc).__name__, str(exc), reason="unexpected error")
+
+
+_ERRORS: dict[Action, type[GraphError]] = {
+    Action.RETRY: GraphTransientError,
+    Action.THROTTLED: GraphThrottledError,
+    Action.AUTH: GraphAuthError,
+    Action.PROBLEM: GraphProblemError,
+    Action.FATAL: GraphFatalError,
+}
+
+
+def to_error(verdict: Verdict, what: str) -> GraphError:
+    """The exception a failed verdict raises; `what` names the request (method and path)."""
+    kind = _ERRORS.get(verdict.action, GraphFatalError)
+    return kind(f"{what}: {verdict.describe()}", verdict)

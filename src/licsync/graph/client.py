@@ -1,0 +1,243 @@
+"""`GraphClient`: every Graph request goes through the msgraph-sdk adapter and one retry policy.
+
+The transport is the SDK's own (`GraphClientFactory` middleware: redirects, telemetry, URL
+decoding, headers inspection) **without** kiota's `RetryHandler`, so retries happen only in
+`licsync.graph.retry`. Responses are read natively (`NativeResponseHandler`) and parsed with
+orjson into plain dicts: bulk reads never build SDK models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+from kiota_abstractions.method import Method
+from kiota_abstractions.native_response_handler import NativeResponseHandler
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.httpx_request_adapter import HttpxRequestAdapter
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import RetryHandler
+from kiota_http.middleware.middleware import BaseMiddleware
+from kiota_http.middleware.options import ResponseHandlerOption
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as sdk_options
+from msgraph_core import GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
+from msgraph_core.middleware.options import GraphTelemetryHandlerOption
+
+from licsync.graph.auth import build_auth_provider, build_credential
+from licsync.graph.classify import Action, Verdict, classify, classify_exception, to_error
+from licsync.graph.errors import GraphTransientError
+from licsync.graph.paging import Paginator
+from licsync.graph.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from licsync.graph.settings import GraphSettings
+
+Params = Mapping[str, str | int]
+Headers = Mapping[str, str]
+
+
+def sdk_middleware() -> list[BaseMiddleware]:
+    """The SDK's default middleware for Graph, minus `RetryHandler` (tenacity owns retries)."""
+    middleware = [
+        m
+        for m in KiotaClientFactory.get_default_middleware(sdk_options)
+        if not isinstance(m, RetryHandler)
+    ]
+    telemetry = sdk_options.get(GraphTelemetryHandlerOption.get_key())
+    middleware.append(GraphTelemetryHandler(options=telemetry))
+    return middleware
+
+
+def build_http_client(
+    base_url: str, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An httpx client carrying the SDK middleware pipeline (no RetryHandler)."""
+    if transport is None:
+        client = KiotaClientFactory.get_default_client()
+    else:
+        client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100, connect=30))
+    client.base_url = httpx.URL(base_url)
+    return GraphClientFactory.create_with_custom_middleware(sdk_middleware(), client=client)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphResponse:
+    """One Graph answer: status, headers, parsed JSON body (or None) and its verdict."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    verdict: Verdict
+
+
+class GraphClient:
+    """Reads and writes against one Graph endpoint; build it with `GraphClient.from_settings`."""
+
+    def __init__(
+        self,
+        adapter: HttpxRequestAdapter,
+        *,
+        base_url: str,
+        policy: RetryPolicy | None = None,
+        credential: AsyncTokenCredential | None = None,
+        max_batches_in_flight: int = 4,
+    ) -> None:
+        self.adapter = adapter
+        self.base_url = base_url.rstrip("/")
+        adapter.base_url = self.base_url
+        self.policy = policy or RetryPolicy()
+        self.max_batches_in_flight = max_batches_in_flight
+        self._credential = credential
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: GraphSettings,
+        *,
+        policy: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        credential: AsyncTokenCredential | None = None,
+    ) -> GraphClient:
+        """Client for `settings`; `transport` and `credential` are for tests and emulators."""
+        if credential is None:
+            credential = build_credential(settings)
+        auth = build_auth_provider(settings, credential)
+        http_client = build_http_client(settings.url, transport)
+        adapter = GraphRequestAdapter(auth, client=http_client)
+        if policy is None:
+            policy = RetryPolicy(
+                max_attempts=settings.max_attempts,
+                max_total_wait=settings.max_total_wait_seconds,
+            )
+        return cls(
+            adapter,
+            base_url=settings.url,
+            policy=policy,
+            credential=credential,
+            max_batches_in_flight=settings.max_batches_in_flight,
+        )
+
+    async def __aenter__(self) -> GraphClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.adapter._http_client.aclose()
+        if self._credential is not None:
+            await self._credential.close()
+
+    def url_for(self, path_or_url: str, params: Params | None = None) -> str:
+        """Absolute url: a relative `path` joins the base url; a next link is used as is."""
+        if path_or_url.startswith(("https://", "http://")):
+            url = httpx.URL(path_or_url)
+        else:
+            url = httpx.URL(f"{self.base_url}/{path_or_url.lstrip('/')}")
+        if params:
+            url = url.copy_merge_params({k: str(v) for k, v in params.items()})
+        return str(url)
+
+    async def send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Params | None = None,
+        headers: Headers | None = None,
+        json: Any = None,
+    ) -> GraphResponse:
+        """One attempt through the SDK adapter; never raises for an HTTP status."""
+        info = RequestInformation(Method[method.upper()])
+        info.url = self.url_for(path_or_url, params)
+        info.headers.try_add("Accept", "application/json")
+        for name, value in (headers or {}).items():
+            info.headers.add(name, value)
+        if json is not None:
+            info.content = orjson.dumps(json)
+            info.headers.add("Content-Type", "application/json")
+        info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+        response: httpx.Response = await self.adapter.send_primitive_async(info, "bytes", None)
+        body: Any = None
+        if response.content:
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                body = None
+                if 200 <= response.status_code < 300:
+                    verdict = Verdict(Action.RETRY, response.status_code, "InvalidJson", "")
+                    return GraphResponse(response.status_code, response.headers, None, verdict)
+        verdict = classify(response.status_code, response.headers, body)
+        return GraphResponse(response.status_code, response.headers, body, verdict)
+
+    async def attempt_json(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Params | None = None,
+        headers: Headers | None = None,
+        json: Any = None,
+    ) -> Any:
+        """One attempt; returns the parsed body on success, raises the verdict's GraphError."""
+        what = f"{method.upper()} {path_or_url.split('?', 1)[0]}"
+        try:
+            response = await self.send(
+                method, path_or_url, params=params, headers=headers, json=json
+            )
+        except httpx.TransportError as exc:
+            verdict = classify_exception(exc)
+            raise GraphTransientError(f"{what}: {verdict.describe()}", verdict) from exc
+        if response.verdict.action is not Action.SUCCESS:
+            raise to_error(response.verdict, what)
+        return response.body
+
+    async def request_json(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Params | None = None,
+        headers: Headers | None = None,
+        json: Any = None,
+    ) -> Any:
+        """`attempt_json` under the retry policy."""
+
+        async def attempt() -> Any:
+            return await self.attempt_json(
+                method, path_or_url, params=params, headers=headers, json=json
+            )
+
+        return await self.policy.call(
+            attempt,
+            what=f"{method.upper()} {path_or_url.split('?', 1)[0]}",
+        )
+
+    async def get_json(
+        self, path: str, params: Params | None = None, headers: Headers | None = None
+    ) -> dict[str, Any]:
+        """GET one resource as a plain dict (retried and classified)."""
+        body = await self.request_json("GET", path, params=params, headers=headers)
+        return body if isinstance(body, dict) else {}
+
+    def iterate_pages(
+        self,
+        path_or_url: str,
+        params: Params | None = None,
+        headers: Headers | None = None,
+    ) -> Paginator:
+        """Async iterator of page dicts; `.delta_link` holds the final delta link at the end."""
+        return Paginator(self, path_or_url, params=params, headers=headers)

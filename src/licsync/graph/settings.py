@@ -1,0 +1,191 @@
+"""The `[graph]` table of licsync.toml, with environment overrides, validated at the boundary.
+
+Secrets come from `LICSYNC_GRAPH_CLIENT_SECRET` or `client_secret_file`, never from the file
+itself or the command line, and are kept as `SecretStr` so no repr, log line or error shows them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from licsync.errors import ConfigError
+
+DEFAULT_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_AUTHORITY = "login.microsoftonline.com"
+# Identity and access write limit: 3,000 writes per 150 s per app and tenant → 20 per second.
+DEFAULT_WRITE_RATE = 3000 / 150
+
+# Graph host → Entra authority of its national cloud.
+NATIONAL_AUTHORITIES: dict[str, str] = {
+    "graph.microsoft.com": "login.microsoftonline.com",
+    "graph.microsoft.us": "login.microsoftonline.us",
+    "dod-graph.microsoft.us": "login.microsoftonline.us",
+    "microsoftgraph.chinacloudapi.cn": "login.chinacloudapi.cn",
+}
+
+ENV_OVERRIDES: dict[str, str] = {
+    "LICSYNC_GRAPH_URL": "url",
+    "LICSYNC_GRAPH_TENANT_ID": "tenant_id",
+    "LICSYNC_GRAPH_CLIENT_ID": "client_id",
+    "LICSYNC_GRAPH_AUTH": "auth",
+}
+SECRET_ENV = "LICSYNC_GRAPH_CLIENT_SECRET"
+
+
+class AuthKind(StrEnum):
+    CLIENT_SECRET = "client_secret"
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY = "managed_identity"
+    WORKLOAD_IDENTITY = "workload_identity"
+    DEFAULT = "default"
+    NONE = "none"
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (127.0.0.0/8, ::1 or localhost)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class GraphSettings(BaseModel):
+    """Validated `[graph]` settings; build them with `load_graph_settings()`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = DEFAULT_URL
+    authority: str | None = None  # None: the authority of the url's national cloud
+    tenant_id: str | None = None
+    client_id: str | None = None
+    auth: AuthKind = AuthKind.CLIENT_SECRET
+    client_secret_file: Path | None = None
+    certificate_path: Path | None = None
+    client_secret: SecretStr | None = Field(default=None, exclude=True)
+    max_batches_in_flight: int = Field(default=4, ge=1, le=64)
+    write_rate: float = Field(default=DEFAULT_WRITE_RATE, gt=0, le=DEFAULT_WRITE_RATE * 5)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    max_total_wait_seconds: float = Field(default=900.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s) url, got {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"the url takes no query or fragment, got {value!r}")
+        if parts.scheme == "http" and not is_loopback(value):
+            raise ValueError(f"plain http is only allowed for a loopback url, got {value}")
+        return value.strip().rstrip("/")
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host = urlsplit(value).hostname if "://" in value else value.strip().strip("/")
+        if not host or "/" in host:
+            raise ValueError(f"expected a host name such as {DEFAULT_AUTHORITY}, got {value!r}")
+        return host.lower()
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+    @property
+    def scope(self) -> str:
+        """The token scope for this Graph endpoint (`https://<host>/.default`)."""
+        return f"https://{self.host}/.default"
+
+    @property
+    def authority_host(self) -> str:
+        return self.authority or NATIONAL_AUTHORITIES.get(self.host, DEFAULT_AUTHORITY)
+
+
+# What each credential kind needs: key → explanation.
+_REQUIRED: dict[AuthKind, tuple[str, ...]] = {
+    AuthKind.CLIENT_SECRET: ("tenant_id", "client_id", "client_secret"),
+    AuthKind.CERTIFICATE: ("tenant_id", "client_id", "certificate_path"),
+}
+
+
+def _location(error: Mapping[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "graph"
+
+
+def load_graph_settings(
+    raw: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    path: str = "licsync.toml",
+) -> GraphSettings:
+    """Validate the `[graph]` table `raw` with the `LICSYNC_GRAPH_*` overrides from `env`.
+
+    `env` defaults to `os.environ`. Raises `ConfigError(path, ["graph.<key>: …", …])`.
+    """
+    env = os.environ if env is None else env
+    data = dict(raw or {})
+    problems: list[str] = []
+    if "client_secret" in data:
+        data.pop("client_secret")
+        problems.append(
+            f"graph.client_secret: secrets are not read from {path}; "
+            f"set {SECRET_ENV} or client_secret_file"
+        )
+    for name, key in ENV_OVERRIDES.items():
+        if env.get(name):
+            data[key] = env[name]
+
+    secret = env.get(SECRET_ENV) or None
+    secret_file = data.get("client_secret_file")
+    if secret is None and secret_file:
+        try:
+            secret = Path(secret_file).expanduser().read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            problems.append(f"graph.client_secret_file: cannot read {secret_file}: {exc.strerror}")
+        else:
+            if secret is None:
+                problems.append(f"graph.client_secret_file: {secret_file} is empty")
+    if secret is not None:
+        data["client_secret"] = SecretStr(secret)
+
+    try:
+        settings = GraphSettings.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            problems.append(f"graph.{_location(error)}: {error['msg']}")
+        raise ConfigError(path, problems) from None
+
+    problems.extend(_cross_checks(settings))
+    if problems:
+        raise ConfigError(path, problems)
+    return settings
+
+
+def _cross_checks(settings: GraphSettings) -> list[str]:
+    problems: list[str] = []
+    if settings.auth is AuthKind.NONE and not is_loopback(settings.url):
+        problems.append(
+            f"graph.auth: 'none' is only allowed for a loopback url "
+            f"(127.0.0.0/8, ::1, localhost), got {settings.url}"
+        )
+    for key in _REQUIRED.get(settings.auth, ()):
+        if getattr(settings, key) is None:
+            hint = f" (set {SECRET_ENV} or client_secret_file)" if key == "client_secret" else ""
+            problems.append(f"graph.{key}: required when auth = '{settings.auth}'{hint}")
+    certificate = settings.certificate_path
+    if settings.auth is AuthKind.CERTIFICATE and certificate and not certificate.is_file():
+        problems.append(f"graph.certificate_path: no such file {certificate}")
+    return problems

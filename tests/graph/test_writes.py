@@ -1,0 +1,260 @@
+"""$batch bodies and per-item handling of writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from structlog.testing import capture_logs
+
+from licsync.graph.batch import BatchRequest, build_batch_body, parse_batch_response
+from licsync.graph.budget import WriteBudget
+from licsync.graph.classify import Action
+from licsync.graph.client import GraphClient
+from licsync.graph.writes import WriteJob, send_writes
+from licsync.model import LicenseError
+from tests.graph.fakes import FakeClock
+
+SKU = "84a661c4-e949-4bd2-a560-ed7766fcaf2b"
+PLAN = "8a256a2b-b617-496d-b51b-e76466e88db0"
+Item = dict[str, Any]
+Answer = Callable[[Item, int], tuple[int, dict[str, str], Any]]
+
+
+class FakeBatchEndpoint:
+    """Answers `$batch` envelopes item by item, in reverse order, via `answer(item, attempt)`."""
+
+    def __init__(
+        self, answer: Answer, envelope: Callable[[int], httpx.Response | None] | None = None
+    ):
+        self.answer = answer
+        self.envelope = envelope
+        self.envelopes: list[list[Item]] = []
+        self.attempts: Counter[str] = Counter()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/$batch")
+        assert request.headers["content-type"] == "application/json"
+        items = orjson.loads(request.content)["requests"]
+        self.envelopes.append(items)
+        if self.envelope is not None and (special := self.envelope(len(self.envelopes))):
+            return special
+        responses = []
+        for item in reversed(items):
+            self.attempts[item["url"]] += 1
+            status, headers, body = self.answer(item, self.attempts[item["url"]])
+            responses.append({"id": item["id"], "status": status, "headers": headers, "body": body})
+        return httpx.Response(200, json={"responses": responses})
+
+
+def ok(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+    user = item["url"].split("/")[2]
+    return 200, {"Content-Type": "application/json"}, {"id": user, "assignedLicenses": []}
+
+
+def jobs_for(n: int) -> list[WriteJob]:
+    return [WriteJob.assign_license(f"user-{i}", [(SKU, [PLAN])], []) for i in range(n)]
+
+
+def run(client: GraphClient, jobs: list[WriteJob], clock: FakeClock, **kwargs: Any) -> list:
+    bucket = kwargs.pop("budget", None) or WriteBudget(20, clock=clock, sleep=clock.sleep)
+    return asyncio.run(send_writes(client, jobs, bucket, **kwargs))
+
+
+def test_batch_body_shape() -> None:
+    body = build_batch_body(
+        [
+            BatchRequest(
+                "1", "post", "/users/u/assignLicense", {"addLicenses": [], "removeLicenses": []}
+            )
+        ]
+    )
+    assert body == {
+        "requests": [
+            {
+                "id": "1",
+                "method": "POST",
+                "url": "/users/u/assignLicense",
+                "body": {"addLicenses": [], "removeLicenses": []},
+                "headers": {"Content-Type": "application/json"},
+            }
+        ]
+    }
+    with pytest.raises(ValueError, match="at most 20"):
+        build_batch_body([BatchRequest(str(i), "GET", "/users") for i in range(21)])
+    with pytest.raises(ValueError, match="unique"):
+        build_batch_body([BatchRequest("1", "GET", "/users"), BatchRequest("1", "GET", "/groups")])
+    with pytest.raises(ValueError, match="relative"):
+        build_batch_body([BatchRequest("1", "GET", "https://graph.microsoft.com/v1.0/users")])
+
+
+def test_parse_sample_envelope_by_id(samples: Callable[[str], Any]) -> None:
+    sample = samples("json_batch.json")
+    items = parse_batch_response(sample["response"]["body"])
+    assert sorted(items) == ["1", "2", "3", "4", "5"]
+    assert items["3"].status == 403
+    assert items["1"].headers["x-ms-resource-unit"] == "1"  # header names lower-cased
+
+
+def test_envelopes_hold_at_most_20_relative_requests(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    endpoint = FakeBatchEndpoint(ok)
+    outcomes = run(make_client(endpoint), jobs_for(45), clock)
+    assert [len(e) for e in endpoint.envelopes] == [20, 20, 5]
+    for envelope in endpoint.envelopes:
+        assert len({item["id"] for item in envelope}) == len(envelope)
+        for item in envelope:
+            assert item["url"].startswith("/users/") and item["url"].endswith("/assignLicense")
+            assert item["method"] == "POST"
+            assert item["headers"] == {"Content-Type": "application/json"}
+            assert item["body"] == {
+                "addLicenses": [{"skuId": SKU, "disabledPlans": [PLAN]}],
+                "removeLicenses": [],
+            }
+    assert all(o.ok and o.attempts == 1 for o in outcomes)
+
+
+def test_out_of_order_responses_match_by_id(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    outcomes = run(make_client(FakeBatchEndpoint(ok)), jobs_for(7), clock)
+    assert [o.key for o in outcomes] == [f"user-{i}:assignLicense" for i in range(7)]
+    assert [o.body["id"] for o in outcomes] == [f"user-{i}" for i in range(7)]
+
+
+def test_item_429_is_retried_alone_after_its_retry_after(
+    make_client: Callable[..., GraphClient], clock: FakeClock, samples: Callable[[str], Any]
+) -> None:
+    throttle = samples("throttling_429.json")["variants"][1]
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        if item["url"] == "/users/user-3/assignLicense" and attempt == 1:
+            return 429, throttle["headers"], throttle["body"]
+        return ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    bucket = WriteBudget(20, clock=clock, sleep=clock.sleep)
+    policy_sleeps: list[float] = []
+    client = make_client(endpoint)
+    original = client.policy.sleep
+
+    async def record(seconds: float) -> None:
+        policy_sleeps.append(seconds)
+        await original(seconds)
+
+    from dataclasses import replace
+
+    policy = replace(client.policy, sleep=record)
+    with capture_logs() as logs:
+        outcomes = run(client, jobs_for(10), clock, budget=bucket, policy=policy)
+    assert [len(e) for e in endpoint.envelopes] == [10, 1]
+    assert endpoint.envelopes[1][0]["url"] == "/users/user-3/assignLicense"
+    assert policy_sleeps == [2.128]  # exactly Retry-After for that item
+    assert {o.key: o.attempts for o in outcomes}["user-3:assignLicense"] == 2
+    assert all(o.ok for o in outcomes)
+    assert sum(o.attempts for o in outcomes) == 11
+    assert bucket.rate < 20  # the budget slowed down
+    writes = [e for e in logs if e["event"] == "graph.write"]
+    assert len(writes) == 10 and all("url" in e and "outcome" in e for e in writes)
+
+
+def test_permanent_failures_become_outcomes(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        if item["url"] == "/users/user-1/assignLicense":
+            body = {
+                "error": {
+                    "code": "Request_BadRequest",
+                    "message": "Subscription 123 does not have any available licenses.",
+                    "innerError": {"request-id": "rid-count"},
+                }
+            }
+            return 400, {"Content-Type": "application/json"}, body
+        return ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    outcomes = run(make_client(endpoint), jobs_for(3), clock)
+    failed = outcomes[1]
+    assert failed.action is Action.PROBLEM
+    assert failed.license_error is LicenseError.COUNT_VIOLATION
+    assert failed.request_id == "rid-count"
+    assert failed.attempts == 1
+    assert "available licenses" in failed.message
+    assert len(endpoint.envelopes) == 1  # not re-sent
+    assert outcomes[0].ok and outcomes[2].ok
+
+
+def test_envelope_429_retries_every_item(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    def envelope(n: int) -> httpx.Response | None:
+        return httpx.Response(429, headers={"Retry-After": "4"}) if n == 1 else None
+
+    endpoint = FakeBatchEndpoint(ok, envelope)
+    outcomes = run(make_client(endpoint), jobs_for(5), clock)
+    assert [len(e) for e in endpoint.envelopes] == [5, 5]
+    assert all(o.ok and o.attempts == 2 for o in outcomes)
+    assert clock.now >= 4.0
+
+
+def test_fatal_answer_stops_further_sends(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        body = {
+            "error": {
+                "code": "Authorization_RequestDenied",
+                "message": "Insufficient privileges to complete the operation.",
+            }
+        }
+        return 403, {}, body
+
+    endpoint = FakeBatchEndpoint(answer)
+    outcomes = run(make_client(endpoint), jobs_for(60), clock, max_batches_in_flight=1)
+    actions = Counter(o.action for o in outcomes)
+    assert actions[Action.FATAL] == sum(len(e) for e in endpoint.envelopes)
+    assert actions[Action.SKIPPED] == 60 - actions[Action.FATAL] > 0
+
+
+def test_usage_location_goes_first_and_gates_the_assignment(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        if item["method"] == "PATCH":
+            if item["url"] == "/users/bad":
+                return 404, {}, {"error": {"code": "Request_ResourceNotFound", "message": "gone"}}
+            return 204, {}, None
+        return ok(item, attempt)
+
+    jobs = []
+    for user in ("good", "bad"):
+        location = WriteJob.set_usage_location(user, "DE")
+        jobs += [location, WriteJob.assign_license(user, [(SKU, [])], after=location.key)]
+    endpoint = FakeBatchEndpoint(answer)
+    outcomes = {o.key: o for o in run(make_client(endpoint), jobs, clock)}
+    assert [item["method"] for item in endpoint.envelopes[0]] == ["PATCH", "PATCH"]
+    assert endpoint.envelopes[0][0]["body"] == {"usageLocation": "DE"}
+    assert outcomes["good:usageLocation"].ok and outcomes["good:assignLicense"].ok
+    assert outcomes["bad:usageLocation"].action is Action.PROBLEM
+    assert outcomes["bad:assignLicense"].action is Action.SKIPPED
+
+
+def test_job_checks() -> None:
+    job = WriteJob.assign_license("u", [])
+    with pytest.raises(ValueError, match="unique"):
+        asyncio.run(send_writes(None, [job, job], WriteBudget()))  # type: ignore[arg-type]
+    later = WriteJob.assign_license("u", [], after="x")
+    with pytest.raises(ValueError, match="must come earlier"):
+        asyncio.run(send_writes(None, [later], WriteBudget()))  # type: ignore[arg-type]
+
+
+def test_assign_license_body_is_camel_case_with_both_keys() -> None:
+    job = WriteJob.assign_license("u", [], ["sku-x"])
+    assert job.body == {"addLicenses": [], "removeLicenses": ["sku-x"]}
