@@ -91,18 +91,28 @@ def main() -> None:
             del snapshot
             out = subprocess.run(  # noqa: S603 - our own script
                 [sys.executable, __file__, "--child", str(snap_path), str(cfg_path)],
-                check=False, capture_output=True, text=True,
+                check=False,
+                capture_output=True,
+                text=True,
             )
             if out.returncode != 0:
                 sys.exit(f"plan of {users} users failed:\n{out.stderr}")
             figures = json.loads(out.stdout)
-            print(f"{users:>7} users, {len(rules)} rules, snapshot {size:.0f} MB "
-                  f"(generated in {generated:.1f} s)")
+            print(
+                f"{users:>7} users, {len(rules)} rules, snapshot {size:.0f} MB "
+                f"(generated in {generated:.1f} s)"
+            )
             for name, value in figures.items():
-                unit = " s" if name in ("load snapshot", "resolve rules", "engine",
-                                        "json report", "total") else ""
-                print(f"    {name:<20} {value:>10.3f}{unit}" if unit
-                      else f"    {name:<20} {value:>10.1f}")
+                unit = (
+                    " s"
+                    if name in ("load snapshot", "resolve rules", "engine", "json report", "total")
+                    else ""
+                )
+                print(
+                    f"    {name:<20} {value:>10.3f}{unit}"
+                    if unit
+                    else f"    {name:<20} {value:>10.1f}"
+                )
 
 
 if __name__ == "__main__":

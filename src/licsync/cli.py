@@ -16,6 +16,7 @@ from licsync.errors import LicsyncError
 
 # Modules that each add one or more subcommands with `register(subparsers)`.
 COMMAND_MODULES = (
+    "licsync.commands.demo",
     "licsync.commands.plan",
     "licsync.emulator.cli",
 )

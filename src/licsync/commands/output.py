@@ -25,7 +25,7 @@ def default_format(output: Path | None) -> str:
 def write_report(plan: Plan, names: Names, fmt: str, output: Path | None) -> None:
     if fmt == "table":
         if output is None:
-            render_plan(plan, names, Console())
+            render_plan(plan, names, Console(width=None if sys.stdout.isatty() else 160))
             return
         with output.open("w", encoding="utf-8") as handle:
             render_plan(plan, names, Console(file=handle, width=160, color_system=None))

@@ -15,24 +15,17 @@ from licsync.reports.names import Names
 
 def _seats(plan: Plan, names: Names) -> Table:
     table = Table(title="Seats by product", title_justify="left")
-    for column in (
-        "Product",
-        "SKU",
-        "Bought",
-        "In use",
-        "Freed",
-        "Available",
-        "Needed",
-        "Shortfall",
-    ):
-        table.add_column(column, justify="left" if column in ("Product", "SKU") else "right")
+    table.add_column("SKU", no_wrap=True)
+    table.add_column("Product", overflow="ellipsis", no_wrap=True, max_width=34)
+    for column in ("Bought", "In use", "Freed", "Available", "Needed", "Short"):
+        table.add_column(column, justify="right", no_wrap=True)
     for f in plan.skus:
         if not (f.requested or f.freed or f.consumed):
             continue
         shortfall = Text(str(f.shortfall), style="bold red") if f.shortfall else Text("0")
         table.add_row(
-            names.product(f.sku_id),
             f.part_number,
+            names.product(f.sku_id),
             str(f.enabled),
             str(f.consumed),
             str(f.freed),
