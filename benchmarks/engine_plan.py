@@ -17,33 +17,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from licsync.config import rules_toml
 from licsync.emulator.generate import generate_rules, generate_tenant
-
-
-def toml_rules(rules: list[dict]) -> str:
-    lines = []
-    for rule in rules:
-        licenses = ", ".join(
-            f"{{ sku = {json.dumps(lic['sku'])}, disabled_plans = {json.dumps(lic['disabled_plans'])} }}"
-            for lic in rule["licenses"]
-        )
-        lines.append(
-            f"[[group_licenses]]\ngroup = {json.dumps(rule['group'])}\n"
-            f"nested = {str(rule['nested']).lower()}\nlicenses = [{licenses}]\n"
-        )
-    return "\n".join(lines)
 
 
 def measure(snapshot: Path, config: Path) -> dict[str, float]:
     """Run inside the child process: one plan, stage by stage."""
+    import orjson
+
     from licsync.config import load_config
     from licsync.engine import compute_plan
     from licsync.reports.json_report import plan_document
     from licsync.reports.names import Names
     from licsync.resolve import resolve_rules
     from licsync.snapshot import load_snapshot
-
-    import orjson
 
     times: dict[str, float] = {}
     start = time.perf_counter()
@@ -85,11 +72,11 @@ def main() -> None:
             snap_path = Path(tmp) / f"tenant-{users}.json"
             snap_path.write_text(json.dumps(snapshot))
             cfg_path = Path(tmp) / f"licsync-{users}.toml"
-            cfg_path.write_text(toml_rules(rules))
+            cfg_path.write_text(rules_toml(rules))
             generated = time.perf_counter() - start
             size = snap_path.stat().st_size / 1e6
             del snapshot
-            out = subprocess.run(  # noqa: S603 - our own script
+            out = subprocess.run(
                 [sys.executable, __file__, "--child", str(snap_path), str(cfg_path)],
                 check=False,
                 capture_output=True,

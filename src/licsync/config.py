@@ -6,6 +6,7 @@ Names in rules are resolved against the tenant later, by `licsync.resolve`.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -94,6 +95,22 @@ class Config:
             license_guests=raw.license_guests,
             plan_rules=plan_rules,
         )
+
+
+def rules_toml(rules: list[dict[str, Any]]) -> str:
+    """Render `[[group_licenses]]` tables from rule dicts (`group`, `nested`, `licenses`)."""
+    blocks = []
+    for rule in rules:
+        licenses = ", ".join(
+            f"{{ sku = {json.dumps(item['sku'])}, "
+            f"disabled_plans = {json.dumps(list(item.get('disabled_plans', ())))} }}"
+            for item in rule["licenses"]
+        )
+        blocks.append(
+            f"[[group_licenses]]\ngroup = {json.dumps(rule['group'])}\n"
+            f"nested = {str(rule.get('nested', False)).lower()}\nlicenses = [{licenses}]\n"
+        )
+    return "\n".join(blocks)
 
 
 def _key(location: tuple[Any, ...]) -> str:

@@ -7,7 +7,6 @@ working folder (so they can be read and edited), and runs the dry-run report on 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import orjson
 
 from licsync.commands.output import write_report
-from licsync.config import load_config
+from licsync.config import load_config, rules_toml
 from licsync.emulator.generate import generate_rules, generate_tenant
 from licsync.exitcodes import ExitCode
 from licsync.planning import make_plan
@@ -27,22 +26,16 @@ def demo_rules_toml(snapshot: dict[str, Any], count: int, seed: int) -> str:
     """Rules for the demo tenant, naming groups by display name where the name is unique."""
     names = Counter(g["displayName"] for g in snapshot["groups"])
     by_id = {g["id"]: g["displayName"] for g in snapshot["groups"]}
-    blocks = [
-        "# licsync rules for the generated demo tenant: edit and run `licsync plan`.\n",
-        '[policy]\nusage_location = "tenant"\n',
-    ]
-    for rule in generate_rules(snapshot, count, seed):
+    rules = list({r["group"]: r for r in reversed(generate_rules(snapshot, count, seed))}.values())
+    for rule in rules:
         name = by_id[rule["group"]]
-        group = name if names[name] == 1 else rule["group"]
-        licenses = ", ".join(
-            f"{{ sku = {json.dumps(x['sku'])}, disabled_plans = {json.dumps(x['disabled_plans'])} }}"
-            for x in rule["licenses"]
-        )
-        blocks.append(
-            f"[[group_licenses]]\ngroup = {json.dumps(group)}\n"
-            f"nested = {str(rule['nested']).lower()}\nlicenses = [{licenses}]\n"
-        )
-    return "\n".join(blocks)
+        if names[name] == 1:
+            rule["group"] = name
+    header = (
+        "# licsync rules for the generated demo tenant: edit them and run `licsync plan`.\n\n"
+        '[policy]\nusage_location = "tenant"\n\n'
+    )
+    return header + rules_toml(rules)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

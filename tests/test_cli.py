@@ -1,0 +1,78 @@
+"""The command line: exit codes, report formats, and nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from licsync.cli import main
+from tests.builders import TenantBuilder
+
+RULES = """
+[[group_licenses]]
+group = "Sales"
+licenses = [{ sku = "ENTERPRISEPACK", disabled_plans = ["SWAY"] }]
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    b = TenantBuilder().sku("ENTERPRISEPACK", enabled=1).user("ann").user("ben")
+    b.group("Sales", members=["ann", "ben"])
+    snapshot = tmp_path / "tenant.json"
+    snapshot.write_bytes(orjson.dumps(b.snapshot()))
+    config = tmp_path / "licsync.toml"
+    config.write_text(RULES)
+    return snapshot, config, tmp_path
+
+
+def test_plan_json_report_and_problem_exit_code(files):
+    snapshot, config, tmp = files
+    out = tmp / "plan.json"
+    code = main(
+        [
+            "plan",
+            "--snapshot",
+            str(snapshot),
+            "--config",
+            str(config),
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ]
+    )
+    report = json.loads(out.read_text())
+    assert code == 10  # one of the two users gets no seat
+    assert report["version"] == 1
+    assert report["summary"]["usersWithChanges"] == 1
+    assert [p["error"] for p in report["problems"]] == ["CountViolation"]
+
+
+def test_plan_csv_report(files, capsys):
+    snapshot, config, _ = files
+    main(["plan", "--snapshot", str(snapshot), "--config", str(config), "--format", "csv"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("userPrincipalName,userId,action")
+    assert any(",add,ENTERPRISEPACK," in line and ",SWAY," in line for line in lines)
+
+
+def test_bad_config_exits_3_and_writes_nothing(files, capsys):
+    snapshot, config, tmp = files
+    config.write_text(RULES.replace("ENTERPRISEPACK", "ENTERPRISEPAK"))
+    out = tmp / "plan.json"
+    code = main(
+        ["plan", "--snapshot", str(snapshot), "--config", str(config), "--output", str(out)]
+    )
+    assert code == 3
+    assert not out.exists()
+    error = capsys.readouterr().err
+    assert str(config) in error and "closest: ENTERPRISEPACK" in error
+
+
+def test_demo_runs_on_a_generated_tenant(tmp_path, capsys):
+    assert main(["demo", "--workdir", str(tmp_path), "--users", "60", "--groups", "8"]) == 0
+    assert (tmp_path / "tenant.json").exists() and (tmp_path / "licsync.toml").exists()
+    assert "Seats by product" in capsys.readouterr().out
