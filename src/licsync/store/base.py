@@ -1,0 +1,178 @@
+"""The state store's interface and the records it keeps.
+
+Reads are methods of `StateStore`; every write goes through a `StateTransaction`
+(`with store.transaction() as tx: ...`) so that the ledger, the changes, the problems, the run's
+status and the delta links commit together or not at all. The lease has its own short transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from licsync.model import Ledger, LicenseError, Ownership, Problem
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class ChangeAction(StrEnum):
+    ADD = "add"
+    UPDATE = "update"
+    REMOVE = "remove"
+    USAGE_LOCATION = "usage_location"
+
+
+class ChangeOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    kind: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    summary: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedChange:
+    """One change licsync applied (or tried to) through Graph, as the writer reports it.
+
+    `sku_id` is None for a usage-location change, which carries `usage_location` instead.
+    `at` defaults to the store's clock when recorded.
+    """
+
+    run_id: str
+    user_id: str
+    sku_id: str | None
+    action: ChangeAction
+    outcome: str
+    disabled_plans: frozenset[str] = frozenset()
+    usage_location: str | None = None
+    request_id: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemRecord:
+    """A problem as the store remembers it across runs."""
+
+    user_id: str
+    user_principal_name: str
+    sku_id: str
+    group_id: str | None
+    error: LicenseError
+    message: str
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int
+    last_run_id: str
+    resolved_at: datetime | None = None
+    resolved_run_id: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    def to_problem(self) -> Problem:
+        return Problem(
+            self.user_id,
+            self.user_principal_name,
+            self.sku_id,
+            self.group_id,
+            self.error,
+            self.message,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerDiff:
+    """The writes that turn one ledger into another."""
+
+    upserts: tuple[Ownership, ...] = ()
+    deletes: tuple[tuple[str, str], ...] = field(default=())
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes)
+
+
+class StateTransaction(Protocol):
+    """One unit of work. Nothing is visible to other connections until the `with` block exits
+    normally; an exception anywhere inside rolls back every write made through it."""
+
+    # runs
+    def start_run(self, kind: str, run_id: str | None = None) -> Run: ...
+    def finish_run(
+        self, run_id: str, status: RunStatus, summary: Mapping[str, Any] | None = None
+    ) -> Run: ...
+
+    # ledger
+    def upsert_ownership(self, entries: Iterable[Ownership]) -> int: ...
+    def delete_ownership(self, keys: Iterable[tuple[str, str]]) -> int: ...
+    def replace_ledger(self, ledger: Ledger) -> int: ...
+    def apply_ledger_diff(self, diff: LedgerDiff) -> None: ...
+
+    # changes and problems
+    def record_changes(self, changes: Iterable[AppliedChange]) -> int: ...
+    def record_problems(self, run_id: str, problems: Iterable[Problem]) -> int: ...
+    def resolve_problems(self, run_id: str, succeeded: Iterable[tuple[str, str]]) -> int: ...
+
+    # delta links
+    def hold_delta_link(self, run_id: str, resource: str, link: str) -> None: ...
+    def commit_delta_links(self, run_id: str) -> tuple[str, ...]: ...
+    def reset_delta_link(self, resource: str) -> None: ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What licsync remembers between runs. Obtain one with `licsync.store.open_store(url)`."""
+
+    backend: str  # "sqlite" or "postgresql"
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def close(self) -> None: ...
+    def __enter__(self) -> StateStore: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+    def transaction(self, *, holder: str | None = None) -> AbstractContextManager[StateTransaction]:
+        """A unit of work; with `holder`, it first checks inside the transaction that `holder`
+        still holds an unexpired lease and raises StateError otherwise."""
+        ...
+
+    # reads
+    def get_run(self, run_id: str) -> Run | None: ...
+    def list_runs(self, limit: int = 20) -> list[Run]: ...
+    def load_ledger(self) -> Ledger: ...
+    def list_changes(
+        self, *, run_id: str | None = None, user_id: str | None = None
+    ) -> list[AppliedChange]: ...
+    def list_problems(self, *, include_resolved: bool = False) -> list[ProblemRecord]: ...
+    def delta_link(self, resource: str) -> str | None: ...
+    def pending_delta_links(self, run_id: str) -> dict[str, str]: ...
+
+    # lease
+    def acquire_lease(self, holder: str, ttl: timedelta | float) -> Lease: ...
+    def renew_lease(self, holder: str, ttl: timedelta | float) -> Lease: ...
+    def release_lease(self, holder: str) -> bool: ...
+    def current_lease(self) -> Lease | None: ...

@@ -1,0 +1,208 @@
+"""Schema versions of the state database and the one migration step that reaches each.
+
+`STEPS[n]` takes a database at version n-1 to version n (version 0 is an empty database). Each step
+is plain SQL per dialect, run inside the transaction that also records the new version, so a failed
+step leaves the database at its old version. A database newer than `CURRENT_VERSION` is refused
+with a `StateError`: an older licsync must never write a schema it does not know.
+
+History:
+  1  runs, ownership (the ledger), changes, problems, delta_links (committed links only), lease.
+  2  delta_links holds a pending link per run (`pending_link`, `pending_run_id`, `pending_at`),
+     which the run's final transaction commits together with the ledger and problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from licsync.errors import StateError
+
+SCHEMA_TABLE = "licsync_schema"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStep:
+    version: int
+    description: str
+    sqlite: Sequence[str]
+    postgresql: Sequence[str]
+
+    def statements(self, dialect: str) -> Sequence[str]:
+        return self.sqlite if dialect == "sqlite" else self.postgresql
+
+
+# Timestamps: ISO-8601 UTC text in SQLite, timestamptz in PostgreSQL. Lists of ids: JSON text in
+# SQLite, text[] in PostgreSQL. A problem without a group stores '' so that it can be part of the
+# unique key (NULLs never conflict).
+_V1_SQLITE = (
+    f"CREATE TABLE {SCHEMA_TABLE} (version INTEGER NOT NULL)",
+    """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        summary TEXT
+    )""",
+    """CREATE TABLE ownership (
+        user_id TEXT NOT NULL,
+        sku_id TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        prior_direct TEXT,
+        PRIMARY KEY (user_id, sku_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE changes (
+        change_id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        user_id TEXT NOT NULL,
+        sku_id TEXT,
+        action TEXT NOT NULL,
+        disabled_plans TEXT NOT NULL,
+        usage_location TEXT,
+        outcome TEXT NOT NULL,
+        request_id TEXT,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX changes_run ON changes (run_id)",
+    "CREATE INDEX changes_user ON changes (user_id, sku_id)",
+    """CREATE TABLE problems (
+        problem_id INTEGER PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        user_principal_name TEXT NOT NULL,
+        sku_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        error TEXT NOT NULL,
+        message TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_run_id TEXT NOT NULL REFERENCES runs (run_id),
+        resolved_at TEXT,
+        resolved_run_id TEXT REFERENCES runs (run_id)
+    )""",
+    """CREATE UNIQUE INDEX problems_open ON problems (user_id, sku_id, group_id, error)
+        WHERE resolved_at IS NULL""",
+    """CREATE TABLE delta_links (
+        resource TEXT PRIMARY KEY,
+        link TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        run_id TEXT REFERENCES runs (run_id)
+    )""",
+    """CREATE TABLE lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+)
+
+_V1_POSTGRESQL = (
+    f"CREATE TABLE {SCHEMA_TABLE} (version integer NOT NULL)",
+    """CREATE TABLE runs (
+        run_id text PRIMARY KEY,
+        kind text NOT NULL,
+        status text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        summary jsonb
+    )""",
+    """CREATE TABLE ownership (
+        user_id text NOT NULL,
+        sku_id text NOT NULL,
+        groups text[] NOT NULL,
+        prior_direct text[],
+        PRIMARY KEY (user_id, sku_id)
+    )""",
+    """CREATE TABLE changes (
+        change_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id text NOT NULL REFERENCES runs (run_id),
+        user_id text NOT NULL,
+        sku_id text,
+        action text NOT NULL,
+        disabled_plans text[] NOT NULL,
+        usage_location text,
+        outcome text NOT NULL,
+        request_id text,
+        at timestamptz NOT NULL
+    )""",
+    "CREATE INDEX changes_run ON changes (run_id)",
+    "CREATE INDEX changes_user ON changes (user_id, sku_id)",
+    """CREATE TABLE problems (
+        problem_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        user_id text NOT NULL,
+        user_principal_name text NOT NULL,
+        sku_id text NOT NULL,
+        group_id text NOT NULL,
+        error text NOT NULL,
+        message text NOT NULL,
+        first_seen timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL,
+        attempts integer NOT NULL,
+        last_run_id text NOT NULL REFERENCES runs (run_id),
+        resolved_at timestamptz,
+        resolved_run_id text REFERENCES runs (run_id)
+    )""",
+    """CREATE UNIQUE INDEX problems_open ON problems (user_id, sku_id, group_id, error)
+        WHERE resolved_at IS NULL""",
+    """CREATE TABLE delta_links (
+        resource text PRIMARY KEY,
+        link text NOT NULL,
+        updated_at timestamptz NOT NULL,
+        run_id text REFERENCES runs (run_id)
+    )""",
+    """CREATE TABLE lease (
+        name text PRIMARY KEY,
+        holder text NOT NULL,
+        acquired_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL
+    )""",
+)
+
+# v2: a delta link is held pending while its run works. A row can now exist with only a pending
+# link, so `link` becomes nullable; SQLite cannot drop NOT NULL in place and rebuilds the table.
+_V2_SQLITE = (
+    """CREATE TABLE delta_links_v2 (
+        resource TEXT PRIMARY KEY,
+        link TEXT,
+        updated_at TEXT,
+        run_id TEXT REFERENCES runs (run_id),
+        pending_link TEXT,
+        pending_run_id TEXT REFERENCES runs (run_id),
+        pending_at TEXT
+    )""",
+    """INSERT INTO delta_links_v2 (resource, link, updated_at, run_id)
+        SELECT resource, link, updated_at, run_id FROM delta_links""",
+    "DROP TABLE delta_links",
+    "ALTER TABLE delta_links_v2 RENAME TO delta_links",
+)
+
+_V2_POSTGRESQL = (
+    "ALTER TABLE delta_links ALTER COLUMN link DROP NOT NULL",
+    "ALTER TABLE delta_links ALTER COLUMN updated_at DROP NOT NULL",
+    "ALTER TABLE delta_links ADD COLUMN pending_link text",
+    "ALTER TABLE delta_links ADD COLUMN pending_run_id text REFERENCES runs (run_id)",
+    "ALTER TABLE delta_links ADD COLUMN pending_at timestamptz",
+)
+
+STEPS: dict[int, MigrationStep] = {
+    1: MigrationStep(1, "initial schema", _V1_SQLITE, _V1_POSTGRESQL),
+    2: MigrationStep(2, "pending delta links", _V2_SQLITE, _V2_POSTGRESQL),
+}
+
+CURRENT_VERSION = max(STEPS)
+
+
+def steps_after(version: int, target: int = CURRENT_VERSION) -> list[MigrationStep]:
+    """The steps that take a database at `version` to `target`, in order.
+
+    Raises StateError when the database is newer than this licsync knows.
+    """
+    if version > CURRENT_VERSION:
+        raise StateError(
+            f"the state database is at schema version {version}, but this licsync knows versions "
+            f"up to {CURRENT_VERSION}: upgrade licsync (never run an older licsync against it)"
+        )
+    if version < 0:
+        raise StateError(f"the state database records an invalid schema version {version}")
+    return [STEPS[v] for v in range(version + 1, target + 1)]

@@ -1,0 +1,74 @@
+"""The `[state]` table of the configuration file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from licsync.errors import StateError
+from licsync.store.urls import parse_state_url, redact_url
+
+DEFAULT_STATE_URL = "licsync-state.db"
+ENV_STATE_URL = "LICSYNC_STATE_URL"
+
+
+class StateSettings(BaseModel):
+    """Where licsync keeps its state.
+
+    `url` is a file path or `sqlite:///path` (SQLite, the default) or `postgresql://user:pw@host/db`.
+    The environment variable LICSYNC_STATE_URL overrides the file (see `from_config`). The url's
+    password never shows in the model's repr or in validation errors.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    url: str = Field(default=DEFAULT_STATE_URL, repr=False)
+    lease_ttl_seconds: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_the_password_of_a_bad_url(cls, data: Any) -> Any:
+        """A url about to fail validation is redacted first: pydantic echoes failing input, and
+        `hide_input_in_errors` only applies when this model is validated on its own."""
+        if isinstance(data, Mapping) and isinstance(data.get("url"), str):
+            try:
+                parse_state_url(data["url"])
+            except StateError:
+                return {**data, "url": redact_url(data["url"])}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        try:
+            parse_state_url(value)
+        except StateError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    @property
+    def safe_url(self) -> str:
+        """The url as it may be logged or shown."""
+        return redact_url(self.url)
+
+    @property
+    def backend(self) -> str:
+        return parse_state_url(self.url).backend
+
+    def __repr_args__(self) -> Any:
+        yield "url", self.safe_url
+        yield from super().__repr_args__()
+
+    @classmethod
+    def from_config(
+        cls, table: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> StateSettings:
+        """The `[state]` table, with LICSYNC_STATE_URL (when set and not empty) winning."""
+        data = dict(table or {})
+        env = os.environ if environ is None else environ
+        if env.get(ENV_STATE_URL, "").strip():
+            data["url"] = env[ENV_STATE_URL]
+        return cls.model_validate(data)

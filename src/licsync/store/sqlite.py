@@ -1,0 +1,107 @@
+"""SQLite backend: one file, WAL journal, the default for a single licsync host."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from licsync.errors import StateError
+
+
+class SqliteDatabase:
+    dialect = "sqlite"
+    select_ownership_text = "SELECT user_id, sku_id, groups, prior_direct FROM ownership"
+    for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StateError(f"state database {self.path}: directory {parent} does not exist")
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state database {self.path}: {exc}") from exc
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"state database {self.path}: cannot start a write: {exc}") from exc
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        cursor = self._conn.executemany(sql, rows)
+        return max(cursor.rowcount, 0)
+
+    def lock_schema(self) -> None:
+        """BEGIN IMMEDIATE already serialises writers on the file."""
+
+    def table_exists(self, name: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
+    def bulk_insert_ownership(self, rows: Iterable[Sequence[Any]]) -> int:
+        return self.executemany(
+            "INSERT INTO ownership (user_id, sku_id, groups, prior_direct) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+    def bulk_upsert_ownership(self, rows: Sequence[Sequence[Any]]) -> int:
+        return self.executemany(
+            "INSERT INTO ownership (user_id, sku_id, groups, prior_direct) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id, sku_id) DO UPDATE SET groups = excluded.groups, "
+            "prior_direct = excluded.prior_direct",
+            rows,
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # encodings: ISO-8601 UTC text, JSON arrays, JSON objects
+
+    def enc_time(self, value: datetime) -> str:
+        if value.tzinfo is None:
+            raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def dec_time(self, value: str) -> datetime:
+        return datetime.fromisoformat(value)
+
+    def enc_ids(self, values: Iterable[str]) -> str:
+        return json.dumps(sorted(values), separators=(",", ":"))
+
+    def dec_ids(self, value: str) -> tuple[str, ...]:
+        return tuple(json.loads(value))
+
+    dec_ids_text = dec_ids
+
+    def enc_json(self, value: Mapping[str, Any]) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+    def dec_json(self, value: str) -> dict[str, Any]:
+        return json.loads(value)

@@ -1,0 +1,588 @@
+"""The state store over SQL: one implementation, composed with a backend `Database`.
+
+The SQL here is the common subset of SQLite (≥ 3.35) and PostgreSQL: `?` placeholders (the
+PostgreSQL backend rewrites them), `ON CONFLICT … DO UPDATE`, partial unique indexes. What differs
+(how a timestamp, a list of ids or JSON is stored, bulk loading, row locks) is the backend's job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from licsync.errors import StateError
+from licsync.model import Ledger, LicenseError, Ownership, Problem, guid
+from licsync.store.base import (
+    AppliedChange,
+    ChangeAction,
+    Lease,
+    LedgerDiff,
+    ProblemRecord,
+    Run,
+    RunStatus,
+)
+from licsync.store.ownership import normalise_ownership
+from licsync.store.schema import CURRENT_VERSION, SCHEMA_TABLE, steps_after
+
+Clock = Callable[[], datetime]
+LEASE_NAME = "writer"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Database(Protocol):
+    """What a backend provides: a connection in autocommit mode plus its dialect's encodings."""
+
+    dialect: str
+    for_update: str  # " FOR UPDATE" where the backend locks rows, "" where a write txn suffices
+
+    def begin(self) -> None: ...  # start a write transaction (holding the write lock on SQLite)
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...  # returns a cursor
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
+    def lock_schema(self) -> None: ...  # serialise migrations (inside a transaction)
+    def table_exists(self, name: str) -> bool: ...
+    def bulk_insert_ownership(self, rows: Iterable[Sequence[Any]]) -> int: ...
+    def bulk_upsert_ownership(self, rows: Sequence[Sequence[Any]]) -> int: ...
+
+    # SELECT user_id, sku_id, groups, prior_direct FROM ownership, the lists as text
+    select_ownership_text: str
+
+    def dec_ids_text(self, value: str) -> tuple[str, ...]: ...
+    def close(self) -> None: ...
+    def describe(self) -> str: ...  # for repr and messages: never contains a password
+
+    def enc_time(self, value: datetime) -> Any: ...
+    def dec_time(self, value: Any) -> datetime: ...
+    def enc_ids(self, values: Iterable[str]) -> Any: ...
+    def dec_ids(self, value: Any) -> tuple[str, ...]: ...
+    def enc_json(self, value: Mapping[str, Any]) -> Any: ...
+    def dec_json(self, value: Any) -> dict[str, Any]: ...
+
+
+def _ttl(ttl: timedelta | float) -> timedelta:
+    value = ttl if isinstance(ttl, timedelta) else timedelta(seconds=float(ttl))
+    if value <= timedelta(0):
+        raise ValueError(f"a lease ttl must be positive, got {value}")
+    return value
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SqlStateStore:
+    """`StateStore` over a backend `Database`. Not thread-safe: one store per thread or process."""
+
+    def __init__(self, db: Database, *, clock: Clock = utc_now, migrate: bool = True) -> None:
+        self._db = db
+        self._clock = clock
+        self._in_transaction = False
+        self.backend = db.dialect
+        try:
+            self._version = self._prepare_schema(migrate)
+        except BaseException:
+            db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<SqlStateStore {self._db.describe()} schema v{self._version}>"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqlStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read_version(self) -> int:
+        if not self._db.table_exists(SCHEMA_TABLE):
+            return 0
+        rows = self._db.execute(f"SELECT version FROM {SCHEMA_TABLE}").fetchall()
+        if len(rows) != 1:
+            raise StateError(
+                f"{self._db.describe()}: {SCHEMA_TABLE} must hold one row, found {len(rows)}"
+            )
+        return int(rows[0][0])
+
+    def _prepare_schema(self, migrate: bool) -> int:
+        db = self._db
+        db.begin()
+        try:
+            db.lock_schema()
+            version = self._read_version()
+            steps = steps_after(version)  # raises on an unknown, newer version
+            if steps and not migrate:
+                raise StateError(
+                    f"{db.describe()} is at schema version {version}; this licsync needs "
+                    f"{CURRENT_VERSION}: run the migration (open the store with migrate=True)"
+                )
+            for step in steps:
+                for statement in step.statements(db.dialect):
+                    db.execute(statement)
+                db.execute(f"DELETE FROM {SCHEMA_TABLE}")
+                db.execute(f"INSERT INTO {SCHEMA_TABLE} (version) VALUES (?)", (step.version,))
+                version = step.version
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        return version
+
+    # --- units of work ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, *, holder: str | None = None) -> Iterator[SqlTransaction]:
+        if self._in_transaction:
+            raise StateError("a state transaction is already open on this store")
+        self._in_transaction = True
+        self._db.begin()
+        tx = SqlTransaction(self._db, self._clock)
+        try:
+            if holder is not None:
+                self._check_lease(holder)
+            yield tx
+        except BaseException:
+            tx._closed = True
+            self._db.rollback()
+            self._in_transaction = False
+            raise
+        tx._closed = True
+        try:
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()  # a failed COMMIT can leave SQLite's transaction open
+            raise
+        finally:
+            self._in_transaction = False
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run | None:
+        row = self._db.execute(
+            "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return None if row is None else self._run(row)
+
+    def list_runs(self, limit: int = 20) -> list[Run]:
+        rows = self._db.execute(
+            "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
+            "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [self._run(r) for r in rows]
+
+    def _run(self, row: Sequence[Any]) -> Run:
+        db = self._db
+        return Run(
+            id=row[0],
+            kind=row[1],
+            status=RunStatus(row[2]),
+            started_at=db.dec_time(row[3]),
+            finished_at=None if row[4] is None else db.dec_time(row[4]),
+            summary=None if row[5] is None else db.dec_json(row[5]),
+        )
+
+    def load_ledger(self) -> Ledger:
+        """The whole ledger. Backends return the id lists as text; the few distinct group sets
+        and plan sets are decoded once each, which keeps 100k entries well under a second."""
+        decode = self._db.dec_ids_text
+        rows = self._db.execute(self._db.select_ownership_text).fetchall()
+        groups = {text: decode(text) for text in {row[2] for row in rows}}
+        priors: dict[str | None, frozenset[str] | None] = {
+            text: None if text is None else frozenset(decode(text))
+            for text in {row[3] for row in rows}
+        }
+        return {
+            (user_id, sku_id): Ownership(user_id, sku_id, groups[g], priors[p])
+            for user_id, sku_id, g, p in rows
+        }
+
+    def list_changes(
+        self, *, run_id: str | None = None, user_id: str | None = None
+    ) -> list[AppliedChange]:
+        sql = (
+            "SELECT run_id, user_id, sku_id, action, outcome, disabled_plans, usage_location, "
+            "request_id, at FROM changes"
+        )
+        where, params = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if user_id is not None:
+            where.append("user_id = ?")
+            params.append(guid(user_id))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        db = self._db
+        return [
+            AppliedChange(
+                run_id=r[0],
+                user_id=r[1],
+                sku_id=r[2],
+                action=ChangeAction(r[3]),
+                outcome=r[4],
+                disabled_plans=frozenset(db.dec_ids(r[5])),
+                usage_location=r[6],
+                request_id=r[7],
+                at=db.dec_time(r[8]),
+            )
+            for r in db.execute(sql + " ORDER BY change_id", params).fetchall()
+        ]
+
+    def list_problems(self, *, include_resolved: bool = False) -> list[ProblemRecord]:
+        sql = (
+            "SELECT user_id, user_principal_name, sku_id, group_id, error, message, first_seen, "
+            "last_seen, attempts, last_run_id, resolved_at, resolved_run_id FROM problems"
+        )
+        if not include_resolved:
+            sql += " WHERE resolved_at IS NULL"
+        db = self._db
+        rows = db.execute(sql + " ORDER BY user_id, sku_id, group_id, error, problem_id")
+        return [
+            ProblemRecord(
+                user_id=r[0],
+                user_principal_name=r[1],
+                sku_id=r[2],
+                group_id=r[3] or None,
+                error=LicenseError(r[4]),
+                message=r[5],
+                first_seen=db.dec_time(r[6]),
+                last_seen=db.dec_time(r[7]),
+                attempts=r[8],
+                last_run_id=r[9],
+                resolved_at=None if r[10] is None else db.dec_time(r[10]),
+                resolved_run_id=r[11],
+            )
+            for r in rows.fetchall()
+        ]
+
+    def delta_link(self, resource: str) -> str | None:
+        row = self._db.execute(
+            "SELECT link FROM delta_links WHERE resource = ?", (resource,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def pending_delta_links(self, run_id: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT resource, pending_link FROM delta_links WHERE pending_run_id = ?", (run_id,)
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # --- lease -----------------------------------------------------------------------------
+
+    def _lease_row(self) -> Lease | None:
+        row = self._db.execute(
+            "SELECT holder, acquired_at, expires_at FROM lease WHERE name = ?"
+            + self._db.for_update,
+            (LEASE_NAME,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Lease(row[0], self._db.dec_time(row[1]), self._db.dec_time(row[2]))
+
+    def _write_lease(self, lease: Lease) -> Lease:
+        db = self._db
+        db.execute(
+            "INSERT INTO lease (name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+            (
+                LEASE_NAME,
+                lease.holder,
+                db.enc_time(lease.acquired_at),
+                db.enc_time(lease.expires_at),
+            ),
+        )
+        return lease
+
+    def acquire_lease(self, holder: str, ttl: timedelta | float) -> Lease:
+        """Take the write lease for `ttl`, or raise StateError naming who holds it and until when.
+
+        The same holder acquiring again extends its lease; an expired lease is taken over.
+        """
+        span = _ttl(ttl)
+        db = self._db
+        with self.transaction():
+            now = self._clock()
+            fresh = Lease(holder, now, now + span)
+            inserted = db.execute(
+                "INSERT INTO lease (name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (LEASE_NAME, holder, db.enc_time(fresh.acquired_at), db.enc_time(fresh.expires_at)),
+            )
+            if inserted.rowcount == 1:
+                return fresh
+            current = self._lease_row()  # locked until commit where the backend locks rows
+            if current is None:  # deleted between the two statements: treat as free
+                return self._write_lease(fresh)
+            if current.holder != holder and current.expires_at > now:
+                raise StateError(
+                    f"the state store is leased to {current.holder!r} until "
+                    f"{_fmt(current.expires_at)} (acquired {_fmt(current.acquired_at)}): another "
+                    "licsync run is writing; wait for it, or for the lease to expire if it died"
+                )
+            if current.holder == holder and current.expires_at > now:
+                fresh = Lease(holder, current.acquired_at, fresh.expires_at)
+            return self._write_lease(fresh)
+
+    def renew_lease(self, holder: str, ttl: timedelta | float) -> Lease:
+        """Extend `holder`'s lease; StateError if someone else holds it (the lease was lost)."""
+        span = _ttl(ttl)
+        with self.transaction():
+            current = self._lease_row()
+            if current is None or current.holder != holder:
+                who = (
+                    "nobody holds it"
+                    if current is None
+                    else f"{current.holder!r} holds it until {_fmt(current.expires_at)}"
+                )
+                raise StateError(f"cannot renew the lease for {holder!r}: {who}")
+            return self._write_lease(Lease(holder, current.acquired_at, self._clock() + span))
+
+    def release_lease(self, holder: str) -> bool:
+        """Give the lease up; False if `holder` did not hold it (nothing changes then)."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "DELETE FROM lease WHERE name = ? AND holder = ?", (LEASE_NAME, holder)
+            )
+            return cursor.rowcount > 0
+
+    def current_lease(self) -> Lease | None:
+        """The lease row, expired or not (compare `expires_at` with the clock)."""
+        row = self._db.execute(
+            "SELECT holder, acquired_at, expires_at FROM lease WHERE name = ?", (LEASE_NAME,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Lease(row[0], self._db.dec_time(row[1]), self._db.dec_time(row[2]))
+
+    def _check_lease(self, holder: str) -> None:
+        current = self._lease_row()
+        now = self._clock()
+        if current is None or current.holder != holder or current.expires_at <= now:
+            state = (
+                "nobody holds it"
+                if current is None
+                else f"{current.holder!r} holds it until {_fmt(current.expires_at)}"
+            )
+            raise StateError(f"{holder!r} may not write: it does not hold the lease ({state})")
+
+
+class SqlTransaction:
+    """The writes of one unit of work (see `StateTransaction`)."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._closed = False
+
+    def _open(self) -> Database:
+        if self._closed:
+            raise StateError("this state transaction has ended; open a new one")
+        return self._db
+
+    # runs
+
+    def start_run(self, kind: str, run_id: str | None = None) -> Run:
+        db = self._open()
+        run = Run(run_id or uuid.uuid4().hex, kind, RunStatus.RUNNING, self._clock())
+        db.execute(
+            "INSERT INTO runs (run_id, kind, status, started_at) VALUES (?, ?, ?, ?)",
+            (run.id, run.kind, run.status.value, db.enc_time(run.started_at)),
+        )
+        return run
+
+    def finish_run(
+        self, run_id: str, status: RunStatus, summary: Mapping[str, Any] | None = None
+    ) -> Run:
+        db = self._open()
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise ValueError("finish a run with succeeded, failed or aborted")
+        row = db.execute(
+            "SELECT kind, status, started_at FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise StateError(f"no run {run_id!r} in the state store")
+        if row[1] != RunStatus.RUNNING:
+            raise StateError(f"run {run_id!r} has already finished ({row[1]})")
+        finished = self._clock()
+        db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+            (
+                status.value,
+                db.enc_time(finished),
+                None if summary is None else db.enc_json(summary),
+                run_id,
+            ),
+        )
+        return Run(
+            run_id,
+            row[0],
+            status,
+            db.dec_time(row[2]),
+            finished,
+            None if summary is None else dict(summary),
+        )
+
+    # ledger
+
+    def _ownership_rows(self, entries: Iterable[Ownership]) -> Iterator[tuple[Any, ...]]:
+        """Rows in canonical form (see `normalise_ownership`); each distinct group set and plan
+        set is normalised and encoded once."""
+        enc = self._db.enc_ids
+        groups_seen: dict[tuple[str, ...], Any] = {}
+        prior_seen: dict[frozenset[str] | None, Any] = {None: None}
+        for e in entries:
+            groups = groups_seen.get(e.groups)
+            if groups is None:
+                canonical = normalise_ownership(Ownership(e.user_id, e.sku_id, e.groups, None))
+                groups = groups_seen[e.groups] = enc(canonical.groups)
+            prior = e.prior_direct
+            if prior in prior_seen:
+                prior_value = prior_seen[prior]
+            else:
+                prior_value = prior_seen[prior] = enc({guid(p) for p in prior})
+            yield (guid(e.user_id), guid(e.sku_id), groups, prior_value)
+
+    def upsert_ownership(self, entries: Iterable[Ownership]) -> int:
+        db = self._open()
+        return db.bulk_upsert_ownership(list(self._ownership_rows(entries)))
+
+    def delete_ownership(self, keys: Iterable[tuple[str, str]]) -> int:
+        db = self._open()
+        return db.executemany(
+            "DELETE FROM ownership WHERE user_id = ? AND sku_id = ?",
+            [(guid(u), guid(s)) for u, s in keys],
+        )
+
+    def replace_ledger(self, ledger: Ledger) -> int:
+        db = self._open()
+        db.execute("DELETE FROM ownership")
+        return db.bulk_insert_ownership(self._ownership_rows(ledger.values()))
+
+    def apply_ledger_diff(self, diff: LedgerDiff) -> None:
+        self.delete_ownership(diff.deletes)
+        self.upsert_ownership(diff.upserts)
+
+    # changes and problems
+
+    def record_changes(self, changes: Iterable[AppliedChange]) -> int:
+        db = self._open()
+        now = self._clock()
+        rows = [
+            (
+                c.run_id,
+                guid(c.user_id),
+                None if c.sku_id is None else guid(c.sku_id),
+                ChangeAction(c.action).value,
+                str(c.outcome),
+                db.enc_ids(sorted(guid(p) for p in c.disabled_plans)),
+                c.usage_location,
+                c.request_id,
+                db.enc_time(c.at or now),
+            )
+            for c in changes
+        ]
+        return db.executemany(
+            "INSERT INTO changes (run_id, user_id, sku_id, action, outcome, disabled_plans, "
+            "usage_location, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def record_problems(self, run_id: str, problems: Iterable[Problem]) -> int:
+        """Upsert open problems by (user, sku, group, error): a new one starts at one attempt; one
+        seen again moves `last_seen` and counts one more attempt per run that meets it."""
+        db = self._open()
+        now = db.enc_time(self._clock())
+        rows = [
+            (
+                guid(p.user_id),
+                p.user_principal_name,
+                guid(p.sku_id),
+                "" if p.group_id is None else guid(p.group_id),
+                LicenseError(p.error).value,
+                p.message,
+                now,
+                now,
+                run_id,
+            )
+            for p in problems
+        ]
+        return db.executemany(
+            "INSERT INTO problems (user_id, user_principal_name, sku_id, group_id, error, "
+            "message, first_seen, last_seen, attempts, last_run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) "
+            "ON CONFLICT (user_id, sku_id, group_id, error) WHERE resolved_at IS NULL "
+            "DO UPDATE SET user_principal_name = excluded.user_principal_name, "
+            "message = excluded.message, last_seen = excluded.last_seen, "
+            "attempts = problems.attempts + "
+            "CASE WHEN problems.last_run_id = excluded.last_run_id THEN 0 ELSE 1 END, "
+            "last_run_id = excluded.last_run_id",
+            rows,
+        )
+
+    def resolve_problems(self, run_id: str, succeeded: Iterable[tuple[str, str]]) -> int:
+        """Resolve the open problems of each (user, sku) this run applied successfully, except
+        those this same run recorded (they are still there)."""
+        db = self._open()
+        now = db.enc_time(self._clock())
+        rows = [(now, run_id, guid(u), guid(s), run_id) for u, s in succeeded]
+        return db.executemany(
+            "UPDATE problems SET resolved_at = ?, resolved_run_id = ? "
+            "WHERE resolved_at IS NULL AND user_id = ? AND sku_id = ? AND last_run_id <> ?",
+            rows,
+        )
+
+    # delta links
+
+    def hold_delta_link(self, run_id: str, resource: str, link: str) -> None:
+        """Keep `link` pending for `run_id`; `delta_link(resource)` still answers the old one."""
+        db = self._open()
+        db.execute(
+            "INSERT INTO delta_links (resource, pending_link, pending_run_id, pending_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (resource) DO UPDATE SET "
+            "pending_link = excluded.pending_link, pending_run_id = excluded.pending_run_id, "
+            "pending_at = excluded.pending_at",
+            (resource, link, run_id, db.enc_time(self._clock())),
+        )
+
+    def commit_delta_links(self, run_id: str) -> tuple[str, ...]:
+        """Make the links `run_id` holds the current ones; returns their resources."""
+        db = self._open()
+        resources = tuple(
+            sorted(
+                r[0]
+                for r in db.execute(
+                    "SELECT resource FROM delta_links WHERE pending_run_id = ?", (run_id,)
+                ).fetchall()
+            )
+        )
+        db.execute(
+            "UPDATE delta_links SET link = pending_link, updated_at = ?, run_id = pending_run_id, "
+            "pending_link = NULL, pending_run_id = NULL, pending_at = NULL "
+            "WHERE pending_run_id = ?",
+            (db.enc_time(self._clock()), run_id),
+        )
+        return resources
+
+    def reset_delta_link(self, resource: str) -> None:
+        """Forget the resource's links: the next read starts a full delta round."""
+        self._open().execute("DELETE FROM delta_links WHERE resource = ?", (resource,))

@@ -1,0 +1,86 @@
+"""Frozen files of every older schema version upgrade to the current one, data intact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from licsync.errors import StateError
+from licsync.model import Ownership
+from licsync.store import CURRENT_VERSION, RunStatus, open_store
+from licsync.store.schema import STEPS, steps_after
+
+DATA = Path(__file__).parent / "data"
+U1, U2 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+SKU = "c7df2760-2c81-4ef7-b578-5b5392b571df"
+G1, G2 = "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002"
+PLAN = "9aaf7827-d63c-4b61-89c3-182f06f82e5c"
+OLD_LINK = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=v1"
+
+
+def test_every_version_has_one_step_for_each_dialect():
+    assert sorted(STEPS) == list(range(1, CURRENT_VERSION + 1))
+    for version, step in STEPS.items():
+        assert step.version == version
+        assert step.sqlite and step.postgresql
+    assert [s.version for s in steps_after(0)] == list(range(1, CURRENT_VERSION + 1))
+    assert steps_after(CURRENT_VERSION) == []
+    with pytest.raises(StateError, match="upgrade licsync"):
+        steps_after(CURRENT_VERSION + 1)
+
+
+def load_v1(backend) -> None:
+    """Put the frozen version-1 database where the backend's url points."""
+    if backend.name == "sqlite":
+        shutil.copyfile(DATA / "state-v1.sqlite", backend.url)
+    else:
+        backend.raw((DATA / "state-v1.postgresql.sql").read_text())  # a script, no parameters
+
+
+def test_a_version_1_database_upgrades_with_its_data(backend, clock):
+    load_v1(backend)
+    assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
+    with open_store(backend.url, clock=clock) as store:
+        assert store.schema_version == CURRENT_VERSION
+        assert store.load_ledger() == {
+            (U1, SKU): Ownership(U1, SKU, (G1, G2), None),
+            (U2, SKU): Ownership(U2, SKU, (G1,), frozenset({PLAN})),
+        }
+        assert store.get_run("run-1").summary == {"changes": 2}
+        assert store.get_run("run-2").status is RunStatus.FAILED
+        (change,) = store.list_changes()
+        assert (change.run_id, change.request_id) == ("run-1", "req-1")
+        (problem,) = store.list_problems()
+        assert (problem.attempts, problem.last_run_id) == (2, "run-2")
+        assert store.delta_link("users") == OLD_LINK
+        # what version 2 added works on the upgraded data
+        with store.transaction() as tx:
+            run = tx.start_run("sync")
+            tx.hold_delta_link(run.id, "users", "v2-link")
+        assert store.delta_link("users") == OLD_LINK
+        with store.transaction() as tx:
+            assert tx.commit_delta_links(run.id) == ("users",)
+            tx.resolve_problems(run.id, [(U2, SKU)])
+        assert store.delta_link("users") == "v2-link"
+        assert store.list_problems() == []
+    assert backend.raw("SELECT version FROM licsync_schema") == [(CURRENT_VERSION,)]
+
+
+def test_without_migrate_an_older_database_is_refused_untouched(backend, clock):
+    load_v1(backend)
+    with pytest.raises(StateError, match=r"schema version 1; this licsync needs 2"):
+        open_store(backend.url, clock=clock, migrate=False)
+    assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
+
+
+def test_a_failing_step_leaves_the_old_version(backend, clock, monkeypatch):
+    load_v1(backend)
+    broken = type(STEPS[2])(
+        2, "broken", ["SELECT no_such_column FROM runs"], ["SELECT no_such_column FROM runs"]
+    )
+    monkeypatch.setitem(STEPS, 2, broken)
+    with pytest.raises(Exception, match="no_such_column"):
+        open_store(backend.url, clock=clock)
+    assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
