@@ -1,6 +1,6 @@
 """Benchmark: generate a tenant, then page through all its users with plain httpx + orjson.
 
-    .venv/bin/python benchmarks/emulator_paging.py [--users 100000] [--groups 2000] [--seed 1]
+.venv/bin/python benchmarks/emulator_paging.py [--users 100000] [--groups 2000] [--seed 1]
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import orjson
 from licsync.emulator.generate import build_tenant
 from licsync.emulator.server import Emulator
 
-SELECT = "id,userPrincipalName,accountEnabled,usageLocation,userType,assignedLicenses,licenseAssignmentStates"
+SELECT = (
+    "id,userPrincipalName,accountEnabled,usageLocation,userType,assignedLicenses,"
+    "licenseAssignmentStates"
+)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""A local Microsoft Graph v1.0 emulator for licensing (issue 3)."""

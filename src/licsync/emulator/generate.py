@@ -1,0 +1,271 @@
+"""Realistic, deterministic tenants built from Microsoft's real licensing catalogue.
+
+`generate_tenant(users, groups, seed)` returns a snapshot (docs/snapshot.md); `build_tenant` returns
+the live `Tenant` the emulator serves. Group-sourced licences are produced by the same Entra
+processing the emulator applies at run time, so seats and states are consistent by construction.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from typing import Any
+
+from licsync.catalogue import CatalogueSku, default_catalogue
+from licsync.emulator.rules import default_rules
+from licsync.emulator.state import GroupRecord, SkuRecord, Source, Tenant, UserRecord
+
+# (part number, role, weight). Roles: main (one per user), addon, viral, company.
+SKU_MIX: tuple[tuple[str, str, float], ...] = (
+    ("SPE_E3", "main", 0.35),
+    ("SPE_E5", "main", 0.10),
+    ("ENTERPRISEPACK", "main", 0.15),
+    ("STANDARDPACK", "main", 0.12),
+    ("SPE_F1", "main", 0.12),
+    ("O365_BUSINESS_PREMIUM", "main", 0.04),
+    ("EMS", "addon", 0.20),
+    ("EMSPREMIUM", "addon", 0.05),
+    ("POWER_BI_PRO", "addon", 0.15),
+    ("VISIOCLIENT", "addon", 0.05),
+    ("PROJECTPROFESSIONAL", "addon", 0.04),
+    ("MCOMEETADV", "addon", 0.06),
+    ("MCOEV", "addon", 0.04),
+    ("AAD_PREMIUM_P2", "addon", 0.05),
+    ("Microsoft_Teams_Premium", "addon", 0.02),
+    ("EXCHANGESTANDARD", "addon", 0.0),
+    ("POWER_BI_STANDARD", "viral", 0.20),
+    ("FLOW_FREE", "viral", 0.10),
+    ("SHAREPOINTSTORAGE", "company", 0.0),
+    ("MCOPSTNC", "company", 0.0),
+)
+GROUP_LICENCES = ("EMS", "POWER_BI_PRO", "VISIOCLIENT", "AAD_PREMIUM_P2", "PROJECTPROFESSIONAL")
+FIRST = "Adele Alex Ben Chloe Dana Eli Fatima Grace Hugo Ines Jon Kai Lena Miguel Nia Omar Priya"
+LAST = "Vance Wilber Smith Garcia Chen Okafor Novak Silva Kim Müller Rossi Haddad Patel Berg"
+COUNTRIES = ("US", "US", "US", "GB", "DE", "FR", "IN", "CA", "BR", "JP", "NL", "AU")
+DEPARTMENTS = [
+    "Sales",
+    "Finance",
+    "Engineering",
+    "Support",
+    "Legal",
+    "Marketing",
+    "HR",
+    "Operations",
+    "Research",
+    "IT",
+]
+
+
+def _uuid(rng: random.Random) -> str:
+    """A random version-4 GUID from the seeded generator (fast path of uuid.UUID(version=4))."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def _sku_record(cat: CatalogueSku, role: str, rng: random.Random) -> SkuRecord:
+    applies = "Company" if role == "company" else "User"
+    plans = [
+        {
+            "servicePlanId": p.id,
+            "servicePlanName": p.name,
+            "provisioningStatus": "Success",
+            "appliesTo": applies,
+        }
+        for p in cat.plans
+    ]
+    return SkuRecord(
+        id=cat.id,
+        part_number=cat.part_number,
+        applies_to=applies,
+        capability_status="Enabled",
+        enabled=10**9,
+        consumed=0,
+        plans=plans,
+        extra={
+            "accountName": "Contoso",
+            "accountId": _uuid(rng),
+            "subscriptionIds": [_uuid(rng)],
+        },
+    )
+
+
+def _disabled_choice(pool: list[str], rng: random.Random) -> tuple[str, ...]:
+    """Usually nothing disabled; sometimes one to three plans of the pool (no prerequisites)."""
+    if rng.random() > 0.3 or len(pool) < 3:
+        return ()
+    return tuple(sorted(rng.sample(pool, rng.randint(1, 3))))
+
+
+def build_tenant(users: int, groups: int, seed: int) -> Tenant:
+    """A live tenant with `users` users and `groups` groups, the same for the same seed."""
+    rng = random.Random(seed)
+    rules = default_rules()
+    protected = {n for needs in rules.dependencies.values() for n in needs}
+    protected |= set(rules.dependencies)
+    org_id = _uuid(rng)
+    domain = f"contoso{seed}.onmicrosoft.com"
+    tenant = Tenant(
+        {
+            "id": org_id,
+            "displayName": f"Contoso {seed}",
+            "countryLetterCode": "US",
+            "verifiedDomains": [
+                {
+                    "capabilities": "Email, OfficeCommunicationsOnline",
+                    "isDefault": True,
+                    "isInitial": True,
+                    "name": domain,
+                    "type": "Managed",
+                }
+            ],
+        },
+        rules,
+    )
+    by_part = default_catalogue().by_part_number()
+    roles: dict[str, tuple[str, float]] = {}
+    for part, role, weight in SKU_MIX:
+        found = by_part.get(part)
+        if not found:
+            continue
+        record = _sku_record(found[0], role, rng)
+        tenant.skus[record.id] = record
+        roles[record.id] = (role, weight)
+    mains = [(s, w) for s, (r, w) in roles.items() if r == "main"]
+    extras = [(s, w * 0.5) for s, (r, w) in roles.items() if r in ("addon", "viral") and w > 0]
+    main_ids = [s for s, _ in mains]
+    cumulative = list(itertools.accumulate(w for _, w in mains))
+    pools = {
+        sku.id: [p["servicePlanId"] for p in sku.plans if p["servicePlanName"] not in protected]
+        for sku in tenant.skus.values()
+    }
+
+    firsts, lasts = FIRST.split(), LAST.split()
+    for i in range(users):
+        draw = rng.random()
+        first, last = firsts[int(draw * len(firsts))], lasts[int(draw * 7919) % len(lasts)]
+        guest = rng.random() < 0.06
+        location = rng.choice(COUNTRIES) if rng.random() < (0.3 if guest else 0.9) else None
+        if guest:
+            upn = f"{first.lower()}.{last.lower()}{i}_fabrikam.com#EXT#@{domain}"
+        else:
+            upn = f"{first.lower()}.{last.lower()}{i}@{domain}"
+        user = UserRecord(
+            id=_uuid(rng),
+            upn=upn,
+            display_name=f"{first} {last}",
+            account_enabled=rng.random() >= 0.05,
+            usage_location=location,
+            user_type="Guest" if guest else "Member",
+            extra={
+                "givenName": first,
+                "surname": last,
+                "mail": None if guest else upn,
+                "department": DEPARTMENTS[i % len(DEPARTMENTS)],
+            },
+        )
+        if location and not guest and rng.random() < 0.6:
+            sku_id = main_ids[bisect.bisect(cumulative, rng.random() * cumulative[-1])]
+            sources = [Source(sku_id, None, _disabled_choice(pools[sku_id], rng))]
+            sources.extend(Source(e, None, ()) for e, w in extras if rng.random() < w)
+            user.sources = sources
+            for source in sources:
+                tenant.skus[source.sku].consumed += 1
+        user.derive()
+        tenant.users[user.id] = user
+
+    user_ids = list(tenant.users)
+    member_ids = [u.id for u in tenant.users.values() if u.user_type == "Member"]
+    for j in range(groups):
+        kind = rng.random()
+        if j == 0 or kind < 0.65:
+            sec, mail, types = True, False, []
+        elif kind < 0.75:
+            sec, mail, types = True, True, ["Unified"]
+        elif kind < 0.88:
+            sec, mail, types = False, True, ["Unified"]
+        else:
+            sec, mail, types = False, True, []
+        name = "All Employees" if j == 0 else f"{rng.choice(DEPARTMENTS)} {j}"
+        group = GroupRecord(_uuid(rng), name, sec, mail, types)
+        group.extra = {"mailNickname": name.replace(" ", "").lower(), "description": None}
+        if j == 0:
+            chosen = member_ids
+        else:
+            size = min(len(user_ids), int(rng.paretovariate(1.1) * 6))
+            chosen = rng.sample(user_ids, size)
+        for uid in chosen:
+            group.members[uid] = "user"
+            tenant.member_of.setdefault(uid, set()).add(group.id)
+        if rng.random() < 0.03:
+            group.members[_uuid(rng)] = "device"
+        tenant.groups[group.id] = group
+    group_list = list(tenant.groups.values())
+    for j, group in enumerate(group_list[1:], start=1):  # nesting: only later groups, so no cycles
+        if rng.random() < 0.1 and j + 1 < len(group_list):
+            for child in rng.sample(group_list[j + 1 :], min(2, len(group_list) - j - 1)):
+                group.members[child.id] = "group"
+                tenant.member_of.setdefault(child.id, set()).add(group.id)
+    licensable = [p for p in GROUP_LICENCES if by_part.get(p)]
+    candidates = [g for g in group_list[1:] if g.security_enabled]
+    count = max(1, len(candidates) // 20) if candidates else 0
+    for group in rng.sample(candidates, min(count, len(candidates))):
+        sku = tenant.skus[by_part[rng.choice(licensable)][0].id]
+        group.licenses[sku.id] = _disabled_choice(pools[sku.id], rng)
+        for uid, kind in group.members.items():
+            if kind == "user":
+                tenant.reconcile(tenant.users[uid])
+    _set_seats(tenant, roles, rng)
+    tenant.seq = 1
+    for obj in [*tenant.users.values(), *tenant.groups.values()]:
+        obj.version = 1
+    return tenant
+
+
+def _set_seats(tenant: Tenant, roles: dict[str, tuple[str, float]], rng: random.Random) -> None:
+    """Prepaid seats from consumption: some SKUs nearly full, viral ones huge."""
+    for sku in tenant.skus.values():
+        role = roles[sku.id][0]
+        if role == "viral":
+            sku.enabled = 1_000_000
+        elif role == "company":
+            sku.enabled = rng.choice((1, 10, 100))
+        elif rng.random() < 0.35:
+            sku.enabled = sku.consumed + rng.randint(0, 2)  # nearly full
+        else:
+            sku.enabled = sku.consumed + max(5, int(sku.consumed * rng.uniform(0.05, 0.4)))
+
+
+def generate_tenant(users: int, groups: int, seed: int) -> dict[str, Any]:
+    """A realistic tenant snapshot (docs/snapshot.md), deterministic per seed."""
+    return build_tenant(users, groups, seed).to_snapshot()
+
+
+def generate_rules(snapshot: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` licsync rules over a snapshot: security groups not licensed by Entra, user SKUs,
+    and disabled plans that belong to the chosen SKU."""
+    rng = random.Random(seed)
+    groups = [
+        g["id"]
+        for g in snapshot.get("groups", [])
+        if g.get("securityEnabled") and not g.get("assignedLicenses")
+    ]
+    skus = [
+        s
+        for s in snapshot.get("subscribedSkus", [])
+        if s.get("appliesTo") == "User" and s.get("capabilityStatus") in ("Enabled", "Warning")
+    ]
+    if not groups or not skus or count <= 0:
+        return []
+    order = rng.sample(groups, len(groups))
+    result: list[dict[str, Any]] = []
+    for i in range(count):
+        licences = []
+        for sku in rng.sample(skus, min(len(skus), rng.choice((1, 1, 1, 2)))):
+            names = [p["servicePlanName"] for p in sku.get("servicePlans", [])]
+            disabled = sorted(rng.sample(names, min(len(names) // 3, rng.choice((0, 0, 1, 2)))))
+            licences.append({"sku": sku["skuPartNumber"], "disabled_plans": disabled})
+        result.append(
+            {"group": order[i % len(order)], "nested": rng.random() < 0.2, "licenses": licences}
+        )
+    return result

@@ -1,0 +1,198 @@
+"""The emulator's HTTP side: a bare ASGI app on uvicorn, and `Emulator`, the in-process runner.
+
+with Emulator(users=500, groups=40, seed=1) as graph:
+    httpx.get(f"{graph.url}/users")          # graph.url ends in /v1.0
+    graph.tenant, graph.stats                # live state and counters
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+
+from licsync.emulator.batch import run_batch
+from licsync.emulator.generate import build_tenant
+from licsync.emulator.routes import Dispatcher, Reply, Request, error_reply, parse_query
+from licsync.emulator.state import Tenant
+from licsync.emulator.throttle import FaultConfig, Faults, Stats, Throttle, ThrottleConfig
+
+
+class EmulatorApp:
+    """ASGI application serving `/v1.0/...`, `/v1.0/$batch` and `/_emulator/stats`."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        throttle: ThrottleConfig | None = None,
+        faults: FaultConfig | None = None,
+        member_chunk: int = 500,
+    ) -> None:
+        self.tenant = tenant
+        self.stats = Stats()
+        self.fault_config = faults or FaultConfig()
+        self.throttle = Throttle(throttle or ThrottleConfig(), len(tenant.users))
+        self.dispatcher = Dispatcher(
+            tenant, self.throttle, Faults(self.fault_config), self.stats, member_chunk
+        )
+        self.batch_rng = random.Random(self.fault_config.seed)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        raw = b"".join(chunks)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host") or "{}:{}".format(*scope["server"])
+        base = f"http://{host}/v1.0"
+        path: str = scope["path"]
+        if path == "/_emulator/stats":
+            await _send(
+                send, Reply(200, self.stats.to_json(), {"Content-Type": "application/json"})
+            )
+            return
+        if self.fault_config.latency > 0:
+            await asyncio.sleep(self.fault_config.latency)
+        if not path.startswith("/v1.0/"):
+            await _send(send, error_reply(400, "BadRequest", "Invalid version."))
+            return
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            await _send(
+                send, error_reply(400, "BadRequest", "Unable to read JSON request payload.")
+            )
+            return
+        path = path[len("/v1.0") :]
+        query = parse_query(scope.get("query_string", b"").decode("latin-1"))
+        if path == "/$batch" and scope["method"] == "POST":
+            reply: Reply | None = run_batch(self.dispatcher, body, base, self.batch_rng)
+            self.stats.record("POST /$batch", 200 if reply is None else reply.status)
+        else:
+            request = Request(scope["method"], path, query, headers, body, base)
+            reply = self.dispatcher.handle(request)
+        if reply is None:  # injected dropped connection: promise a body, then hang up
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1000")],
+                }
+            )
+            return
+        await _send(send, reply)
+
+
+async def _send(send: Any, reply: Reply) -> None:
+    payload = b"" if reply.body is None else orjson.dumps(reply.body)
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Emulator:
+    """Run the emulator in a background thread on a loopback port; a context manager.
+
+    Give a `snapshot` (dict or path) or a generated tenant (`users`, `groups`, `seed`).
+    Attributes once started: `url` (base URL ending in /v1.0), `tenant` (live state, lock with
+    `tenant.lock`), `stats` (counters), `app`.
+    """
+
+    def __init__(
+        self,
+        snapshot: dict[str, Any] | str | Path | None = None,
+        *,
+        users: int = 200,
+        groups: int = 20,
+        seed: int = 0,
+        tenant: Tenant | None = None,
+        throttle: ThrottleConfig | None = None,
+        faults: FaultConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        member_chunk: int = 500,
+    ) -> None:
+        if tenant is None:
+            if snapshot is not None:
+                if not isinstance(snapshot, dict):
+                    snapshot = orjson.loads(Path(snapshot).read_bytes())
+                tenant = Tenant.from_snapshot(snapshot)
+            else:
+                tenant = build_tenant(users, groups, seed)
+        self.tenant = tenant
+        self.app = EmulatorApp(tenant, throttle, faults, member_chunk)
+        self.stats = self.app.stats
+        self.host, self.port = host, port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1.0"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current tenant as a snapshot (docs/snapshot.md)."""
+        return self.tenant.to_snapshot()
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(orjson.dumps(self.snapshot(), option=orjson.OPT_INDENT_2))
+
+    def start(self) -> Emulator:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", http="h11"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="graph-emulator"
+        )
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the Graph emulator failed to start")
+            threading.Event().wait(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until interrupted (the CLI)."""
+        config = uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="info", lifespan="off"
+        )
+        uvicorn.Server(config).run()

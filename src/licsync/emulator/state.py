@@ -1,0 +1,642 @@
+"""The emulated tenant: users, groups, subscribed SKUs, and Entra's licensing behaviour on them.
+
+Every mutation goes through `Tenant` methods, which hold `Tenant.lock`, keep `consumedUnits` in step
+with what users hold (one seat per user per SKU, whatever the number of sources), and bump the
+change sequence that delta queries read. Licences are kept per source (`licenseAssignmentStates`);
+`assignedLicenses` is derived from the active sources (union of enabled plans).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from licsync.emulator import rules as R
+
+GraphJSON = dict[str, Any]
+ACTIVE = ("Active", "ActiveWithError")
+GENERATED_AT = "2025-01-01T00:00:00Z"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class GraphError(Exception):
+    """A Graph error response: HTTP status, error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def not_found(object_id: str) -> GraphError:
+    return GraphError(404, "Request_ResourceNotFound", R.MSG_NOT_FOUND.format(id=object_id))
+
+
+def bad_request(message: str) -> GraphError:
+    return GraphError(400, "Request_BadRequest", message)
+
+
+@dataclass(slots=True)
+class Source:
+    """One `licenseAssignmentState`: one SKU from one source (group id, or None for direct)."""
+
+    sku: str
+    group: str | None
+    disabled: tuple[str, ...]
+    state: str = "Active"
+    error: str = "None"
+    updated: str = GENERATED_AT
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    def to_json(self) -> GraphJSON:
+        return {
+            "assignedByGroup": self.group,
+            "disabledPlans": list(self.disabled),
+            "error": self.error,
+            "lastUpdatedDateTime": self.updated,
+            "skuId": self.sku,
+            "state": self.state,
+        }
+
+
+@dataclass(slots=True)
+class UserRecord:
+    id: str
+    upn: str
+    display_name: str
+    account_enabled: bool = True
+    usage_location: str | None = None
+    user_type: str = "Member"
+    sources: list[Source] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    licenses: list[GraphJSON] = field(default_factory=list)  # derived assignedLicenses
+    states_cache: list[GraphJSON] | None = None
+
+    def states_json(self) -> list[GraphJSON]:
+        """`licenseAssignmentStates` as Graph sends them (cached until the next change)."""
+        if self.states_cache is None:
+            self.states_cache = [s.to_json() for s in self.sources]
+        return self.states_cache
+
+    def held(self) -> set[str]:
+        return {s.sku for s in self.sources if s.active}
+
+    def derive(self) -> None:
+        """Recompute `assignedLicenses`: one entry per held SKU, disabled plans intersected."""
+        self.states_cache = None
+        combined: dict[str, set[str]] = {}
+        for s in self.sources:
+            if not s.active:
+                continue
+            if s.sku in combined:
+                combined[s.sku] &= set(s.disabled)
+            else:
+                combined[s.sku] = set(s.disabled)
+        self.licenses = [{"disabledPlans": sorted(d), "skuId": sku} for sku, d in combined.items()]
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    id: str
+    display_name: str
+    security_enabled: bool = True
+    mail_enabled: bool = False
+    group_types: list[str] = field(default_factory=list)
+    licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sku -> disabled plans
+    members: dict[str, str] = field(default_factory=dict)  # member id -> "user" | "group" | other
+    member_log: list[tuple[int, str, str, bool]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    def licenses_json(self) -> list[GraphJSON]:
+        return [{"disabledPlans": list(d), "skuId": s} for s, d in self.licenses.items()]
+
+
+@dataclass(slots=True)
+class SkuRecord:
+    id: str
+    part_number: str
+    applies_to: str
+    capability_status: str
+    enabled: int
+    consumed: int
+    plans: list[GraphJSON]
+    warning: int = 0
+    suspended: int = 0
+    locked_out: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def free(self) -> int:
+        return self.enabled + self.warning - self.consumed
+
+    @property
+    def assignable(self) -> bool:
+        return self.applies_to == "User" and self.capability_status in ("Enabled", "Warning")
+
+    def plan_name(self, plan_id: str) -> str | None:
+        for p in self.plans:
+            if p["servicePlanId"] == plan_id:
+                return p["servicePlanName"]
+        return None
+
+    def to_json(self, tenant_id: str) -> GraphJSON:
+        body: GraphJSON = dict(self.extra)
+        body.update(
+            {
+                "appliesTo": self.applies_to,
+                "capabilityStatus": self.capability_status,
+                "consumedUnits": self.consumed,
+                "id": f"{tenant_id}_{self.id}",
+                "prepaidUnits": {
+                    "enabled": self.enabled,
+                    "lockedOut": self.locked_out,
+                    "suspended": self.suspended,
+                    "warning": self.warning,
+                },
+                "servicePlans": self.plans,
+                "skuId": self.id,
+                "skuPartNumber": self.part_number,
+            }
+        )
+        return body
+
+
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+def _member_kind(member: GraphJSON) -> str:
+    kind = str(member.get("@odata.type", "#microsoft.graph.user"))
+    return kind.rsplit(".", 1)[-1]
+
+
+class Tenant:
+    """The in-memory tenant. Thread-safe: every public method takes `lock`."""
+
+    def __init__(self, organization: GraphJSON, rules: R.RuleTables | None = None) -> None:
+        self.organization = organization
+        self.rules = rules or R.default_rules()
+        self.skus: dict[str, SkuRecord] = {}
+        self.users: dict[str, UserRecord] = {}
+        self.groups: dict[str, GroupRecord] = {}
+        # user or group id -> the groups it is a direct member of
+        self.member_of: dict[str, set[str]] = {}
+        self.seq = 1
+        self._user_list: list[UserRecord] | None = None
+        self.lock = threading.RLock()
+        self.clock = now_iso
+
+    # ----- construction -------------------------------------------------------------------
+    @property
+    def tenant_id(self) -> str:
+        return str(self.organization.get("id", ""))
+
+    @property
+    def country(self) -> str | None:
+        return self.organization.get("countryLetterCode")
+
+    @classmethod
+    def from_snapshot(cls, snapshot: GraphJSON) -> Tenant:
+        """Load a tenant snapshot (docs/snapshot.md); GUIDs are lower-cased."""
+        org = snapshot.get("organization") or {}
+        if isinstance(org, list):
+            org = org[0] if org else {}
+        tenant = cls(dict(org))
+        for raw in snapshot.get("subscribedSkus", []):
+            prepaid = raw.get("prepaidUnits") or {}
+            known = {"appliesTo", "capabilityStatus", "consumedUnits", "id", "prepaidUnits"}
+            known |= {"servicePlans", "skuId", "skuPartNumber"}
+            sku = SkuRecord(
+                id=_lower(raw["skuId"]),
+                part_number=raw.get("skuPartNumber", ""),
+                applies_to=raw.get("appliesTo", "User"),
+                capability_status=raw.get("capabilityStatus", "Enabled"),
+                enabled=int(prepaid.get("enabled", 0)),
+                consumed=int(raw.get("consumedUnits", 0)),
+                plans=[
+                    {**p, "servicePlanId": _lower(p["servicePlanId"])}
+                    for p in raw.get("servicePlans", [])
+                ],
+                warning=int(prepaid.get("warning", 0)),
+                suspended=int(prepaid.get("suspended", 0)),
+                locked_out=int(prepaid.get("lockedOut", 0)),
+                extra={k: v for k, v in raw.items() if k not in known},
+            )
+            tenant.skus[sku.id] = sku
+        for raw in snapshot.get("users", []):
+            tenant.users[_lower(raw["id"])] = _user_from_json(raw)
+        for raw in snapshot.get("groups", []):
+            group = GroupRecord(
+                id=_lower(raw["id"]),
+                display_name=raw.get("displayName") or "",
+                security_enabled=bool(raw.get("securityEnabled", True)),
+                mail_enabled=bool(raw.get("mailEnabled", False)),
+                group_types=list(raw.get("groupTypes") or []),
+                licenses={
+                    _lower(a["skuId"]): tuple(_lower(p) for p in a.get("disabledPlans") or [])
+                    for a in raw.get("assignedLicenses") or []
+                },
+                members={_lower(m["id"]): _member_kind(m) for m in raw.get("members") or []},
+            )
+            known = {"id", "displayName", "securityEnabled", "mailEnabled", "groupTypes"}
+            known |= {"assignedLicenses", "members"}
+            group.extra = {k: v for k, v in raw.items() if k not in known}
+            tenant.groups[group.id] = group
+            for member in group.members:
+                tenant.member_of.setdefault(member, set()).add(group.id)
+        return tenant
+
+    def to_snapshot(self) -> GraphJSON:
+        """The tenant as a snapshot (docs/snapshot.md)."""
+        with self.lock:
+            return {
+                "organization": dict(self.organization),
+                "subscribedSkus": [s.to_json(self.tenant_id) for s in self.skus.values()],
+                "users": [
+                    {
+                        "id": u.id,
+                        "userPrincipalName": u.upn,
+                        "accountEnabled": u.account_enabled,
+                        "usageLocation": u.usage_location,
+                        "userType": u.user_type,
+                        "assignedLicenses": [dict(a) for a in u.licenses],
+                        "licenseAssignmentStates": u.states_json(),
+                    }
+                    for u in self.users.values()
+                ],
+                "groups": [
+                    {
+                        "id": g.id,
+                        "displayName": g.display_name,
+                        "securityEnabled": g.security_enabled,
+                        "mailEnabled": g.mail_enabled,
+                        "groupTypes": list(g.group_types),
+                        "assignedLicenses": g.licenses_json(),
+                        "members": [
+                            {"@odata.type": f"#microsoft.graph.{kind}", "id": mid}
+                            for mid, kind in g.members.items()
+                        ],
+                    }
+                    for g in self.groups.values()
+                ],
+            }
+
+    # ----- helpers ------------------------------------------------------------------------
+    def user_list(self) -> list[UserRecord]:
+        """Users in a stable order (cached: the emulator neither creates nor deletes users)."""
+        if self._user_list is None or len(self._user_list) != len(self.users):
+            self._user_list = list(self.users.values())
+        return self._user_list
+
+    def touch(self, obj: UserRecord | GroupRecord) -> int:
+        self.seq += 1
+        obj.version = self.seq
+        return self.seq
+
+    def user(self, user_id: str) -> UserRecord:
+        found = self.users.get(_lower(user_id))
+        if found is None:
+            raise not_found(user_id)
+        return found
+
+    def group(self, group_id: str) -> GroupRecord:
+        found = self.groups.get(_lower(group_id))
+        if found is None:
+            raise not_found(group_id)
+        return found
+
+    def enabled_plans(self, sources: list[Source]) -> dict[str, set[str]]:
+        """Enabled plan name -> SKUs enabling it, over the active sources."""
+        enabled: dict[str, set[str]] = {}
+        for s in sources:
+            sku = self.skus.get(s.sku)
+            if not s.active or sku is None:
+                continue
+            disabled = set(s.disabled)
+            for plan in sku.plans:
+                if plan["servicePlanId"] not in disabled:
+                    enabled.setdefault(plan["servicePlanName"], set()).add(s.sku)
+        return enabled
+
+    def _plan_id(self, name: str) -> str:
+        for sku in self.skus.values():
+            for plan in sku.plans:
+                if plan["servicePlanName"] == name:
+                    return plan["servicePlanId"]
+        return name
+
+    def _commit(self, user: UserRecord, sources: list[Source]) -> None:
+        """Replace a user's sources, moving seats for SKUs gained or lost."""
+        before = user.held()
+        user.sources = sources
+        after = user.held()
+        for sku_id in after - before:
+            self.skus[sku_id].consumed += 1
+        for sku_id in before - after:
+            self.skus[sku_id].consumed -= 1
+        user.derive()
+        self.touch(user)
+
+    def _violations(
+        self, before: list[Source], after: list[Source]
+    ) -> list[tuple[str, str, set[str]]]:
+        """New rule violations caused by going from `before` to `after` (error, message, skus)."""
+        found: list[tuple[str, str, set[str]]] = []
+        held_before = {s.sku for s in before if s.active}
+        for sku_id in {s.sku for s in after if s.active} - held_before:
+            sku = self.skus[sku_id]
+            if sku.free <= 0 or not sku.assignable:
+                found.append(("CountViolation", R.MSG_NO_SEATS.format(sku=sku_id), {sku_id}))
+        old, new = self.enabled_plans(before), self.enabled_plans(after)
+        for a, b in self.rules.conflicts(set(new)):
+            if a in old and b in old:
+                continue
+            message = R.MSG_EXCLUSIVE.format(a=self._plan_id(a), b=self._plan_id(b))
+            found.append(("MutuallyExclusiveViolation", message, new[a] | new[b]))
+        already = {p for p, _ in self.rules.missing_prerequisites(set(old))}
+        for plan, needs in self.rules.missing_prerequisites(set(new)):
+            if plan in already:
+                continue
+            ids = ",".join(self._plan_id(n) for n in sorted(needs))
+            message = R.MSG_DEPENDENCY.format(plan=self._plan_id(plan), needs=ids)
+            lost = {s.sku for s in before if s.active} - {s.sku for s in after if s.active}
+            found.append(("DependencyViolation", message, new[plan] | lost))
+        return found
+
+    # ----- direct assignment --------------------------------------------------------------
+    def assign_user_license(self, user_id: str, body: Any) -> UserRecord:
+        """`POST /users/{id}/assignLicense`: validate everything, then apply as a whole."""
+        adds, removes = parse_assign_body(body)
+        with self.lock:
+            user = self.user(user_id)
+            for sku_id in [a for a, _ in adds] + removes:
+                sku = self.skus.get(sku_id)
+                if sku is None:
+                    raise bad_request(R.MSG_UNKNOWN_SKU.format(sku=sku_id))
+                if sku.applies_to != "User":
+                    raise bad_request(R.MSG_COMPANY_SKU.format(sku=sku_id))
+            direct = {s.sku for s in user.sources if s.group is None}
+            for sku_id in removes:
+                if sku_id not in direct:
+                    inherited = any(s.sku == sku_id for s in user.sources)
+                    raise bad_request(R.MSG_INHERITED if inherited else R.MSG_NOT_ASSIGNED)
+            if adds and not user.usage_location:
+                raise bad_request(R.MSG_USAGE_LOCATION)
+            added = dict(adds)
+            stamp = self.clock()
+            after: list[Source] = []
+            for s in user.sources:
+                if s.group is None and s.sku in removes:
+                    continue
+                if s.group is None and s.sku in added:
+                    after.append(Source(s.sku, None, added.pop(s.sku), updated=stamp))
+                    continue
+                after.append(s)
+            after.extend(Source(sku, None, dis, updated=stamp) for sku, dis in added.items())
+            problems = self._violations(user.sources, after)
+            if problems:
+                raise bad_request(problems[0][1])
+            self._commit(user, after)
+            return user
+
+    def patch_user(self, user_id: str, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise bad_request("Invalid request body.")
+        with self.lock:
+            user = self.user(user_id)
+            if "usageLocation" in body:
+                loc = body["usageLocation"]
+                if loc is not None and (not isinstance(loc, str) or len(loc) != 2):
+                    raise bad_request("Invalid value specified for property 'usageLocation'.")
+                user.usage_location = loc.upper() if loc else None
+            if "accountEnabled" in body:
+                user.account_enabled = bool(body["accountEnabled"])
+            if "displayName" in body:
+                user.display_name = str(body["displayName"])
+            self.touch(user)
+
+    # ----- group-based licensing ----------------------------------------------------------
+    def _apply_group(self, sources: list[Source], group: GroupRecord, stamp: str) -> list[Source]:
+        """Entra's processing of one licensed group for one user: all or nothing."""
+        base = [s for s in sources if s.group != group.id]
+        trial = base + [
+            Source(sku, group.id, dis, updated=stamp) for sku, dis in group.licenses.items()
+        ]
+        errors: dict[str, str] = {}
+        for error, _message, skus in self._violations(sources, trial):
+            for sku in skus & set(group.licenses):
+                errors.setdefault(sku, error)
+        if not errors:
+            return trial
+        return base + [
+            Source(sku, group.id, dis, "Error", errors.get(sku, "Other"), stamp)
+            for sku, dis in group.licenses.items()
+        ]
+
+    def _release_group(self, sources: list[Source], group_id: str, keep: set[str]) -> list[Source]:
+        """Drop a group's sources for SKUs not in `keep`, unless that breaks a prerequisite."""
+        after = [s for s in sources if s.group != group_id or s.sku in keep]
+        if after == sources:
+            return sources
+        blocked: set[str] = set()
+        for error, _message, skus in self._violations(sources, after):
+            if error == "DependencyViolation":
+                blocked |= skus
+        if not blocked:
+            return after
+        result = []
+        for s in sources:
+            if s.group == group_id and s.sku not in keep:
+                if s.sku not in blocked or not s.active:
+                    continue
+                s = Source(
+                    s.sku, s.group, s.disabled, "ActiveWithError", "DependencyViolation", s.updated
+                )
+            result.append(s)
+        return result
+
+    def reconcile(self, user: UserRecord) -> None:
+        """Bring a user's group-sourced states in line with its memberships and the groups' licences."""
+        stamp = self.clock()
+        sources = list(user.sources)
+        groups = self.member_of.get(user.id, set())
+        for gid in sorted({s.group for s in sources if s.group}):
+            group = self.groups.get(gid)
+            keep = set(group.licenses) if group is not None and gid in groups else set()
+            sources = self._release_group(sources, gid, keep)
+        for gid in sorted(groups):
+            group = self.groups[gid]
+            if group.licenses and group.security_enabled:
+                current = [s for s in sources if s.group == gid]
+                wanted = {sku: dis for sku, dis in group.licenses.items()}
+                if (
+                    all(s.state == "Active" for s in current)
+                    and {s.sku: s.disabled for s in current} == wanted
+                ):
+                    continue
+                sources = self._apply_group(sources, group, stamp)
+        if sources != user.sources:
+            self._commit(user, sources)
+
+    def assign_group_license(self, group_id: str, body: Any) -> GroupRecord:
+        """`POST /groups/{id}/assignLicense` (processed synchronously here)."""
+        adds, removes = parse_assign_body(body)
+        with self.lock:
+            group = self.group(group_id)
+            for sku_id in [a for a, _ in adds] + removes:
+                sku = self.skus.get(sku_id)
+                if sku is None:
+                    raise bad_request(R.MSG_UNKNOWN_SKU.format(sku=sku_id))
+                if sku.applies_to != "User":
+                    raise bad_request(R.MSG_COMPANY_SKU.format(sku=sku_id))
+            if not group.security_enabled:
+                raise bad_request("Licenses can only be assigned to security-enabled groups.")
+            for sku_id in removes:
+                group.licenses.pop(sku_id, None)
+            for sku_id, disabled in adds:
+                group.licenses[sku_id] = disabled
+            self.touch(group)
+            self._reconcile_members(group)
+            return group
+
+    def _reconcile_members(self, group: GroupRecord) -> None:
+        members = [self.users[m] for m in group.members if m in self.users]
+        holders = [u for u in members if set(group.licenses) <= u.held()]
+        others = [u for u in members if not set(group.licenses) <= u.held()]
+        for user in holders + others:  # users already holding the licences keep them first
+            self.reconcile(user)
+
+    def reprocess(self, user_id: str) -> UserRecord:
+        with self.lock:
+            user = self.user(user_id)
+            self.reconcile(user)
+            return user
+
+    def add_member(self, group_id: str, member_id: str) -> None:
+        with self.lock:
+            group = self.group(group_id)
+            member_id = _lower(member_id)
+            if member_id in self.users:
+                kind = "user"
+            elif member_id in self.groups:
+                kind = "group"
+            else:
+                raise not_found(member_id)
+            if member_id in group.members:
+                raise bad_request(
+                    "One or more added object references already exist for the following "
+                    "modified properties: 'members'."
+                )
+            if member_id == group.id:
+                raise bad_request("A group cannot be a member of itself.")
+            group.members[member_id] = kind
+            self.member_of.setdefault(member_id, set()).add(group.id)
+            group.member_log.append((self.touch(group), member_id, kind, True))
+            if kind == "user":
+                self.reconcile(self.users[member_id])
+
+    def remove_member(self, group_id: str, member_id: str) -> None:
+        with self.lock:
+            group = self.group(group_id)
+            member_id = _lower(member_id)
+            kind = group.members.pop(member_id, None)
+            if kind is None:
+                raise not_found(member_id)
+            self.member_of.get(member_id, set()).discard(group.id)
+            group.member_log.append((self.touch(group), member_id, kind, False))
+            if kind == "user" and member_id in self.users:
+                self.reconcile(self.users[member_id])
+
+    def transitive_members(self, group: GroupRecord) -> dict[str, str]:
+        """Members of the group and of every nested group (each once, cycles tolerated)."""
+        found: dict[str, str] = {}
+        seen = {group.id}
+        stack = [group]
+        while stack:
+            current = stack.pop()
+            for mid, kind in current.members.items():
+                found.setdefault(mid, kind)
+                if kind == "group" and mid not in seen and mid in self.groups:
+                    seen.add(mid)
+                    stack.append(self.groups[mid])
+        return found
+
+
+def _user_from_json(raw: GraphJSON) -> UserRecord:
+    upn = raw.get("userPrincipalName") or raw["id"]
+    known = {"id", "userPrincipalName", "displayName", "accountEnabled", "usageLocation"}
+    known |= {"userType", "assignedLicenses", "licenseAssignmentStates"}
+    user = UserRecord(
+        id=_lower(raw["id"]),
+        upn=upn,
+        display_name=raw.get("displayName") or upn.split("@")[0],
+        account_enabled=raw.get("accountEnabled") is not False,
+        usage_location=raw.get("usageLocation") or None,
+        user_type=raw.get("userType") or "Member",
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+    states = raw.get("licenseAssignmentStates")
+    if states is None:
+        user.sources = [
+            Source(_lower(a["skuId"]), None, tuple(_lower(p) for p in a.get("disabledPlans") or []))
+            for a in raw.get("assignedLicenses") or []
+        ]
+    else:
+        user.sources = [
+            Source(
+                _lower(s["skuId"]),
+                _lower(s["assignedByGroup"]) if s.get("assignedByGroup") else None,
+                tuple(_lower(p) for p in s.get("disabledPlans") or []),
+                (s.get("state") or "Active").strip(),
+                (s.get("error") or "None").strip(),
+                s.get("lastUpdatedDateTime") or GENERATED_AT,
+            )
+            for s in states
+        ]
+    user.derive()
+    return user
+
+
+ASSIGN_KEYS = ("addLicenses", "removeLicenses")
+
+
+def parse_assign_body(body: Any) -> tuple[list[tuple[str, tuple[str, ...]]], list[str]]:
+    """Validate an assignLicense body the way Graph's OData layer does (camelCase, both keys)."""
+    if not isinstance(body, dict):
+        raise bad_request("Invalid request body.")
+    for key in body:
+        if key not in ASSIGN_KEYS:
+            raise bad_request(R.MSG_BAD_PARAM.format(name=key))
+    missing = [k for k in ASSIGN_KEYS if k not in body]
+    if missing:
+        raise bad_request(R.MSG_MISSING_PARAMS.format(names=", ".join(missing)))
+    add_raw, remove_raw = body["addLicenses"], body["removeLicenses"]
+    if not isinstance(add_raw, list) or not isinstance(remove_raw, list):
+        raise bad_request("Invalid request body.")
+    adds: list[tuple[str, tuple[str, ...]]] = []
+    for item in add_raw:
+        if not isinstance(item, dict):
+            raise bad_request("Invalid request body.")
+        for key in item:
+            if key not in ("skuId", "disabledPlans", "@odata.type"):
+                raise bad_request(
+                    f"The property '{key}' does not exist on type 'microsoft.graph.assignedLicense'. "
+                    "Make sure to only use property names that are defined by the type."
+                )
+        if not isinstance(item.get("skuId"), str):
+            raise bad_request("Invalid request body.")
+        disabled = item.get("disabledPlans") or []
+        adds.append((_lower(item["skuId"]), tuple(_lower(str(p)) for p in disabled)))
+    removes = [_lower(str(r)) for r in remove_raw]
+    return adds, removes

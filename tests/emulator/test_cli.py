@@ -1,0 +1,58 @@
+"""`licsync emulator` on the command line: serves, and saves the tenant on exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from licsync.cli import build_parser
+
+
+def test_subcommand_is_registered():
+    args = build_parser().parse_args(["emulator", "--users", "5", "--port", "0"])
+    assert args.command == "emulator" and callable(args.handler) and args.host == "127.0.0.1"
+
+
+def test_serves_and_saves_on_exit(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    saved = tmp_path / "out.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "licsync",
+        "emulator",
+        "--users",
+        "40",
+        "--groups",
+        "4",
+        "--port",
+        str(port),
+        "--save",
+        str(saved),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/v1.0/users?$top=5")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert response.status_code == 200 and len(response.json()["value"]) == 5
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    snapshot = json.loads(saved.read_text())
+    assert len(snapshot["users"]) == 40 and len(snapshot["groups"]) == 4
