@@ -25,3 +25,30 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"{path} is missing: tests need the shared reference data beside the project")
     return path
+
+
+@pytest.fixture
+def emulator_factory():
+    """Start in-process Graph emulators: `emulator_factory(snapshot=None, **Emulator kwargs)`.
+
+    Each call returns a running `licsync.emulator.server.Emulator` (`.url` ends in /v1.0,
+    `.tenant` is the live state, `.stats` the counters); all are stopped at teardown.
+    """
+    from licsync.emulator.server import Emulator
+
+    started = []
+
+    def start(snapshot=None, **kwargs):
+        graph = Emulator(snapshot, **kwargs).start()
+        started.append(graph)
+        return graph
+
+    yield start
+    for graph in started:
+        graph.stop()
+
+
+@pytest.fixture
+def emulator(emulator_factory):
+    """A running emulator over a generated tenant (200 users, 20 groups, seed 0)."""
+    return emulator_factory(users=200, groups=20, seed=0)
