@@ -18,6 +18,7 @@ from licsync.errors import LicsyncError
 COMMAND_MODULES = (
     "licsync.commands.demo",
     "licsync.commands.plan",
+    "licsync.commands.sync",
     "licsync.emulator.cli",
 )
 

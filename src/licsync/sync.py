@@ -1,0 +1,345 @@
+"""`licsync sync`, the connector's main job: read → plan → guardrail → write → record.
+
+    result = await run_sync(config, dry_run=False, allow_removals=None)
+
+1. open the state store (`[state] url`) and, unless this is a dry run, take the write lease;
+2. read the tenant through Graph (`licsync.reader`) and load the ownership ledger;
+3. `make_plan`; then the guardrail: too many removals, or a rule group that reads empty while
+   the ledger says licsync licensed members through it, stops the run before any write
+   (`GuardrailError`, exit 6) unless `--allow-removals N` covers the count;
+4. send the writes (`licsync.writer`);
+5. in ONE store transaction: the run, every change with its outcome and request id, the ledger
+   for users whose writes succeeded (the others keep their old entries), the problems (predicted
+   and failed writes), and the problems resolved by successful writes;
+6. release the lease.
+
+Nothing is written to the store on a path that fails before the writes (the lease aside).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from licsync.config import Config
+from licsync.engine.membership import transitive_users
+from licsync.errors import LicsyncError
+from licsync.exitcodes import ExitCode
+from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome, load_graph_settings
+from licsync.model import Ledger, LicenseError, Plan, Problem, Tenant, UserPlan
+from licsync.planning import make_plan
+from licsync.reader import read_tenant
+from licsync.resolve import resolve_rules
+from licsync.store import (
+    AppliedChange,
+    ChangeAction,
+    RunStatus,
+    StateSettings,
+    StateStore,
+    diff_ledger,
+    open_store,
+    settle_ledger,
+)
+from licsync.writer import apply_plan, assign_key, location_key
+
+log = structlog.get_logger("licsync.sync")
+
+
+class GuardrailError(LicsyncError):
+    """The run would remove more than allowed (or a rule group reads suspiciously empty)."""
+
+    exit_code = ExitCode.GUARDRAIL
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrail:
+    removals: int
+    licensed_users: int
+    limit: int
+    suspicious_groups: tuple[str, ...]
+    tripped: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class SyncResult:
+    run_id: str
+    dry_run: bool
+    tenant: Tenant
+    plan: Plan
+    guardrail: Guardrail
+    outcomes: list[WriteOutcome] = field(default_factory=list)
+    succeeded_users: tuple[str, ...] = ()
+    failed_users: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    resolved: int = 0
+    fatal: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.fatal:
+            return ExitCode.GRAPH
+        return ExitCode.PROBLEMS if self.problems else ExitCode.OK
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "users": len(self.tenant.users),
+            "changes": len(self.plan.changes),
+            "removals": self.guardrail.removals,
+            "writes": len(self.outcomes),
+            "writes_succeeded": sum(1 for o in self.outcomes if o.ok),
+            "writes_failed": sum(1 for o in self.outcomes if not o.ok),
+            "users_succeeded": len(self.succeeded_users),
+            "users_failed": len(self.failed_users),
+            "problems": len(self.problems),
+            "problems_resolved": self.resolved,
+        }
+
+
+def check_guardrail(
+    tenant: Tenant, config: Config, plan: Plan, ledger: Ledger, allow_removals: int | None
+) -> Guardrail:
+    """Count the plan's removals against `[guardrail]`; find rule groups that read empty although
+    the ledger says licsync licensed members through them."""
+    settings = config.settings.guardrail
+    removals = sum(len(u.remove_licenses) for u in plan.changes)
+    licensed = sum(1 for u in tenant.users.values() if u.assigned_licenses)
+    limit = min(settings.max_removals, int(licensed * settings.max_removal_percent / 100))
+    owned_groups = {g for entry in ledger.values() for g in entry.groups}
+    suspicious = []
+    for rule in resolve_rules(tenant, config):
+        if rule.group_id not in owned_groups:
+            continue
+        if rule.nested:
+            empty = not transitive_users(tenant.groups, rule.group_id)
+        else:
+            empty = not tenant.groups[rule.group_id].member_users
+        if empty:
+            suspicious.append(rule.group_id)
+    reasons = []
+    if removals > limit:
+        reasons.append(
+            f"the plan removes {removals} licence(s); the guardrail allows {limit} "
+            f"(max_removals = {settings.max_removals}, max_removal_percent = "
+            f"{settings.max_removal_percent:g}% of {licensed} licensed users)"
+        )
+    for group_id in suspicious:
+        name = tenant.groups[group_id].display_name
+        reasons.append(
+            f"rule group {name!r} ({group_id}) reads empty, but licsync licensed members "
+            "through it before"
+        )
+    approved = allow_removals is not None and allow_removals >= removals
+    return Guardrail(
+        removals,
+        licensed,
+        limit,
+        tuple(suspicious),
+        bool(reasons) and not approved,
+        tuple(reasons),
+    )
+
+
+def _failure_problems(
+    change: UserPlan, outcome: WriteOutcome, plan_ledger: Ledger
+) -> list[Problem]:
+    error = outcome.license_error or LicenseError.OTHER
+    message = outcome.message or f"the write was not applied ({outcome.action})"
+    skus = [a.sku_id for a in change.add_licenses] + list(change.remove_licenses)
+    problems = []
+    for sku_id in skus:
+        entry = plan_ledger.get((change.user_id, sku_id))
+        group = entry.groups[0] if entry and entry.groups else None
+        problems.append(
+            Problem(change.user_id, change.user_principal_name, sku_id, group, error, message)
+        )
+    return problems
+
+
+def _changes(
+    run_id: str, tenant: Tenant, change: UserPlan, outcomes: dict[str, WriteOutcome]
+) -> list[AppliedChange]:
+    records = []
+    user = tenant.users.get(change.user_id)
+    held = user.held_skus() if user else frozenset()
+    loc = outcomes.get(location_key(change.user_id))
+    if change.usage_location and loc is not None:
+        records.append(
+            AppliedChange(
+                run_id,
+                change.user_id,
+                None,
+                ChangeAction.USAGE_LOCATION,
+                "succeeded" if loc.ok else str(loc.action),
+                usage_location=change.usage_location,
+                request_id=loc.request_id,
+            )
+        )
+    assign = outcomes.get(assign_key(change.user_id))
+    if assign is not None:
+        outcome = "succeeded" if assign.ok else str(assign.action)
+        for a in change.add_licenses:
+            action = ChangeAction.UPDATE if a.sku_id in held else ChangeAction.ADD
+            records.append(
+                AppliedChange(
+                    run_id,
+                    change.user_id,
+                    a.sku_id,
+                    action,
+                    outcome,
+                    disabled_plans=a.disabled_plans,
+                    request_id=assign.request_id,
+                )
+            )
+        for sku_id in change.remove_licenses:
+            records.append(
+                AppliedChange(
+                    run_id,
+                    change.user_id,
+                    sku_id,
+                    ChangeAction.REMOVE,
+                    outcome,
+                    request_id=assign.request_id,
+                )
+            )
+    return records
+
+
+def open_state(config: Config) -> tuple[StateStore, StateSettings]:
+    settings = StateSettings.from_config(config.settings.state)
+    return open_store(settings.url), settings
+
+
+def graph_client(config: Config) -> GraphClient:
+    settings = load_graph_settings(config.settings.graph, path=str(config.path))
+    return GraphClient.from_settings(settings)
+
+
+async def run_sync(
+    config: Config,
+    *,
+    dry_run: bool = False,
+    allow_removals: int | None = None,
+    client: GraphClient | None = None,
+    budget: WriteBudget | None = None,
+    progress: bool | None = None,
+) -> SyncResult:
+    """Run one sync (see the module docstring). Raises GuardrailError, GraphError, StateError,
+    ConfigError; the store is left untouched by all of them (they happen before any write)."""
+    graph_settings = load_graph_settings(config.settings.graph, path=str(config.path))
+    store, state_settings = open_state(config)
+    run_id = uuid.uuid4().hex
+    holder = f"sync-{run_id}"
+    leased = False
+    own_client = client is None
+    try:
+        if not dry_run:
+            store.acquire_lease(holder, state_settings.lease_ttl_seconds)
+            leased = True
+        if client is None:
+            client = GraphClient.from_settings(graph_settings)
+        tenant = await read_tenant(client, config, progress=progress)
+        ledger = store.load_ledger()
+        plan = make_plan(tenant, config, ledger)
+        guard = check_guardrail(tenant, config, plan, ledger, allow_removals)
+        log.info(
+            "sync.plan",
+            run_id=run_id,
+            users=len(tenant.users),
+            changes=len(plan.changes),
+            removals=guard.removals,
+            problems=len(plan.problems),
+            dry_run=dry_run,
+        )
+        result = SyncResult(run_id, dry_run, tenant, plan, guard, problems=plan.problems)
+        if guard.tripped and not dry_run:
+            count = guard.removals
+            raise GuardrailError(
+                "guardrail: nothing was written.\n  - "
+                + "\n  - ".join(guard.reasons)
+                + f"\nReview the plan with `licsync sync --dry-run`, then approve with "
+                f"`--allow-removals {count}` (or raise [guardrail] in the config)."
+            )
+        if dry_run:
+            return result
+
+        if budget is None:
+            budget = WriteBudget(graph_settings.write_rate)
+        ttl = state_settings.lease_ttl_seconds
+        renewer = asyncio.ensure_future(_keep_lease(store, holder, ttl))
+        try:
+            outcomes = await apply_plan(client, plan, budget)
+        finally:
+            renewer.cancel()
+        # re-take the lease if it lapsed meanwhile (fails only if another run holds it now)
+        store.acquire_lease(holder, ttl)
+        _record(store, holder, result, outcomes, ledger)
+        log.info("sync.done", **result.summary())
+        return result
+    finally:
+        if own_client and client is not None:
+            await client.aclose()
+        if leased:
+            store.release_lease(holder)
+        store.close()
+
+
+async def _keep_lease(store: StateStore, holder: str, ttl: float) -> None:
+    """Renew the write lease every third of its lifetime while writes are in flight (100,000
+    writes take over 80 minutes at Graph's write limit)."""
+    while True:
+        await asyncio.sleep(ttl / 3)
+        store.renew_lease(holder, ttl)
+        log.info("sync.lease_renewed", holder=holder)
+
+
+def _record(
+    store: StateStore,
+    holder: str,
+    result: SyncResult,
+    outcomes: list[WriteOutcome],
+    ledger: Ledger,
+) -> None:
+    plan, tenant, run_id = result.plan, result.tenant, result.run_id
+    by_key: dict[str, WriteOutcome] = {o.key: o for o in outcomes}
+    succeeded: list[str] = []
+    failed: list[str] = []
+    changes: list[AppliedChange] = []
+    problems = list(plan.problems)
+    resolved_keys: list[tuple[str, str]] = []
+    for change in plan.changes:
+        mine = [
+            by_key[k]
+            for k in (location_key(change.user_id), assign_key(change.user_id))
+            if k in by_key
+        ]
+        changes.extend(_changes(run_id, tenant, change, by_key))
+        bad = next((o for o in mine if not o.ok), None)
+        if bad is None:
+            succeeded.append(change.user_id)
+            resolved_keys.extend((change.user_id, a.sku_id) for a in change.add_licenses)
+            resolved_keys.extend((change.user_id, s) for s in change.remove_licenses)
+        else:
+            failed.append(change.user_id)
+            problems.extend(_failure_problems(change, bad, plan.ledger))
+    unchanged = {u.user_id for u in plan.users if not u.has_change}
+    settled = settle_ledger(ledger, plan.ledger, unchanged | set(succeeded))
+    result.outcomes = outcomes
+    result.succeeded_users = tuple(succeeded)
+    result.failed_users = tuple(failed)
+    result.problems = tuple(problems)
+    result.fatal = any(o.action is Action.FATAL for o in outcomes)
+    with store.transaction(holder=holder) as tx:
+        tx.start_run("sync", run_id)
+        tx.record_changes(changes)
+        tx.apply_ledger_diff(diff_ledger(ledger, settled))
+        tx.record_problems(run_id, problems)
+        result.resolved = tx.resolve_problems(run_id, resolved_keys)
+        status = RunStatus.FAILED if result.fatal else RunStatus.SUCCEEDED
+        tx.finish_run(run_id, status, result.summary())
