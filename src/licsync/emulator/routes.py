@@ -620,10 +620,16 @@ class Dispatcher:
         return out
 
     def _delta_page(self, req: Request, rid: str, current: DeltaRound, offset: int) -> Reply:
-        chunk = current.entries[offset : offset + current.size]
+        """One page: at most `size` objects and `member_chunk` member changes, so the parts of a
+        split group land on successive pages (the same group repeated, as Graph does)."""
         select = [n for n in current.select or [] if n != "members"] or None
-        value = []
-        for obj_id, members in chunk:
+        value: list[dict[str, Any]] = []
+        end, members_on_page = offset, 0
+        while end < len(current.entries) and len(value) < current.size:
+            obj_id, members = current.entries[end]
+            count = len(members or ())
+            if value and members_on_page + count > self.member_chunk:
+                break
             if current.kind == "users":
                 item = user_json(self.tenant.users[obj_id], select)
             else:
@@ -631,11 +637,11 @@ class Dispatcher:
                 if members is not None:
                     item["members@delta"] = members
             value.append(item)
+            members_on_page += count
+            end += 1
         body: dict[str, Any] = {"@odata.context": f"{req.base}/$metadata#{current.kind}"}
-        if offset + current.size < len(current.entries):
-            body["@odata.nextLink"] = (
-                f"{req.base}/{current.kind}/delta?$skiptoken={rid}.{offset + current.size}"
-            )
+        if end < len(current.entries):
+            body["@odata.nextLink"] = f"{req.base}/{current.kind}/delta?$skiptoken={rid}.{end}"
         else:
             body["@odata.deltaLink"] = (
                 f"{req.base}/{current.kind}/delta?$deltatoken={current.token}"

@@ -76,4 +76,7 @@ MSG_BAD_PARAM = (
     "The parameter '{name}' in the request payload is not a valid parameter for the operation "
     "'assignLicense'."
 )
-MSG_NOT_FOUND = "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+MSG_NOT_FOUND = (
+    "Resource '{id}' does not exist or one of its queried reference-property objects are not "
+    "present."
+)

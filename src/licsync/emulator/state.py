@@ -305,7 +305,11 @@ class Tenant:
         return self.seq
 
     def user(self, user_id: str) -> UserRecord:
+        """A user by object id or, as Graph also accepts, by userPrincipalName."""
         found = self.users.get(_lower(user_id))
+        if found is None and "@" in user_id:
+            upn = user_id.lower()
+            found = next((u for u in self.users.values() if u.upn.lower() == upn), None)
         if found is None:
             raise not_found(user_id)
         return found
@@ -467,7 +471,7 @@ class Tenant:
         return result
 
     def reconcile(self, user: UserRecord) -> None:
-        """Bring a user's group-sourced states in line with its memberships and the groups' licences."""
+        """Bring a user's group-sourced states in line with memberships and group licences."""
         stamp = self.clock()
         sources = list(user.sources)
         groups = self.member_of.get(user.id, set())
@@ -631,8 +635,9 @@ def parse_assign_body(body: Any) -> tuple[list[tuple[str, tuple[str, ...]]], lis
         for key in item:
             if key not in ("skuId", "disabledPlans", "@odata.type"):
                 raise bad_request(
-                    f"The property '{key}' does not exist on type 'microsoft.graph.assignedLicense'. "
-                    "Make sure to only use property names that are defined by the type."
+                    f"The property '{key}' does not exist on type "
+                    "'microsoft.graph.assignedLicense'. Make sure to only use property names "
+                    "that are defined by the type."
                 )
         if not isinstance(item.get("skuId"), str):
             raise bad_request("Invalid request body.")

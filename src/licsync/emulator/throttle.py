@@ -19,7 +19,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class ThrottleConfig:
-    """Limits. `resource_units=None` picks Graph's figure for the tenant size (3,500/5,000/8,000)."""
+    """Limits. `resource_units=None`: Graph's figure for the tenant size (3,500/5,000/8,000)."""
 
     enabled: bool = False
     resource_units: int | None = None
@@ -31,7 +31,7 @@ class ThrottleConfig:
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
-    """Random failures: `rate` of requests fail with one of `kinds` ("drop" closes the connection)."""
+    """Random failures: a `rate` of requests fail with one of `kinds` ("drop" hangs up)."""
 
     rate: float = 0.0
     kinds: tuple[int | str, ...] = (429, 500, 503, 504, "drop")
