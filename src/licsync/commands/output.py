@@ -34,6 +34,11 @@ def write_report(plan: Plan, names: Names, fmt: str, output: Path | None) -> Non
         data = orjson.dumps(plan_document(plan, names), option=orjson.OPT_INDENT_2) + b"\n"
     else:
         data = plan_csv(plan, names).encode("utf-8")
+    emit(data, output)
+
+
+def emit(data: bytes, output: Path | None) -> None:
+    """Write a rendered report to `output`, or to standard output when none is given."""
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

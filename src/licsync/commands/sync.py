@@ -11,10 +11,9 @@ from pathlib import Path
 import orjson
 import structlog
 
-from licsync.commands.output import default_format, write_report
+from licsync.commands.output import default_format, emit, write_report
 from licsync.commands.plan import add_report_arguments
 from licsync.config import load_config
-from licsync.errors import InputError
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
 from licsync.sync import SyncResult, run_sync
@@ -87,14 +86,7 @@ def _write_summary(result: SyncResult, fmt: str, output: Path | None) -> None:
         ).encode()
     else:
         data = "".join(f"{k:>20}: {v}\n" for k, v in summary.items()).encode()
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    try:
-        output.write_bytes(data)
-    except OSError as exc:
-        raise InputError(f"{output}: cannot write report: {exc.strerror}") from None
+    emit(data, output)
 
 
 def run(args: argparse.Namespace) -> int:
