@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from licsync.catalogue import Catalogue, parse_catalogue
+from licsync.catalogue import Catalogue, default_catalogue, parse_catalogue
 from licsync.model import Tenant
 from licsync.snapshot import tenant_from_json
 
@@ -20,6 +20,45 @@ def catalogue() -> Catalogue:
     if _catalogue is None:
         _catalogue = parse_catalogue(CATALOGUE_CSV)
     return _catalogue
+
+
+def catalogue_sku_id(part: str) -> str:
+    """The real SKU id of a part number in Microsoft's shipped catalogue."""
+    return default_catalogue().by_part_number()[part][0].id
+
+
+def catalogue_plan_id(part: str, name: str) -> str:
+    """The real id of service plan `name` inside SKU `part`."""
+    sku = default_catalogue().by_part_number()[part][0]
+    return next(p.id for p in sku.plans if p.name == name)
+
+
+def subscribed_sku_json(
+    org_id: str, part: str, seats: int, consumed: int, applies: str = "User"
+) -> dict[str, Any]:
+    """One `subscribedSku` as Graph sends it (mixed-case skuId), from the real catalogue."""
+    sku = default_catalogue().by_part_number()[part][0]
+    return {
+        "accountName": "Contoso",
+        "accountId": org_id,
+        "appliesTo": applies,
+        "capabilityStatus": "Enabled",
+        "consumedUnits": consumed,
+        "id": f"{org_id}_{sku.id}",
+        "prepaidUnits": {"enabled": seats, "lockedOut": 0, "suspended": 0, "warning": 0},
+        "servicePlans": [
+            {
+                "servicePlanId": p.id,
+                "servicePlanName": p.name,
+                "provisioningStatus": "Success",
+                "appliesTo": applies,
+            }
+            for p in sku.plans
+        ],
+        "skuId": sku.id.upper(),
+        "skuPartNumber": part,
+        "subscriptionIds": ["43d26afe-cb98-48b9-acc4-ae3ef2ac6c51"],
+    }
 
 
 def object_id(name: str) -> str:

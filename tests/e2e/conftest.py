@@ -12,22 +12,15 @@ from typing import Any
 import pytest
 import structlog
 
-from licsync.catalogue import default_catalogue
 from licsync.config import Config, parse_config
 from licsync.emulator.server import Emulator
 from licsync.graph import WriteBudget
 from licsync.sync import SyncResult, run_sync
+from tests.builders import catalogue_plan_id as plan_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import subscribed_sku_json
 
 ORG_ID = "7f3d526c-b3c1-4479-ba74-197b5c5751ae"
-
-
-def sku_id(part: str) -> str:
-    return default_catalogue().by_part_number()[part][0].id
-
-
-def plan_id(part: str, name: str) -> str:
-    sku = default_catalogue().by_part_number()[part][0]
-    return next(p.id for p in sku.plans if p.name == name)
 
 
 def user_id(n: int) -> str:
@@ -36,28 +29,6 @@ def user_id(n: int) -> str:
 
 def group_id(n: int) -> str:
     return f"99999999-0000-4000-8000-{n:012d}"
-
-
-def _sku(part: str, seats: int, consumed: int) -> dict[str, Any]:
-    sku = default_catalogue().by_part_number()[part][0]
-    return {
-        "appliesTo": "User",
-        "capabilityStatus": "Enabled",
-        "consumedUnits": consumed,
-        "id": f"{ORG_ID}_{sku.id}",
-        "prepaidUnits": {"enabled": seats, "lockedOut": 0, "suspended": 0, "warning": 0},
-        "servicePlans": [
-            {
-                "servicePlanId": p.id,
-                "servicePlanName": p.name,
-                "provisioningStatus": "Success",
-                "appliesTo": "User",
-            }
-            for p in sku.plans
-        ],
-        "skuId": sku.id.upper(),
-        "skuPartNumber": part,
-    }
 
 
 def small_snapshot(
@@ -112,7 +83,9 @@ def small_snapshot(
     ]
     return {
         "organization": {"id": ORG_ID, "displayName": "Contoso", "countryLetterCode": "US"},
-        "subscribedSkus": [_sku(p, n, consumed.get(p, 0)) for p, n in seats.items()],
+        "subscribedSkus": [
+            subscribed_sku_json(ORG_ID, p, n, consumed.get(p, 0)) for p, n in seats.items()
+        ],
         "users": user_objs,
         "groups": groups,
     }

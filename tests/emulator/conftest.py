@@ -14,8 +14,9 @@ import pytest
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
-from licsync.catalogue import default_catalogue
 from licsync.emulator.server import Emulator
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import subscribed_sku_json
 
 T = TypeVar("T")
 ORG_ID = "9a3d526c-b3c1-4479-ba74-197b5c5751ae"
@@ -40,40 +41,6 @@ IDS = {
     "parent": "1c000000-0000-4000-8000-0000000000cc",
     "dist": "1d000000-0000-4000-8000-0000000000dd",
 }
-
-
-def sku_id(part: str) -> str:
-    return default_catalogue().by_part_number()[part][0].id
-
-
-def plan_id(part: str, name: str) -> str:
-    sku = default_catalogue().by_part_number()[part][0]
-    return next(p.id for p in sku.plans if p.name == name)
-
-
-def _sku(part: str, applies: str, seats: int, consumed: int) -> dict[str, Any]:
-    sku = default_catalogue().by_part_number()[part][0]
-    return {
-        "accountName": "Contoso",
-        "accountId": ORG_ID,
-        "appliesTo": applies,
-        "capabilityStatus": "Enabled",
-        "consumedUnits": consumed,
-        "id": f"{ORG_ID}_{sku.id}",
-        "prepaidUnits": {"enabled": seats, "lockedOut": 0, "suspended": 0, "warning": 0},
-        "servicePlans": [
-            {
-                "servicePlanId": p.id,
-                "servicePlanName": p.name,
-                "provisioningStatus": "Success",
-                "appliesTo": applies,
-            }
-            for p in sku.plans
-        ],
-        "skuId": sku.id.upper(),  # Graph sends mixed case; the emulator compares lower-cased
-        "skuPartNumber": part,
-        "subscriptionIds": ["43d26afe-cb98-48b9-acc4-ae3ef2ac6c51"],
-    }
 
 
 def _user(name: str, location: str | None, direct: list[str], **extra: Any) -> dict[str, Any]:
@@ -130,7 +97,9 @@ def tiny_snapshot() -> dict[str, Any]:
 
     return {
         "organization": {"id": ORG_ID, "displayName": "Contoso", "countryLetterCode": "US"},
-        "subscribedSkus": [_sku(p, a, n, consumed.get(p, 0)) for p, (a, n) in SEATS.items()],
+        "subscribedSkus": [
+            subscribed_sku_json(ORG_ID, p, n, consumed.get(p, 0), a) for p, (a, n) in SEATS.items()
+        ],
         "users": users,
         "groups": [
             group("licensed", ["bob", "carol", "erin"]),

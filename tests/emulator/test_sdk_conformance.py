@@ -19,7 +19,9 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 )
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from tests.emulator.conftest import IDS, plan_id, run, sdk_client, sku_id
+from tests.builders import catalogue_plan_id as plan_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.emulator.conftest import IDS, run, sdk_client
 
 LICENCE_PROPS = [
     "id",
