@@ -129,6 +129,14 @@ class User:
             if s.assigned_by_group is None
         }
 
+    def inheriting_from(self) -> frozenset[str]:
+        """Groups the user already holds a licence from, without error."""
+        return frozenset(
+            s.assigned_by_group
+            for s in self.license_assignment_states or ()
+            if s.assigned_by_group is not None and s.error is None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Group:

@@ -71,34 +71,26 @@ def test_first_sync_applies_exactly_the_plan_and_second_changes_nothing(
     assert [c.user_id for c in first.plan.changes] == [c.user_id for c in preview.plan.changes]
     assert sum(len(c.add_licenses) for c in first.plan.changes) > 400
     assert any(r.get("nested") for r in rules)
-    # Every user Graph accepted now holds exactly what the plan says; Graph refused a handful
-    # (the engine lets a rule's plan win a conflict with an Entra group's plan the user already
-    # holds, Graph refuses the direct add): those are problems, and their users are unchanged.
-    assert len(first.failed_users) <= 5
-    assert len(first.succeeded_users) + len(first.failed_users) == len(first.plan.changes)
-    failed = set(first.failed_users)
+    # Graph accepted every write: the engine predicted every refusal as a problem instead.
+    assert first.failed_users == ()
+    assert len(first.succeeded_users) == len(first.plan.changes)
     expected = expected_direct(first.tenant, first.plan)
-    for uid in failed:
-        expected[uid] = dict(first.tenant.users[uid].direct_licenses())
     assert direct_licences(generated) == expected
 
     with open_store(str(tmp_path / "state.db")) as store:
         runs = store.list_runs()
         assert [r.id for r in runs] == [first.run_id]
-        assert runs[0].summary["users_failed"] == len(failed)
+        assert runs[0].summary["users_failed"] == 0
         ledger = store.load_ledger()
-        assert ledger == {k: v for k, v in first.plan.ledger.items() if k[0] not in failed}
+        assert ledger == first.plan.ledger
         changes = store.list_changes(run_id=first.run_id)
-        assert changes and all(c.request_id for c in changes)
-        assert {c.user_id for c in changes if c.outcome != "succeeded"} == failed
+        assert changes and all(c.request_id and c.outcome == "succeeded" for c in changes)
         open_problems = {(p.user_id, p.sku_id, p.error) for p in store.list_problems()}
-        assert {(p.user_id, p.sku_id, p.error) for p in first.plan.problems} <= open_problems
-        assert {p[0] for p in open_problems} >= failed
+        assert {(p.user_id, p.sku_id, p.error) for p in first.plan.problems} == open_problems
         assert store.current_lease() is None
 
-    second = sync(config)  # nothing changes; only the refused users are tried again
-    assert {c.user_id for c in second.plan.changes} == failed
-    assert all(not o.ok for o in second.outcomes)
+    second = sync(config)  # nothing left to do
+    assert second.plan.changes == () and second.outcomes == []
     assert direct_licences(generated) == expected
     with open_store(str(tmp_path / "state.db")) as store:
         assert store.load_ledger() == ledger

@@ -246,6 +246,20 @@ def test_mutually_exclusive_plans_fail_the_group():
     assert "EXCHANGE_S_DESKLESS" in problem.message and "EXCHANGE_S_STANDARD" in problem.message
 
 
+@pytest.mark.parametrize("rule_group", ["Frontline", "Shop floor"])  # sorts before / after
+def test_a_held_entra_licence_wins_a_conflict_with_a_rule(rule_group):
+    """The inherited licence is already on the user: Graph refuses the rule's direct add."""
+    b = tenant().sku("DESKLESSPACK").sku("EXCHANGESTANDARD")
+    b.user("ann", inherited=[("Licensed", "EXCHANGESTANDARD", [])])
+    b.group("Licensed", members=["ann"], entra={"EXCHANGESTANDARD": []})
+    b.group(rule_group, members=["ann"])
+    plan = plan_for(b, sales_rule('{ sku = "DESKLESSPACK" }', group=rule_group))
+    assert errors(plan, b, "ann") == {"DESKLESSPACK": "MutuallyExclusiveViolation"}
+    assert adds(plan, b, "ann") == {}
+    (problem,) = plan.problems
+    assert problem.group_id == object_id(rule_group)
+
+
 def test_exchange_plan_1_and_plan_2_stack_since_2023():
     b = tenant().sku("EXCHANGEENTERPRISE").sku("EXCHANGESTANDARD")
     b.user("ann", direct={"EXCHANGESTANDARD": []}).group("Sales", members=["ann"])

@@ -3,7 +3,8 @@
 The pass, for users in ascending object-id order (the documented seat order):
 
 1. The user's own direct assignments (not licsync's) are the baseline: they are never touched.
-2. Each group source, in ascending group-id order, is checked as a whole (all or nothing per
+2. Each group source, in ascending group-id order (Entra groups the user already inherits from
+   first: their licences are in place), is checked as a whole (all or nothing per
    group): SKU usable, usage location (licsync rules only), plan conflicts, prerequisites, and last
    a seat. A user who already holds a SKU keeps their seat; others take one from the free seats
    (`prepaidUnits.enabled - consumedUnits`) plus the seats this plan frees, first come first served.
@@ -186,7 +187,7 @@ class _Engine:
         rule_failed: set[str] = set()
         entra: dict[str, list[frozenset[str]]] = {}
 
-        for source in self.sources.get(user.id, ()):
+        for source in self._in_check_order(user):
             failure = self._check(user, source, held, granted_here, asked_here, relevant)
             if failure is not None:
                 self._fail(user, source, failure, states, problems)
@@ -269,6 +270,16 @@ class _Engine:
             ownership=tuple(ownership[s] for s in sorted(ownership)),
         )
         return _UserResult(plan, problems, blocked_removals)
+
+    def _in_check_order(self, user: User) -> list[GroupSource]:
+        """The user's group sources in ascending group-id order, except that Entra groups the
+        user already inherits from come first: their licences are in place, so a rule that
+        conflicts with them is the one Graph refuses."""
+        sources = self.sources.get(user.id, [])
+        inheriting = user.inheriting_from()
+        if not inheriting:
+            return sources
+        return sorted(sources, key=lambda s: s.group_id not in inheriting)
 
     def _check(
         self,
