@@ -7,6 +7,7 @@ Each subcommand lives in the module that owns it and registers itself through a
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -19,8 +20,15 @@ COMMAND_MODULES = (
     "licsync.commands.demo",
     "licsync.commands.plan",
     "licsync.commands.sync",
+    "licsync.commands.migrate",
     "licsync.emulator.cli",
 )
+
+
+# A run builds hundreds of thousands of small acyclic objects; at CPython's default threshold
+# (700 allocations) the cyclic collector rescans them thousands of times, a third of a plan's
+# time at 100k users. Collections still happen, just less often.
+GC_THRESHOLD = (200_000, 50, 1000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    gc.set_threshold(*GC_THRESHOLD)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,198 @@
+"""`licsync migrate plan|apply|rollback`: the one-off move from direct to group licences."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from licsync.commands.output import default_format
+from licsync.commands.plan import add_report_arguments
+from licsync.commands.sync import configure_logging
+from licsync.config import load_config
+from licsync.exitcodes import ExitCode
+from licsync.migrate.classify import Target
+from licsync.migrate.report import document, rollback_document, write
+from licsync.migrate.restore import run_rollback
+from licsync.migrate.run import MigrationResult, apply_migration, plan_migration
+from licsync.migrate.select import read_users_file
+from licsync.reports.names import Names
+
+EXITS = (
+    "Exit 0: done; 10: problems recorded (a failed write, a wave that failed verification and "
+    "stopped the run, a rollback conflict); 6: guardrail, nothing written; 5: Graph; "
+    "4: state store; 3: bad input (config, snapshot, --users file, rollback file)."
+)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="licsync.toml: rules, policy, [graph], [state], [guardrail]",
+    )
+    parser.add_argument(
+        "--target",
+        choices=[t.value for t in Target],
+        required=True,
+        help="rules: adopt direct assignments into licsync's ledger; entra: "
+        "remove direct assignments that Entra-licensed groups cover",
+    )
+    parser.add_argument(
+        "--users",
+        type=Path,
+        metavar="FILE",
+        help="migrate only these users (one UPN or object id per line)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="migrate at most N users (by UPN); the others are skipped",
+    )
+    add_report_arguments(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        help="move direct licence assignments to group licensing, in waves, with rollback",
+        description="One-off migration from direct licences to group licences (docs/migration.md).",
+    )
+    sub = parser.add_subparsers(dest="migrate_command", metavar="ACTION")
+    plan = sub.add_parser(
+        "plan",
+        help="dry run: what would move and why the rest cannot",
+        description="Dry run (the default). " + EXITS,
+    )
+    _common(plan)
+    plan.add_argument(
+        "--snapshot",
+        type=Path,
+        metavar="FILE",
+        help="plan offline on a tenant snapshot (the ledger is taken as empty)",
+    )
+    plan.set_defaults(handler=run_plan)
+    apply = sub.add_parser(
+        "apply",
+        help="migrate: adopt into the ledger, or remove direct "
+        "assignments Entra's groups cover; writes a rollback file",
+        description="Migrate the selected users. " + EXITS,
+    )
+    _common(apply)
+    apply.add_argument(
+        "--rollback-file",
+        type=Path,
+        metavar="FILE",
+        help="where to write the rollback file (default: licsync-rollback-<run id>.json)",
+    )
+    apply.add_argument(
+        "--wave-size",
+        type=_positive,
+        metavar="N",
+        help="entra: verify after every N users and stop at the first bad wave",
+    )
+    apply.add_argument(
+        "--allow-removals",
+        type=int,
+        metavar="N",
+        help="approve up to N removals beyond the [guardrail] limits",
+    )
+    apply.set_defaults(handler=run_apply)
+    back = sub.add_parser(
+        "rollback",
+        help="restore what a migration removed or adopted",
+        description="Re-add removed direct assignments with their disabled "
+        "plans and restore adopted ledger entries. " + EXITS,
+    )
+    back.add_argument("file", type=Path, metavar="FILE", help="the rollback file of a run")
+    back.add_argument("--config", type=Path, required=True, metavar="FILE")
+    add_report_arguments(back)
+    back.set_defaults(handler=run_rollback_command)
+    parser.set_defaults(handler=lambda args: run_plan_default(parser, args))
+
+
+def run_plan_default(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    parser.print_usage(sys.stderr)
+    print(
+        "licsync migrate: error: choose an action: plan (dry run), apply or rollback",
+        file=sys.stderr,
+    )
+    return ExitCode.USAGE
+
+
+def _report(result: MigrationResult, args: argparse.Namespace) -> int:
+    fmt = args.format or default_format(args.output)
+    doc = document(
+        result.target,
+        result.mode,
+        result.decisions,
+        Names(result.tenant),
+        result.outcomes,
+        result.summary(),
+    )
+    write(doc, fmt, args.output)
+    if result.stopped:
+        print(f"licsync: migration stopped: {result.stopped}", file=sys.stderr)
+    for p in result.problems:
+        print(f"licsync: problem: {p.user_principal_name}: {p.message}", file=sys.stderr)
+    return int(result.exit_code)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    configure_logging()
+    config = load_config(args.config)
+    users = read_users_file(args.users) if args.users else None
+    result = asyncio.run(
+        plan_migration(
+            config, Target(args.target), snapshot=args.snapshot, users=users, limit=args.limit
+        )
+    )
+    return _report(result, args)
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    configure_logging()
+    if args.allow_removals is not None and args.allow_removals < 0:
+        print("licsync: error: --allow-removals must be 0 or more", file=sys.stderr)
+        return ExitCode.USAGE
+    config = load_config(args.config)
+    users = read_users_file(args.users) if args.users else None
+    result = asyncio.run(
+        apply_migration(
+            config,
+            Target(args.target),
+            rollback=args.rollback_file,
+            users=users,
+            limit=args.limit,
+            wave_size=args.wave_size,
+            allow_removals=args.allow_removals,
+        )
+    )
+    if result.rollback_file is not None:
+        print(f"licsync: rollback file: {result.rollback_file}", file=sys.stderr)
+    return _report(result, args)
+
+
+def run_rollback_command(args: argparse.Namespace) -> int:
+    configure_logging()
+    config = load_config(args.config)
+    result = asyncio.run(run_rollback(config, args.file))
+    fmt = args.format or default_format(args.output)
+    write(rollback_document(result.entries, result.outcomes, result.summary()), fmt, args.output)
+    for p in result.problems:
+        print(f"licsync: problem: {p.user_principal_name}: {p.message}", file=sys.stderr)
+    return int(result.exit_code)

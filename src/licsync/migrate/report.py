@@ -1,0 +1,159 @@
+"""The migration report in the formats of `licsync plan`: JSON (versioned), CSV and a table.
+
+JSON: `{"version": 1, "target", "mode", "entries": [...], "summary": {...}}` with one entry per
+user and SKU considered: `id`, `userPrincipalName`, `skuId`, `skuPartNumber`, `action` (adopt,
+remove-direct, skip), `reason` (skips only), `disabledPlans` (names, of the direct assignment),
+`groups` (names of the covering group sources) and, after `migrate apply`, `outcome`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from licsync.catalogue import default_catalogue
+from licsync.commands.output import emit
+from licsync.migrate.classify import Decision, MigrateAction, Target
+from licsync.reports.names import Names
+
+VERSION = 1
+CSV_COLUMNS = (
+    "userPrincipalName",
+    "id",
+    "skuPartNumber",
+    "skuId",
+    "action",
+    "reason",
+    "disabledPlans",
+    "groups",
+    "outcome",
+)
+
+
+def entry(d: Decision, names: Names, outcome: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": d.user_id,
+        "userPrincipalName": d.user_principal_name,
+        "skuId": d.sku_id,
+        "skuPartNumber": names.part_number(d.sku_id),
+        "action": d.action.value,
+    }
+    if d.reason is not None:
+        item["reason"] = d.reason
+    if d.disabled_plans is not None:
+        item["disabledPlans"] = names.plan_list(d.disabled_plans)
+    if d.groups:
+        item["groups"] = sorted(names.group(g) for g in d.groups)
+    if outcome is not None:
+        item["outcome"] = outcome
+    return item
+
+
+def document(
+    target: Target,
+    mode: str,
+    decisions: Sequence[Decision],
+    names: Names,
+    outcomes: Mapping[tuple[str, str], str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    outcomes = outcomes or {}
+    counts = Counter(d.action.value for d in decisions)
+    summary: dict[str, Any] = {
+        "considered": len(decisions),
+        "users": len({d.user_id for d in decisions}),
+        **{a.value: counts.get(a.value, 0) for a in MigrateAction},
+        **(extra or {}),
+    }
+    return {
+        "version": VERSION,
+        "target": target.value,
+        "mode": mode,
+        "entries": [entry(d, names, outcomes.get((d.user_id, d.sku_id))) for d in decisions],
+        "summary": summary,
+    }
+
+
+def _csv(doc: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in doc["entries"]:
+        row = dict(item)
+        row["disabledPlans"] = ";".join(item.get("disabledPlans", ()))
+        row["groups"] = ";".join(item.get("groups", ()))
+        writer.writerow([row.get(c, "") for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _table(doc: dict[str, Any], console: Console) -> None:
+    title = f"Migration to {doc['target']} group licensing ({doc['mode']})"
+    if doc["mode"] == "rollback":
+        title = "Migration rollback"
+    table = Table(title=title, title_justify="left")
+    for column in ("User", "SKU", "Action", "Reason / groups", "Outcome"):
+        table.add_column(column, overflow="fold")
+    for item in doc["entries"]:
+        detail = item.get("reason") or ", ".join(item.get("groups", ()))
+        table.add_row(
+            item["userPrincipalName"],
+            item["skuPartNumber"],
+            item["action"],
+            detail,
+            item.get("outcome", ""),
+        )
+    console.print(table)
+    console.print(", ".join(f"{k}: {v}" for k, v in doc["summary"].items()))
+
+
+def write(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+    """Render `doc` as `fmt` (table, json, csv) to `output` or standard output."""
+    if fmt == "table":
+        if output is None:
+            _table(doc, Console(width=None if sys.stdout.isatty() else 160))
+            return
+        buffer = io.StringIO()
+        _table(doc, Console(file=buffer, width=160, color_system=None))
+        emit(buffer.getvalue().encode("utf-8"), output)
+        return
+    if fmt == "json":
+        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    else:
+        data = _csv(doc).encode("utf-8")
+    emit(data, output)
+
+
+def rollback_document(
+    entries: Sequence[Any], outcomes: Mapping[tuple[str, str], str], summary: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The `migrate rollback` report: one entry per rollback-file entry, with its outcome."""
+    skus = default_catalogue().skus
+    items = []
+    for e in entries:
+        known = skus.get(e.sku_id)
+        items.append(
+            {
+                "id": e.user_id,
+                "userPrincipalName": e.user_principal_name,
+                "skuId": e.sku_id,
+                "skuPartNumber": known.part_number if known else e.sku_id,
+                "action": e.action.value,
+                "outcome": outcomes.get((e.user_id, e.sku_id)),
+            }
+        )
+    return {
+        "version": VERSION,
+        "target": "rollback",
+        "mode": "rollback",
+        "entries": items,
+        "summary": dict(summary),
+    }

@@ -1,0 +1,152 @@
+"""`migrate rollback FILE`: put back what a migration removed or adopted, exactly.
+
+- remove-direct entries: one `assignLicense` per user re-adds the direct assignments with their
+  disabled plans (the inherited licence keeps the seat, so none is needed); the users are re-read
+  and each restored assignment checked.
+- adopt entries: the ledger entry goes back to what it was (deleted when there was none). An entry
+  a later sync changed or removed is left alone and reported as a conflict.
+
+Entries whose status is `failed` or `not-applied` changed nothing and are skipped. Changes and
+problems are recorded like a migration's, under the lease, in run kind `migrate-rollback`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from licsync.config import Config
+from licsync.exitcodes import ExitCode
+from licsync.graph import WriteJob, send_writes
+from licsync.migrate.classify import MigrateAction
+from licsync.migrate.rollbackfile import RESTORABLE, RollbackEntry, read_rollback
+from licsync.migrate.session import Session, read_users, session
+from licsync.model import Ledger, LicenseError, Problem
+from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger, normalise_ownership
+
+log = structlog.get_logger("licsync.migrate")
+KIND = "migrate-rollback"
+
+
+@dataclass
+class RollbackResult:
+    path: Path
+    entries: list[RollbackEntry]
+    outcomes: dict[tuple[str, str], str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEMS if self.problems else ExitCode.OK
+
+    def summary(self) -> dict[str, Any]:
+        values = list(self.outcomes.values())
+        return {
+            "entries": len(self.entries),
+            "restored": values.count("restored"),
+            "skipped": sum(v.startswith("skipped") for v in values),
+            "problems": len(self.problems),
+        }
+
+
+def _problem(e: RollbackEntry, message: str, error: LicenseError | None = None) -> Problem:
+    return Problem(
+        e.user_id, e.user_principal_name, e.sku_id, None, error or LicenseError.OTHER, message
+    )
+
+
+def _unadopt(result: RollbackResult, ledger: Ledger, todo: list[RollbackEntry]) -> Ledger:
+    """The ledger with every adoption undone that no later sync touched."""
+    new = dict(ledger)
+    for e in todo:
+        key = (e.user_id, e.sku_id)
+        current = ledger.get(key)
+        if (
+            current is None
+            or e.ledger_after is None
+            or normalise_ownership(current) != normalise_ownership(e.ledger_after)
+        ):
+            message = (
+                "the ledger entry changed since the migration (a later sync); not restored"
+                if current is not None
+                else "licsync no longer holds this licence; not restored"
+            )
+            result.problems.append(_problem(e, message))
+            result.outcomes[key] = f"conflict: {message}"
+            continue
+        if e.ledger_before is None:
+            del new[key]
+        else:
+            new[key] = e.ledger_before
+        result.outcomes[key] = "restored"
+    return new
+
+
+async def _readd(s: Session, result: RollbackResult, todo: list[RollbackEntry]) -> list[Any]:
+    """Re-add the removed direct assignments; returns the changes to record."""
+    by_user: dict[str, list[RollbackEntry]] = {}
+    for e in todo:
+        by_user.setdefault(e.user_id, []).append(e)
+    jobs = [
+        WriteJob.assign_license(u, [(e.sku_id, e.disabled_plans) for e in es], (), key=u)
+        for u, es in sorted(by_user.items())
+    ]
+    outcomes = {o.key: o for o in await send_writes(s.client, jobs, s.budget)}
+    s.renew()
+    after = await read_users(s.client, [u for u, o in outcomes.items() if o.ok])
+    changes = []
+    for e in todo:
+        key, o = (e.user_id, e.sku_id), outcomes[e.user_id]
+        if not o.ok:
+            message = o.message or f"the write was not applied ({o.action})"
+            result.problems.append(_problem(e, message, o.license_error))
+            result.outcomes[key] = f"failed: {message}"
+        elif after[e.user_id].direct_licenses().get(e.sku_id) != e.disabled_plans:
+            message = "re-read after the rollback: the direct assignment differs from the file"
+            result.problems.append(_problem(e, message))
+            result.outcomes[key] = f"failed: {message}"
+        else:
+            result.outcomes[key] = "restored"
+        changes.append(
+            AppliedChange(
+                s.run_id,
+                e.user_id,
+                e.sku_id,
+                ChangeAction.ADD,
+                "succeeded" if o.ok else str(o.action),
+                disabled_plans=e.disabled_plans,
+                request_id=o.request_id,
+            )
+        )
+    return changes
+
+
+async def run_rollback(config: Config, path: Path, **session_kw: Any) -> RollbackResult:
+    """Restore what the rollback file at `path` lists (see the module docstring)."""
+    _, _, entries = read_rollback(path)
+    result = RollbackResult(path, entries)
+    todo = [e for e in entries if e.status in RESTORABLE]
+    for e in entries:
+        if e.status not in RESTORABLE:
+            result.outcomes[(e.user_id, e.sku_id)] = f"skipped: status {e.status}"
+    if not todo:
+        return result
+    async with session(config, KIND, **session_kw) as s:
+        ledger = s.store.load_ledger()
+        adopted = [e for e in todo if e.action is MigrateAction.ADOPT]
+        removed = [e for e in todo if e.action is MigrateAction.REMOVE_DIRECT]
+        new = _unadopt(result, ledger, adopted)
+        changes = await _readd(s, result, removed) if removed else []
+        status = RunStatus.FAILED if result.problems else RunStatus.SUCCEEDED
+        s.record(
+            KIND,
+            changes=changes,
+            problems=result.problems,
+            ledger=diff_ledger(ledger, new),
+            finish=(status, {"rollbackFile": str(path), **result.summary()}),
+        )
+        log.info("migrate.rollback", **result.summary())
+    return result

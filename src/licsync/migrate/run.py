@@ -1,0 +1,327 @@
+"""`migrate plan` and `migrate apply`: read, classify, select the wave, then adopt or remove.
+
+    result = await plan_migration(config, Target.ENTRA, snapshot=path)       # dry run
+    result = await apply_migration(config, Target.ENTRA, rollback=path, limit=10)
+
+apply, in order: lease; read the tenant and the ledger; classify and select; the guardrail
+(removals count against `[guardrail]` unless `--allow-removals` covers them); the rollback file
+(all entries pending); then
+- RULES: one store transaction adopts every selected assignment into the ledger; no Graph write.
+- ENTRA: per wave, one `assignLicense` per user removing the direct SKUs (batched, retried),
+  the wave's changes and problems recorded, the users re-read: a user who lost an enabled plan
+  or whose licence is in error stops the run after that wave (exit 10, problems recorded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from licsync.config import Config
+from licsync.exitcodes import ExitCode
+from licsync.graph import WriteJob, WriteOutcome, send_writes
+from licsync.migrate.classify import Decision, MigrateAction, Target, classify
+from licsync.migrate.rollbackfile import RollbackEntry, write_rollback
+from licsync.migrate.select import UserList, select, waves
+from licsync.migrate.session import Session, effective_plans, plan_index, read_users, session
+from licsync.model import Ledger, LicenseError, Ownership, Plan, Problem, Tenant, UserPlan
+from licsync.reader import read_tenant
+from licsync.resolve import resolve_rules
+from licsync.snapshot import load_snapshot
+from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger
+from licsync.sync import GuardrailError, check_guardrail, graph_client, open_state
+
+log = structlog.get_logger("licsync.migrate")
+KIND = "migrate"
+
+
+@dataclass
+class MigrationResult:
+    target: Target
+    mode: str  # "plan" or "apply"
+    tenant: Tenant
+    decisions: tuple[Decision, ...]
+    run_id: str | None = None
+    outcomes: dict[tuple[str, str], str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    waves_total: int = 0
+    waves_done: int = 0
+    stopped: str | None = None
+    rollback_file: Path | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEMS if self.stopped or self.problems else ExitCode.OK
+
+    def summary(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.mode == "apply":
+            extra = {
+                "runId": self.run_id,
+                "waves": self.waves_total,
+                "wavesDone": self.waves_done,
+                "problems": len(self.problems),
+                "stopped": self.stopped,
+                "rollbackFile": str(self.rollback_file) if self.rollback_file else None,
+            }
+        return extra
+
+
+def decide(
+    tenant: Tenant,
+    config: Config,
+    target: Target,
+    ledger: Ledger,
+    users: UserList | None,
+    limit: int | None,
+) -> tuple[Decision, ...]:
+    """Classify (rules resolved only for the RULES target), then select the wave."""
+    rules = resolve_rules(tenant, config) if target is Target.RULES else ()
+    found = classify(tenant, target, rules=rules, policy=config.policy(), ledger=ledger)
+    return select(found, tenant, users=users, limit=limit)
+
+
+async def plan_migration(
+    config: Config,
+    target: Target,
+    *,
+    snapshot: Path | None = None,
+    users: UserList | None = None,
+    limit: int | None = None,
+) -> MigrationResult:
+    """The dry run: from a snapshot (ledger taken as empty), or from Graph and the store."""
+    if snapshot is not None:
+        tenant = load_snapshot(snapshot)
+        ledger: Ledger = {}
+    else:
+        async with graph_client(config) as client:
+            tenant = await read_tenant(client, config)
+        store, _ = open_state(config)
+        try:
+            ledger = store.load_ledger()
+        finally:
+            store.close()
+    return MigrationResult(
+        target, "plan", tenant, decide(tenant, config, target, ledger, users, limit)
+    )
+
+
+def _guardrail(
+    tenant: Tenant, config: Config, ledger: Ledger, chosen: list[Decision], allow: int | None
+) -> None:
+    removals: dict[str, list[str]] = {}
+    for d in chosen:
+        if d.action is MigrateAction.REMOVE_DIRECT:
+            removals.setdefault(d.user_id, []).append(d.sku_id)
+    users = tuple(
+        UserPlan(u, tenant.users[u].user_principal_name, (), (), remove_licenses=tuple(s))
+        for u, s in sorted(removals.items())
+    )
+    guard = check_guardrail(tenant, config, Plan(users, (), ()), ledger, allow)
+    if guard.tripped:
+        raise GuardrailError(
+            "guardrail: nothing was written.\n  - "
+            + "\n  - ".join(guard.reasons)
+            + "\nMigrate in smaller waves (--limit, --users), or approve with "
+            f"`--allow-removals {guard.removals}`."
+        )
+
+
+def _rollback_entries(chosen: list[Decision], ledger: Ledger) -> list[RollbackEntry]:
+    entries = []
+    for d in chosen:
+        before = after = None
+        if d.action is MigrateAction.ADOPT:
+            before = ledger.get((d.user_id, d.sku_id))
+            after = Ownership(d.user_id, d.sku_id, d.groups, None)
+        disabled = d.disabled_plans or frozenset()
+        entries.append(
+            RollbackEntry(
+                d.user_id,
+                d.user_principal_name,
+                d.sku_id,
+                d.action,
+                disabled,
+                "pending",
+                before,
+                after,
+            )
+        )
+    return entries
+
+
+async def apply_migration(
+    config: Config,
+    target: Target,
+    *,
+    rollback: Path | None = None,
+    users: UserList | None = None,
+    limit: int | None = None,
+    wave_size: int | None = None,
+    allow_removals: int | None = None,
+    tenant: Tenant | None = None,
+    **session_kw: Any,
+) -> MigrationResult:
+    """Migrate (see the module docstring). `tenant` replaces the Graph read (tests use it to
+    apply a stale view); `session_kw` passes `client` and `budget` to the session."""
+    async with session(config, KIND, **session_kw) as s:
+        if tenant is None:
+            tenant = await read_tenant(s.client, config)
+        ledger = s.store.load_ledger()
+        decisions = decide(tenant, config, target, ledger, users, limit)
+        result = MigrationResult(target, "apply", tenant, decisions, s.run_id)
+        batches = waves(decisions, wave_size)
+        chosen = [d for wave in batches for d in wave]
+        result.waves_total = len(batches)
+        if not chosen:
+            return result
+        _guardrail(tenant, config, ledger, chosen, allow_removals)
+        entries = _rollback_entries(chosen, ledger)
+        rollback = rollback or Path(f"licsync-rollback-{s.run_id}.json")
+        result.rollback_file = rollback
+        write_rollback(rollback, s.run_id, target.value, entries)
+        if target is Target.RULES:
+            await _adopt(s, result, ledger, entries, rollback)
+        else:
+            await _remove_direct(s, result, batches, entries, rollback)
+        log.info("migrate.done", **result.summary())
+        return result
+
+
+async def _adopt(
+    s: Session, result: MigrationResult, ledger: Ledger, entries: list[RollbackEntry], path: Path
+) -> None:
+    new = dict(ledger)
+    for e in entries:
+        assert e.ledger_after is not None
+        new[(e.user_id, e.sku_id)] = e.ledger_after
+    s.renew()
+    s.record(
+        KIND,
+        ledger=diff_ledger(ledger, new),
+        finish=(RunStatus.SUCCEEDED, {"target": "rules", "adopted": len(entries)}),
+    )
+    for e in entries:
+        result.outcomes[(e.user_id, e.sku_id)] = "adopted"
+    result.waves_done = 1
+    write_rollback(path, s.run_id, "rules", [e.with_status("applied") for e in entries])
+
+
+def _verify(
+    result: MigrationResult, s: Session, wave: list[Decision], after: dict[str, Any]
+) -> list[Problem]:
+    """Problems of users who lost an enabled plan or whose licence entered an error state."""
+    index = plan_index(result.tenant, s.config)
+    problems = []
+    for user_id in sorted({d.user_id for d in wave}):
+        before_user = result.tenant.users[user_id]
+        now = after[user_id]
+        before, later = effective_plans(index, before_user), effective_plans(index, now)
+        for sku_id, plans in sorted(before.items()):
+            lost = plans - later.get(sku_id, frozenset())
+            if lost:
+                names = ", ".join(sorted(index.name(p) for p in lost))
+                message = f"lost {names} in {index.part_number(sku_id)} after the migration"
+                problems.append(
+                    Problem(
+                        user_id, now.user_principal_name, sku_id, None, LicenseError.OTHER, message
+                    )
+                )
+        was_bad = {
+            (st.sku_id, st.assigned_by_group)
+            for st in before_user.license_assignment_states or ()
+            if st.error is not None
+        }
+        for st in now.license_assignment_states or ():
+            if st.error is not None and (st.sku_id, st.assigned_by_group) not in was_bad:
+                message = (
+                    f"{index.part_number(st.sku_id)} from group {st.assigned_by_group} is in "
+                    f"state {st.state} ({st.error.value}) after the migration"
+                )
+                problems.append(
+                    Problem(
+                        user_id,
+                        now.user_principal_name,
+                        st.sku_id,
+                        st.assigned_by_group,
+                        st.error,
+                        message,
+                    )
+                )
+    return problems
+
+
+def _write_failures(wave: list[Decision], by_user: dict[str, WriteOutcome]) -> list[Problem]:
+    problems = []
+    for d in wave:
+        outcome = by_user[d.user_id]
+        if not outcome.ok:
+            error = outcome.license_error or LicenseError.OTHER
+            message = outcome.message or f"the write was not applied ({outcome.action})"
+            problems.append(
+                Problem(d.user_id, d.user_principal_name, d.sku_id, None, error, message)
+            )
+    return problems
+
+
+async def _remove_direct(
+    s: Session,
+    result: MigrationResult,
+    batches: list[list[Decision]],
+    entries: list[RollbackEntry],
+    path: Path,
+) -> None:
+    status = {(e.user_id, e.sku_id): e for e in entries}
+    for number, wave in enumerate(batches, start=1):
+        skus: dict[str, list[str]] = {}
+        for d in wave:
+            skus.setdefault(d.user_id, []).append(d.sku_id)
+        jobs = [WriteJob.assign_license(u, (), sk, key=u) for u, sk in skus.items()]
+        outcomes = await send_writes(s.client, jobs, s.budget)
+        by_user = {o.key: o for o in outcomes}
+        s.renew()
+        changes = []
+        for d in wave:
+            o = by_user[d.user_id]
+            key = (d.user_id, d.sku_id)
+            result.outcomes[key] = "removed" if o.ok else f"failed: {o.message or o.action}"
+            status[key] = status[key].with_status("applied" if o.ok else "failed")
+            changes.append(
+                AppliedChange(
+                    s.run_id,
+                    d.user_id,
+                    d.sku_id,
+                    ChangeAction.REMOVE,
+                    "succeeded" if o.ok else str(o.action),
+                    disabled_plans=d.disabled_plans or frozenset(),
+                    request_id=o.request_id,
+                )
+            )
+        done = [d for d in wave if by_user[d.user_id].ok]
+        after = await read_users(s.client, {d.user_id for d in done})
+        broken = _verify(result, s, done, after)
+        problems = _write_failures(wave, by_user) + broken
+        result.problems.extend(problems)
+        result.waves_done = number
+        last = number == len(batches) or bool(broken)
+        if broken:
+            users = sorted({p.user_principal_name for p in broken})
+            result.stopped = (
+                f"wave {number} of {len(batches)} failed verification ({', '.join(users)}); "
+                f"later waves not started. Roll back with `licsync migrate rollback {path}`"
+            )
+        for d in (d for w in batches[number:] for d in w) if last else ():
+            status[(d.user_id, d.sku_id)] = status[(d.user_id, d.sku_id)].with_status("not-applied")
+            result.outcomes[(d.user_id, d.sku_id)] = "not started"
+        write_rollback(path, s.run_id, "entra", list(status.values()))
+        finish = None
+        if last:
+            run_status = RunStatus.ABORTED if broken else RunStatus.SUCCEEDED
+            finish = (run_status, {"target": "entra", **result.summary()})
+        s.record(KIND, changes=changes, problems=problems, finish=finish)
+        log.info("migrate.wave", wave=number, users=len(skus), failed=len(problems))
+        if broken:
+            return

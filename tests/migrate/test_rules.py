@@ -1,0 +1,89 @@
+"""Target rules end to end: adopt into the ledger with no Graph write; rollback restores the
+ledger; a later leave removes the adopted licence."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from licsync.graph import WriteBudget
+from licsync.migrate import Target
+from licsync.migrate.restore import run_rollback
+from licsync.store import open_store
+from tests.e2e.conftest import direct_licences, group_id, make_config, small_snapshot, sync, user_id
+from tests.migrate.conftest import E3, apply, cli_apply, consumed, effective, sku_id
+
+
+def _ledger(tmp_path: Path) -> dict:
+    store = open_store(str(tmp_path / "state.db"))
+    try:
+        return store.load_ledger()
+    finally:
+        store.close()
+
+
+def test_adopt_then_rollback(emulator_factory: Any, tmp_path: Path) -> None:
+    snap = small_snapshot(
+        users=4,
+        members={1: [1, 2, 3], 2: [2]},
+        direct={1: [(E3, ["SWAY"])], 2: [(E3, [])], 3: [(E3, [])], 4: [(E3, [])]},
+    )
+    graph = emulator_factory(snap)
+    rules = [
+        {"group": "Group 1", "licenses": [{"sku": E3, "disabled_plans": ["SWAY"]}]},
+        {"group": "Group 2", "licenses": [{"sku": E3}]},
+    ]
+    config = make_config(tmp_path, graph, rules)
+    before, seats, directs = effective(graph), consumed(graph), direct_licences(graph)
+    graph.stats.reset()
+
+    result = apply(config, Target.RULES, tmp_path)
+    outcomes = {k[0]: v for k, v in result.outcomes.items()}
+    assert outcomes == {user_id(1): "adopted", user_id(2): "adopted"}
+    reasons = {d.user_id: d.reason for d in result.decisions}
+    assert reasons[user_id(3)] == "direct assignment enables SWAY, which no group source enables"
+    assert reasons[user_id(4)] == f"not a member of any group that grants {E3}"
+    assert graph.stats.writes == 0
+    assert effective(graph) == before and consumed(graph) == seats
+    ledger = _ledger(tmp_path)
+    assert set(ledger) == {(user_id(1), sku_id(E3)), (user_id(2), sku_id(E3))}
+    assert all(e.prior_direct is None for e in ledger.values())
+    assert ledger[(user_id(2), sku_id(E3))].groups == tuple(sorted((group_id(1), group_id(2))))
+
+    back = asyncio.run(run_rollback(config, tmp_path / "rollback.json", budget=WriteBudget(1e5)))
+    assert int(back.exit_code) == 0
+    assert _ledger(tmp_path) == {}
+    assert direct_licences(graph) == directs and graph.stats.writes == 0
+
+
+def test_adopted_licence_leaves_with_the_group(emulator_factory: Any, tmp_path: Path) -> None:
+    graph = emulator_factory(
+        small_snapshot(users=2, members={1: [1, 2]}, direct={1: [(E3, [])], 2: [(E3, [])]})
+    )
+    config = make_config(tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": E3}]}])
+    code = cli_apply(
+        config,
+        "rules",
+        tmp_path / "rb.json",
+        "--users",
+        str(_users(tmp_path, user_id(1))),
+        "--format",
+        "csv",
+        "--output",
+        str(tmp_path / "r.csv"),
+    )
+    assert code == 0
+    assert "user1@contoso.com" in (tmp_path / "r.csv").read_text()
+    graph.tenant.remove_member(group_id(1), user_id(1))
+    graph.tenant.remove_member(group_id(1), user_id(2))
+    sync(config, allow_removals=10)
+    after = direct_licences(graph)
+    assert sku_id(E3) not in after[user_id(1)]  # adopted: licsync's now, so it left with the group
+    assert sku_id(E3) in after[user_id(2)]  # not adopted: the admin's own assignment stays
+
+
+def _users(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "users.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
