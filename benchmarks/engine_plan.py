@@ -23,8 +23,11 @@ from licsync.emulator.generate import generate_rules, generate_tenant
 
 def measure(snapshot: Path, config: Path) -> dict[str, float]:
     """Run inside the child process: one plan, stage by stage."""
+    import gc
+
     import orjson
 
+    from licsync.cli import GC_THRESHOLD
     from licsync.config import load_config
     from licsync.engine import compute_plan
     from licsync.reports.json_report import plan_document
@@ -32,6 +35,7 @@ def measure(snapshot: Path, config: Path) -> dict[str, float]:
     from licsync.resolve import resolve_rules
     from licsync.snapshot import load_snapshot
 
+    gc.set_threshold(*GC_THRESHOLD)  # as `licsync plan` runs
     times: dict[str, float] = {}
     start = time.perf_counter()
     tenant = load_snapshot(snapshot)

@@ -59,23 +59,37 @@ def _sku_id(value: str) -> str:
     return sys.intern(guid(value))
 
 
-def _plans(values: Iterable[str] | None) -> frozenset[str]:
-    """Disabled plans as a shared frozenset: tenants repeat a few combinations many times."""
-    return _plan_set(tuple(values)) if values else frozenset()
+@lru_cache(maxsize=65536)
+def _assignment(sku: str, disabled: tuple[str, ...]) -> Assignment:
+    return Assignment(_sku_id(sku), _plan_set(disabled) if disabled else frozenset())
+
+
+@lru_cache(maxsize=65536)
+def _state(
+    sku: str, group: str | None, disabled: tuple[str, ...], state: str, error: str | None
+) -> AssignmentState:
+    return AssignmentState(
+        sku_id=_sku_id(sku),
+        assigned_by_group=_sku_id(group) if group else None,
+        disabled_plans=_plan_set(disabled) if disabled else frozenset(),
+        state=state.strip(),
+        error=LicenseError.parse(error),
+    )
 
 
 def parse_assignment(obj: Mapping[str, Any]) -> Assignment:
-    return Assignment(_sku_id(_require(obj, "skuId")), _plans(obj.get("disabledPlans")))
+    """One `assignedLicenses` entry; equal entries share one object (tenants repeat a few)."""
+    return _assignment(_require(obj, "skuId"), tuple(obj.get("disabledPlans") or ()))
 
 
 def parse_state(obj: Mapping[str, Any]) -> AssignmentState:
-    group = obj.get("assignedByGroup")
-    return AssignmentState(
-        sku_id=_sku_id(_require(obj, "skuId")),
-        assigned_by_group=_sku_id(group) if group else None,
-        disabled_plans=_plans(obj.get("disabledPlans")),
-        state=(obj.get("state") or "Active").strip(),
-        error=LicenseError.parse(obj.get("error")),
+    """One `licenseAssignmentStates` entry, shared like `parse_assignment`'s."""
+    return _state(
+        _require(obj, "skuId"),
+        obj.get("assignedByGroup") or None,
+        tuple(obj.get("disabledPlans") or ()),
+        obj.get("state") or "Active",
+        obj.get("error"),
     )
 
 

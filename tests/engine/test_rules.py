@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from licsync.engine.plans import PlanIndex
 from licsync.model import LicenseError, Ownership, SourceKind
-from tests.builders import TenantBuilder, object_id
+from licsync.servicerules import load_plan_rules
+from tests.builders import TenantBuilder, catalogue_plan_id, object_id
 from tests.engine.scenario import adds, errors, plan_for, removes, user_plan
 
 E3 = "ENTERPRISEPACK"
@@ -258,6 +260,17 @@ def test_a_held_entra_licence_wins_a_conflict_with_a_rule(rule_group):
     assert adds(plan, b, "ann") == {}
     (problem,) = plan.problems
     assert problem.group_id == object_id(rule_group)
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_conflict_with_any_held_plan_counts_whatever_the_order(order):
+    """A user who already holds both SharePoint plans (an old tenant) clashes with a new
+    SHAREPOINTENTERPRISE through SHAREPOINTSTANDARD, however the held plans are listed."""
+    b = tenant().sku("STANDARDPACK")
+    index = PlanIndex(b.tenant(), load_plan_rules())
+    enterprise = catalogue_plan_id(E3, "SHAREPOINTENTERPRISE")
+    standard = catalogue_plan_id("STANDARDPACK", "SHAREPOINTSTANDARD")
+    assert index.conflict([enterprise], [enterprise, standard][::order]) == (enterprise, standard)
 
 
 def test_exchange_plan_1_and_plan_2_stack_since_2023():

@@ -45,6 +45,7 @@ from licsync.model import (
     UserPlan,
 )
 
+Signature = tuple[object, ...]
 MAX_PASSES = 5  # seat passes; another is needed only when a predicted removal was blocked
 
 
@@ -73,6 +74,16 @@ class _UserResult:
     blocked_removals: set[str] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """One user's result with the seats it took and asked for: shared by every user with the same
+    signature and seat availability (the result's user id and name are the first user's)."""
+
+    result: _UserResult
+    granted: set[str]
+    requested: set[str]
+
+
 class _Engine:
     def __init__(self, tenant: Tenant, rules: Sequence[Rule], policy: Policy, ledger: Ledger):
         self.tenant = tenant
@@ -86,6 +97,14 @@ class _Engine:
         interesting = set(self.sources) | set(self.owned)
         interesting.update(u.id for u in tenant.users.values() if u.assigned_licenses)
         self.user_ids = sorted(i for i in interesting if i in tenant.users)
+        self._outcomes: dict[tuple[object, ...], _Outcome] = {}
+        self._seat_skus: dict[Signature, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.signatures = {i: self._signature(tenant.users[i]) for i in self.user_ids}
+        self.releases = [
+            (i, sku)
+            for i in self.user_ids
+            for sku in self._seat_skus_of(tenant.users[i], self.signatures[i])[1]
+        ]
 
     def _policy_location(self) -> str | None:
         if self.policy.usage_location is UsageLocationMode.TENANT:
@@ -126,16 +145,34 @@ class _Engine:
 
     def _freed_seats(self, blocked: set[tuple[str, str]]) -> Counter[str]:
         """Seats freed by users who will hold a SKU no longer (no source of any kind is left)."""
-        freed: Counter[str] = Counter()
-        for user_id in self.user_ids:
-            user = self.tenant.users[user_id]
-            kept = set(self._admin_direct(user))
-            for source in self.sources.get(user_id, ()):
-                kept.update(sku for sku, _ in source.licenses)
-            for sku_id in user.held_skus() - kept:
-                if (user_id, sku_id) not in blocked:
-                    freed[sku_id] += 1
-        return freed
+        return Counter(sku for user_id, sku in self.releases if (user_id, sku) not in blocked)
+
+    def _signature(self, user: User) -> Signature:
+        """What the engine's decisions for `user` depend on, besides free seats: users with the
+        same signature get the same decisions."""
+        owned = self.owned.get(user.id)
+        return (
+            tuple(map(id, self.sources.get(user.id, ()))),
+            user.assigned_licenses,
+            user.license_assignment_states,
+            tuple((s, o.groups, o.prior_direct) for s, o in sorted(owned.items())) if owned else (),
+            user.usage_location is None,
+        )
+
+    def _seat_skus_of(
+        self, user: User, signature: Signature
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """SKUs the user's sources may need a new seat of, and SKUs the user will hold no
+        longer (no source of any kind is left), once per signature."""
+        found = self._seat_skus.get(signature)
+        if found is None:
+            held = user.held_skus()
+            granting = {sku for s in self.sources.get(user.id, ()) for sku, _ in s.licenses}
+            found = self._seat_skus[signature] = (
+                tuple(sorted(granting - held)),
+                tuple(sorted(held - granting - set(self._admin_direct(user)))),
+            )
+        return found
 
     def _assemble(self, results: list[_UserResult], freed: Counter[str]) -> Plan:
         ledger: Ledger = {}
@@ -169,8 +206,29 @@ class _Engine:
         return _UserResult(plan, [])
 
     def _plan_user(self, user: User) -> _UserResult:
+        """The user's result, computed once per signature and seat availability: users with the
+        same sources, licences, ledger entries and usage-location gap get the same decisions."""
         if user.id not in self.sources and user.id not in self.owned:
             return self._untouched_user(user)
+        signature = self.signatures[user.id]
+        candidates = self._seat_skus_of(user, signature)[0]
+        pool = self.pool
+        key = (signature, tuple(pool[s] > 0 for s in candidates))
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            available = {s for s in candidates if pool[s] > 0}
+            outcome = self._outcomes[key] = self._decide(user, available)
+        for sku_id in outcome.granted:
+            pool[sku_id] -= 1
+            self.granted[sku_id] += 1
+        self.requested.update(outcome.requested)
+        result = outcome.result
+        if result.plan.user_id == user.id:
+            return result
+        return _rebind(result, user)
+
+    def _decide(self, user: User, available: set[str]) -> _Outcome:
+        """Everything but the seat counters for one user, given which new seats are available."""
         index = self.index
         admin = self._admin_direct(user)
         held = user.held_skus()
@@ -188,7 +246,7 @@ class _Engine:
         entra: dict[str, list[frozenset[str]]] = {}
 
         for source in self._in_check_order(user):
-            failure = self._check(user, source, held, granted_here, asked_here, relevant)
+            failure = self._check(user, source, held, granted_here, asked_here, relevant, available)
             if failure is not None:
                 self._fail(user, source, failure, states, problems)
                 if source.kind is SourceKind.RULE:
@@ -199,10 +257,8 @@ class _Engine:
                             entra.setdefault(sku_id, []).append(disabled)
                 continue
             for sku_id, disabled in source.licenses:
-                if sku_id not in held and sku_id not in granted_here:
+                if sku_id not in held:
                     granted_here.add(sku_id)
-                    self.pool[sku_id] -= 1
-                    self.granted[sku_id] += 1
                 relevant |= index.relevant_enabled(sku_id, disabled)
                 states.append(SourceState(sku_id, source.kind, source.group_id, disabled))
                 if source.kind is SourceKind.RULE:
@@ -269,16 +325,16 @@ class _Engine:
             usage_location=self.location if add and user.usage_location is None else None,
             ownership=tuple(ownership[s] for s in sorted(ownership)),
         )
-        return _UserResult(plan, problems, blocked_removals)
+        return _Outcome(_UserResult(plan, problems, blocked_removals), granted_here, asked_here)
 
     def _in_check_order(self, user: User) -> list[GroupSource]:
         """The user's group sources in ascending group-id order, except that Entra groups the
         user already inherits from come first: their licences are in place, so a rule that
         conflicts with them is the one Graph refuses."""
         sources = self.sources.get(user.id, [])
-        inheriting = user.inheriting_from()
-        if not inheriting:
+        if all(s.kind is SourceKind.RULE for s in sources):
             return sources
+        inheriting = user.inheriting_from()
         return sorted(sources, key=lambda s: s.group_id not in inheriting)
 
     def _check(
@@ -289,8 +345,10 @@ class _Engine:
         granted: set[str],
         asked: set[str],
         relevant: set[str],
+        available: set[str],
     ) -> _Failure | None:
-        """Why this group cannot license the user (the first reason), or None; counts seats."""
+        """Why this group cannot license the user (the first reason), or None. New seats it
+        needs are added to `asked`; they are granted only if all are `available`."""
         index = self.index
         group_relevant = set(relevant)
         for _sku, disabled in source.licenses:
@@ -344,12 +402,9 @@ class _Engine:
                 )
             if needs_seat:
                 new_seats.append(sku_id)
+        asked.update(new_seats)
         for sku_id in new_seats:
-            if sku_id not in asked:
-                asked.add(sku_id)
-                self.requested[sku_id] += 1
-        for sku_id in new_seats:
-            if self.pool[sku_id] <= 0:
+            if sku_id not in available:
                 sku = self.tenant.skus[sku_id]
                 return _Failure(
                     sku_id,
@@ -449,3 +504,23 @@ class _Engine:
             if not newly:
                 return blocked
             blocked |= newly
+
+
+def _rebind(result: _UserResult, user: User) -> _UserResult:
+    """Another user's result with the same decisions, carried over to `user`."""
+    plan = result.plan
+    uid, upn = user.id, user.user_principal_name
+    return _UserResult(
+        UserPlan(
+            uid,
+            upn,
+            plan.assigned_licenses,
+            plan.states,
+            plan.add_licenses,
+            plan.remove_licenses,
+            plan.usage_location,
+            tuple(Ownership(uid, o.sku_id, o.groups, o.prior_direct) for o in plan.ownership),
+        ),
+        [Problem(uid, upn, p.sku_id, p.group_id, p.error, p.message) for p in result.problems],
+        result.blocked_removals,
+    )

@@ -80,18 +80,19 @@ class PlanIndex:
 
     def conflict(self, new: Iterable[str], held: Iterable[str]) -> tuple[str, str] | None:
         """The first pair (new plan, held plan) that cannot be assigned together, if any."""
-        held_groups: dict[int, str] = {}
+        held_groups: dict[int, set[str]] = {}
         for plan_id in held:
             group = self.conflict_group.get(plan_id)
             if group is not None:
-                held_groups.setdefault(group, plan_id)
+                held_groups.setdefault(group, set()).add(plan_id)
         if not held_groups:
             return None
         for plan_id in sorted(new):
             group = self.conflict_group.get(plan_id)
-            other = held_groups.get(group) if group is not None else None
-            if other is not None and other != plan_id:
-                return plan_id, other
+            others = held_groups.get(group, ()) if group is not None else ()
+            clashing = sorted(p for p in others if p != plan_id)
+            if clashing:
+                return plan_id, clashing[0]
         return None
 
     def missing_prerequisite(

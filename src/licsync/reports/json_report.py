@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from licsync.model import Assignment, Plan, SourceState, UserPlan
@@ -10,31 +11,48 @@ from licsync.reports.names import Names
 REPORT_VERSION = 1
 
 
-def _assignment(a: Assignment) -> dict[str, Any]:
-    return {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+def _assignments(assignments: Iterable[Assignment]) -> list[dict[str, Any]]:
+    return [
+        {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+        for a in sorted(assignments, key=lambda a: a.sku_id)
+    ]
 
 
-def _state(s: SourceState) -> dict[str, Any]:
-    return {
-        "skuId": s.sku_id,
-        "assignedByGroup": s.group_id,
-        "source": s.kind.value,
-        "disabledPlans": sorted(s.disabled_plans),
-        "state": s.state,
-        "error": s.error.value if s.error else None,
-    }
+def _states(states: Iterable[SourceState]) -> list[dict[str, Any]]:
+    return [
+        {
+            "skuId": s.sku_id,
+            "assignedByGroup": s.group_id,
+            "source": s.kind.value,
+            "disabledPlans": sorted(s.disabled_plans),
+            "state": s.state,
+            "error": s.error.value if s.error else None,
+        }
+        for s in sorted(states, key=lambda s: (s.sku_id, s.group_id or ""))
+    ]
 
 
-def _user(u: UserPlan) -> dict[str, Any]:
+class _Shared:
+    """JSON fragments built once per distinct tuple: the engine hands users with the same
+    decisions the same tuples, so most of a large report is a few thousand shared lists."""
+
+    def __init__(self) -> None:
+        self._built: dict[int, tuple[object, list[dict[str, Any]]]] = {}
+
+    def __call__(self, build: Callable[[Any], list[dict[str, Any]]], items: tuple) -> Any:
+        found = self._built.get(id(items))
+        if found is None or found[0] is not items:
+            found = self._built[id(items)] = (items, build(items))
+        return found[1]
+
+
+def _user(u: UserPlan, shared: _Shared) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": u.user_id,
         "userPrincipalName": u.user_principal_name,
-        "assignedLicenses": [_assignment(a) for a in u.assigned_licenses],
-        "licenseAssignmentStates": sorted(
-            (_state(s) for s in u.states),
-            key=lambda s: (s["skuId"], s["assignedByGroup"] or ""),
-        ),
-        "addLicenses": [_assignment(a) for a in sorted(u.add_licenses, key=lambda a: a.sku_id)],
+        "assignedLicenses": shared(_assignments, u.assigned_licenses),
+        "licenseAssignmentStates": shared(_states, u.states),
+        "addLicenses": shared(_assignments, u.add_licenses),
         "removeLicenses": sorted(u.remove_licenses),
     }
     if u.usage_location:
@@ -57,6 +75,7 @@ def summary(plan: Plan) -> dict[str, int]:
 
 def plan_document(plan: Plan, names: Names) -> dict[str, Any]:
     """The report as a JSON-ready dict: GUIDs lower case, lists sorted, stable across runs."""
+    shared = _Shared()
     return {
         "version": REPORT_VERSION,
         "skus": [
@@ -75,7 +94,7 @@ def plan_document(plan: Plan, names: Names) -> dict[str, Any]:
             }
             for f in plan.skus
         ],
-        "users": [_user(u) for u in sorted(plan.users, key=lambda u: u.user_id)],
+        "users": [_user(u, shared) for u in sorted(plan.users, key=lambda u: u.user_id)],
         "problems": [
             {
                 "userId": p.user_id,
