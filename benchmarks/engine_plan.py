@@ -25,12 +25,10 @@ def measure(snapshot: Path, config: Path) -> dict[str, float]:
     """Run inside the child process: one plan, stage by stage."""
     import gc
 
-    import orjson
-
     from licsync.cli import GC_THRESHOLD
+    from licsync.commands.output import write_report
     from licsync.config import load_config
     from licsync.engine import compute_plan
-    from licsync.reports.json_report import plan_document
     from licsync.reports.names import Names
     from licsync.resolve import resolve_rules
     from licsync.snapshot import load_snapshot
@@ -49,13 +47,14 @@ def measure(snapshot: Path, config: Path) -> dict[str, float]:
     plan = compute_plan(tenant, rules, policy)
     times["engine"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    report = orjson.dumps(plan_document(plan, Names(tenant)))
+    report = snapshot.with_suffix(".report.json")
+    write_report(plan, Names(tenant), "json", report)
     times["json report"] = time.perf_counter() - mark
     times["total"] = time.perf_counter() - start
     times["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times["users with changes"] = len(plan.changes)
     times["problems"] = len(plan.problems)
-    times["report MB"] = len(report) / 1e6
+    times["report MB"] = report.stat().st_size / 1e6
     return times
 
 

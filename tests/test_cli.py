@@ -8,6 +8,11 @@ import orjson
 import pytest
 
 from licsync.cli import main
+from licsync.config import load_config
+from licsync.planning import make_plan
+from licsync.reports.json_report import plan_document
+from licsync.reports.names import Names
+from licsync.snapshot import load_snapshot
 from tests.builders import TenantBuilder
 
 RULES = """
@@ -49,6 +54,10 @@ def test_plan_json_report_and_problem_exit_code(files):
     assert report["version"] == 1
     assert report["summary"]["usersWithChanges"] == 1
     assert [p["error"] for p in report["problems"]] == ["CountViolation"]
+    tenant = load_snapshot(snapshot)
+    plan = make_plan(tenant, load_config(config))
+    assert report == plan_document(plan, Names(tenant))  # the streamed file is the document
+    assert out.read_text().count("\n") > len(report["users"]) + len(report["skus"])
 
 
 def test_plan_csv_report(files, capsys):

@@ -59,6 +59,12 @@ def _sku_id(value: str) -> str:
     return sys.intern(guid(value))
 
 
+@lru_cache(maxsize=1024)
+def _word(value: str) -> str:
+    """A short repeated value (country, user type) as one shared string."""
+    return sys.intern(value.strip())
+
+
 @lru_cache(maxsize=65536)
 def _assignment(sku: str, disabled: tuple[str, ...]) -> Assignment:
     return Assignment(_sku_id(sku), _plan_set(disabled) if disabled else frozenset())
@@ -100,8 +106,8 @@ def parse_user(obj: Mapping[str, Any]) -> User:
         id=guid(_require(obj, "id")),
         user_principal_name=obj.get("userPrincipalName") or obj["id"],
         account_enabled=obj.get("accountEnabled") is not False,
-        usage_location=location.strip().upper() if location and location.strip() else None,
-        user_type=obj.get("userType") or "Member",
+        usage_location=_word(location.upper()) if location and location.strip() else None,
+        user_type=_word(obj.get("userType") or "Member"),
         assigned_licenses=tuple(parse_assignment(a) for a in obj.get("assignedLicenses") or ()),
         license_assignment_states=(
             None if states is None else tuple(parse_state(s) for s in states)
@@ -204,4 +210,5 @@ def load_snapshot(path: Path) -> Tenant:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise SnapshotError(f"{path}: not valid JSON: {exc}") from None
+    del raw  # 100k users: tens of MB no longer needed
     return tenant_from_json(data, str(path))

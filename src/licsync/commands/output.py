@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 from rich.console import Console
 
 from licsync.errors import InputError
 from licsync.model import Plan
 from licsync.reports.csv_report import plan_csv
-from licsync.reports.json_report import plan_document
+from licsync.reports.json_report import write_plan_json
 from licsync.reports.names import Names
 from licsync.reports.table import render_plan
 
 FORMATS = ("table", "json", "csv")
+
+Writer = Callable[[bytes], object]
 
 
 def default_format(output: Path | None) -> str:
@@ -31,19 +33,24 @@ def write_report(plan: Plan, names: Names, fmt: str, output: Path | None) -> Non
             render_plan(plan, names, Console(file=handle, width=160, color_system=None))
         return
     if fmt == "json":
-        data = orjson.dumps(plan_document(plan, names), option=orjson.OPT_INDENT_2) + b"\n"
+        stream(lambda write: write_plan_json(plan, names, write), output)
     else:
-        data = plan_csv(plan, names).encode("utf-8")
-    emit(data, output)
+        emit(plan_csv(plan, names).encode("utf-8"), output)
+
+
+def stream(produce: Callable[[Writer], None], output: Path | None) -> None:
+    """Let `produce` write a report chunk by chunk to `output`, or to standard output."""
+    if output is None:
+        produce(sys.stdout.buffer.write)
+        sys.stdout.flush()
+        return
+    try:
+        with output.open("wb") as handle:
+            produce(handle.write)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write report: {exc.strerror}") from None
 
 
 def emit(data: bytes, output: Path | None) -> None:
     """Write a rendered report to `output`, or to standard output when none is given."""
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    try:
-        output.write_bytes(data)
-    except OSError as exc:
-        raise InputError(f"{output}: cannot write report: {exc.strerror}") from None
+    stream(lambda write: write(data), output)

@@ -149,12 +149,14 @@ class _Engine:
 
     def _signature(self, user: User) -> Signature:
         """What the engine's decisions for `user` depend on, besides free seats: users with the
-        same signature get the same decisions."""
+        same signature get the same decisions. Objects are compared by identity, which is exact
+        (every object is alive for the whole run) and cheap."""
         owned = self.owned.get(user.id)
-        return (
+        states = user.license_assignment_states
+        return (  # by identity: the snapshot parser shares equal assignments and states
             tuple(map(id, self.sources.get(user.id, ()))),
-            user.assigned_licenses,
-            user.license_assignment_states,
+            tuple(map(id, user.assigned_licenses)),
+            None if states is None else tuple(map(id, states)),
             tuple((s, o.groups, o.prior_direct) for s, o in sorted(owned.items())) if owned else (),
             user.usage_location is None,
         )

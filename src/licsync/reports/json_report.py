@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from licsync.model import Assignment, Plan, SourceState, UserPlan
+import orjson
+
+from licsync.model import Assignment, Plan, Problem, SkuForecast, SourceState, UserPlan
 from licsync.reports.names import Names
 
 REPORT_VERSION = 1
@@ -73,41 +75,61 @@ def summary(plan: Plan) -> dict[str, int]:
     }
 
 
+def _sku(f: SkuForecast, names: Names) -> dict[str, Any]:
+    return {
+        "skuId": f.sku_id,
+        "skuPartNumber": f.part_number,
+        "productName": names.product(f.sku_id),
+        "enabled": f.enabled,
+        "consumed": f.consumed,
+        "available": f.available,
+        "requested": f.requested,
+        "granted": f.granted,
+        "freed": f.freed,
+        "shortfall": f.shortfall,
+        "consumedAfter": f.consumed_after,
+    }
+
+
+def _problem(p: Problem, names: Names) -> dict[str, Any]:
+    return {
+        "userId": p.user_id,
+        "userPrincipalName": p.user_principal_name,
+        "skuId": p.sku_id,
+        "skuPartNumber": names.part_number(p.sku_id),
+        "groupId": p.group_id,
+        "error": p.error.value,
+        "message": p.message,
+    }
+
+
+def _sections(plan: Plan, names: Names) -> Iterator[tuple[str, Iterable[Any]]]:
+    """The report's lists in order, each produced lazily."""
+    shared = _Shared()
+    yield "skus", (_sku(f, names) for f in plan.skus)
+    users = sorted(plan.users, key=lambda u: u.user_id)
+    yield "users", (_user(u, shared) for u in users)
+    problems = sorted(plan.problems, key=lambda p: (p.user_id, p.sku_id, p.group_id or "", p.error))
+    yield "problems", (_problem(p, names) for p in problems)
+
+
 def plan_document(plan: Plan, names: Names) -> dict[str, Any]:
     """The report as a JSON-ready dict: GUIDs lower case, lists sorted, stable across runs."""
-    shared = _Shared()
-    return {
-        "version": REPORT_VERSION,
-        "skus": [
-            {
-                "skuId": f.sku_id,
-                "skuPartNumber": f.part_number,
-                "productName": names.product(f.sku_id),
-                "enabled": f.enabled,
-                "consumed": f.consumed,
-                "available": f.available,
-                "requested": f.requested,
-                "granted": f.granted,
-                "freed": f.freed,
-                "shortfall": f.shortfall,
-                "consumedAfter": f.consumed_after,
-            }
-            for f in plan.skus
-        ],
-        "users": [_user(u, shared) for u in sorted(plan.users, key=lambda u: u.user_id)],
-        "problems": [
-            {
-                "userId": p.user_id,
-                "userPrincipalName": p.user_principal_name,
-                "skuId": p.sku_id,
-                "skuPartNumber": names.part_number(p.sku_id),
-                "groupId": p.group_id,
-                "error": p.error.value,
-                "message": p.message,
-            }
-            for p in sorted(
-                plan.problems, key=lambda p: (p.user_id, p.sku_id, p.group_id or "", p.error)
-            )
-        ],
-        "summary": summary(plan),
-    }
+    document: dict[str, Any] = {"version": REPORT_VERSION}
+    document.update((name, list(items)) for name, items in _sections(plan, names))
+    document["summary"] = summary(plan)
+    return document
+
+
+def write_plan_json(plan: Plan, names: Names, write: Callable[[bytes], object]) -> None:
+    """Write the same document as `plan_document` piece by piece, one list entry per line, so
+    a 100k-user report never sits in memory whole."""
+    write(b'{"version":%d' % REPORT_VERSION)
+    for name, items in _sections(plan, names):
+        write(b',\n"%s":[' % name.encode())
+        separator = b"\n"
+        for item in items:
+            write(separator + orjson.dumps(item))
+            separator = b",\n"
+        write(b"\n]")
+    write(b',\n"summary":' + orjson.dumps(summary(plan)) + b"}\n")
