@@ -13,6 +13,7 @@ from licsync.planning import make_plan
 from licsync.reports.json_report import plan_document
 from licsync.reports.names import Names
 from licsync.snapshot import load_snapshot
+from licsync.store import open_store
 from tests.builders import TenantBuilder
 
 RULES = """
@@ -81,7 +82,21 @@ def test_bad_config_exits_3_and_writes_nothing(files, capsys):
     assert str(config) in error and "closest: ENTERPRISEPACK" in error
 
 
-def test_demo_runs_on_a_generated_tenant(tmp_path, capsys):
-    assert main(["demo", "--workdir", str(tmp_path), "--users", "60", "--groups", "8"]) == 0
-    assert (tmp_path / "tenant.json").exists() and (tmp_path / "licsync.toml").exists()
-    assert "Seats by product" in capsys.readouterr().out
+def test_demo_runs_the_whole_job_through_the_emulator(tmp_path, capsys):
+    code = main(["demo", "--workdir", str(tmp_path), "--users", "80", "--groups", "10"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Seats by product" in out  # the dry-run report
+    assert "Nothing left to do" in out
+    before = load_snapshot(tmp_path / "tenant-before.json")
+    after = load_snapshot(tmp_path / "tenant-after.json")
+    with open_store(str(tmp_path / "state.db")) as store:
+        runs = store.list_runs()
+        ledger = store.load_ledger()
+    assert len(runs) == 2 and ledger  # two syncs recorded; the ledger is where the state is
+    changed = {u for u in after.users if after.users[u] != before.users[u]}
+    assert changed and changed <= {user for user, _ in ledger}
+    for (user, sku), _ in ledger.items():
+        assert sku in after.users[user].held_skus()
+    # the offline plan of the saved tenant agrees: nothing left to do
+    assert make_plan(after, load_config(tmp_path / "licsync.toml"), ledger).changes == ()

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from licsync.catalogue import default_catalogue
+from licsync.emulator import state as emulator_state
 from licsync.emulator.generate import generate_rules, generate_tenant
 from licsync.emulator.rules import default_rules
 from licsync.emulator.server import Emulator
@@ -17,7 +18,8 @@ def snapshot() -> dict:
     return generate_tenant(3000, 120, seed=5)
 
 
-def test_deterministic_per_seed(snapshot):
+def test_deterministic_per_seed(snapshot, monkeypatch):
+    monkeypatch.setattr(emulator_state, "now_iso", lambda: "2030-06-01T12:00:00Z")
     assert generate_tenant(3000, 120, seed=5) == snapshot
     assert generate_tenant(3000, 120, seed=6)["users"][0]["id"] != snapshot["users"][0]["id"]
 
@@ -90,6 +92,12 @@ def test_generate_rules(snapshot):
             assert sku["appliesTo"] == "User"
             names = {p["servicePlanName"] for p in sku["servicePlans"]}
             assert set(licence["disabled_plans"]) <= names
+
+
+def test_generate_rules_gives_each_group_one_rule_at_most(snapshot):
+    eligible = [g for g in snapshot["groups"] if g["securityEnabled"] and not g["assignedLicenses"]]
+    rules = generate_rules(snapshot, len(eligible) + 10, seed=3)
+    assert sorted(r["group"] for r in rules) == sorted(g["id"] for g in eligible)
 
 
 def test_snapshot_round_trip(snapshot, tmp_path):

@@ -1,55 +1,75 @@
-"""`licsync demo`: the whole job on a built-in demo tenant, with nothing to set up.
+"""`licsync demo`: the main job end to end on the built-in emulator, with nothing to set up.
 
-Generates a realistic tenant from Microsoft's catalogue, writes it and a rules file into a
-working folder (so they can be read and edited), and runs the dry-run report on it.
+1. generate a realistic tenant from Microsoft's catalogue and serve it with the Graph emulator
+   on a loopback port;
+2. write `licsync.toml` (rules, policy, [graph] pointing at the emulator, [state] beside it);
+3. `sync --dry-run`: the report of what the sync will do;
+4. `sync`: the writes, through Graph's API, into the emulator;
+5. `sync` again: nothing left to do;
+6. save the tenant as it now is, so it can be replayed with `licsync emulator --snapshot`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
+from rich.console import Console
 
 from licsync.commands.output import write_report
+from licsync.commands.sync import configure_logging
 from licsync.config import load_config, rules_toml
 from licsync.emulator.generate import generate_rules, generate_tenant
+from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
-from licsync.planning import make_plan
 from licsync.reports.names import Names
-from licsync.snapshot import load_snapshot
+from licsync.sync import SyncResult, run_sync
+
+DEMO_WRITE_RATE = 100  # writes/s, the most [graph] allows: the emulator is local (real Graph: 20)
 
 
 def demo_rules_toml(snapshot: dict[str, Any], count: int, seed: int) -> str:
     """Rules for the demo tenant, naming groups by display name where the name is unique."""
     names = Counter(g["displayName"] for g in snapshot["groups"])
     by_id = {g["id"]: g["displayName"] for g in snapshot["groups"]}
-    rules = list({r["group"]: r for r in reversed(generate_rules(snapshot, count, seed))}.values())
+    rules = generate_rules(snapshot, count, seed)
     for rule in rules:
         name = by_id[rule["group"]]
         if names[name] == 1:
             rule["group"] = name
     header = (
-        "# licsync rules for the generated demo tenant: edit them and run `licsync plan`.\n\n"
+        "# licsync rules for the generated demo tenant: edit them and run the demo again, or\n"
+        "# `licsync plan --snapshot tenant.json --config licsync.toml` offline.\n\n"
         '[policy]\nusage_location = "tenant"\n\n'
     )
     return header + rules_toml(rules)
 
 
+def connection_toml(url: str) -> str:
+    return (
+        "# The built-in Graph emulator of this demo run (loopback, no credentials).\n"
+        f'[graph]\nurl = "{url}"\nauth = "none"\nwrite_rate = {DEMO_WRITE_RATE}\n\n'
+        '[state]\nurl = "state.db"\n\n'
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run licsync on a generated demo tenant (nothing real is touched)",
-        description="Generate a demo tenant from Microsoft's real licensing catalogue, write it "
-        "and a rules file to --workdir, and report what a sync would do.",
+        help="run the whole job on a generated demo tenant (nothing real is touched)",
+        description="Generate a demo tenant from Microsoft's real licensing catalogue, serve it "
+        "with the built-in Graph emulator, and run the main job against it: a dry-run report, "
+        "the sync, and a second sync that finds nothing left to do. Files go to --workdir.",
     )
     parser.add_argument(
         "--workdir",
         type=Path,
         default=Path("licsync-demo"),
-        help="folder for the demo tenant and rules (default: ./licsync-demo)",
+        help="folder for the rules, state store and tenant snapshots (default: ./licsync-demo)",
     )
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--groups", type=int, default=30)
@@ -58,20 +78,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    snapshot = generate_tenant(users=args.users, groups=args.groups, seed=args.seed)
-    tenant_path = args.workdir / "tenant.json"
-    config_path = args.workdir / "licsync.toml"
-    tenant_path.write_bytes(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2))
-    config_path.write_text(demo_rules_toml(snapshot, args.rules, args.seed), encoding="utf-8")
-    print(f"Demo tenant: {args.users} users, {args.groups} groups -> {tenant_path}")
-    print(f"Rules: {config_path}\n")
-    tenant = load_snapshot(tenant_path)
-    plan = make_plan(tenant, load_config(config_path))
-    write_report(plan, Names(tenant), "table", None)
-    print(
-        f"\nNext: edit {config_path} and run "
-        f"`licsync plan --snapshot {tenant_path} --config {config_path}`"
+def _summary_line(result: SyncResult) -> str:
+    s = result.summary()
+    return (
+        f"{s['users']} users read ({s['read']}), {s['changes']} with changes, "
+        f"{s['writes_succeeded']} assignLicense calls succeeded, {s['writes_failed']} failed, "
+        f"{s['problems']} open problem records"
     )
-    return ExitCode.OK
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(logging.WARNING)  # the demo shows reports, not the per-write log
+    console = Console()
+    workdir: Path = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in ("state.db", "state.db-wal", "state.db-shm"):
+        (workdir / stale).unlink(missing_ok=True)  # each demo starts from a fresh ledger
+    snapshot = generate_tenant(users=args.users, groups=args.groups, seed=args.seed)
+    before, after = workdir / "tenant-before.json", workdir / "tenant-after.json"
+    config_path = workdir / "licsync.toml"
+    with Emulator(snapshot) as graph:
+        graph.save(before)
+        config_path.write_text(
+            connection_toml(graph.url) + demo_rules_toml(snapshot, args.rules, args.seed),
+            encoding="utf-8",
+        )
+        config = load_config(config_path)
+        console.rule("[bold]1. The built-in Graph emulator")
+        console.print(
+            f"{args.users} users, {args.groups} groups from Microsoft's real catalogue, served "
+            f"at {graph.url}\nrules: {config_path}   tenant: {before}"
+        )
+        console.rule("[bold]2. Dry run: what the sync will do")
+        preview = asyncio.run(run_sync(config, dry_run=True))
+        write_report(preview.plan, Names(preview.tenant), "table", None)
+        console.rule("[bold]3. Sync")
+        first = asyncio.run(run_sync(config))
+        console.print(_summary_line(first))
+        console.rule("[bold]4. Sync again")
+        second = asyncio.run(run_sync(config))
+        console.print(_summary_line(second))
+        if not second.plan.changes:
+            console.print("[green]Nothing left to do: the tenant matches the rules.[/green]")
+        graph.save(after)
+    console.print(
+        f"\nThe tenant after the sync: {after}. Replay it with\n"
+        f"  licsync emulator --snapshot {after} --port 8000\n"
+        f"then set \\[graph] url in {config_path} to http://127.0.0.1:8000/v1.0 and run "
+        f"`licsync sync --config {config_path}`."
+    )
+    return int(second.exit_code) if second.plan.changes else ExitCode.OK

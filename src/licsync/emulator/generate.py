@@ -14,7 +14,14 @@ from typing import Any
 
 from licsync.catalogue import CatalogueSku, default_catalogue
 from licsync.emulator.rules import default_rules
-from licsync.emulator.state import GroupRecord, SkuRecord, Source, Tenant, UserRecord
+from licsync.emulator.state import (
+    GENERATED_AT,
+    GroupRecord,
+    SkuRecord,
+    Source,
+    Tenant,
+    UserRecord,
+)
 
 # (part number, role, weight). Roles: main (one per user), addon, viral, company.
 SKU_MIX: tuple[tuple[str, str, float], ...] = (
@@ -209,12 +216,14 @@ def build_tenant(users: int, groups: int, seed: int) -> Tenant:
     licensable = [p for p in GROUP_LICENCES if by_part.get(p)]
     candidates = [g for g in group_list[1:] if g.security_enabled]
     count = max(1, len(candidates) // 20) if candidates else 0
+    live_clock, tenant.clock = tenant.clock, lambda: GENERATED_AT  # same seed, same tenant
     for group in rng.sample(candidates, min(count, len(candidates))):
         sku = tenant.skus[by_part[rng.choice(licensable)][0].id]
         group.licenses[sku.id] = _disabled_choice(pools[sku.id], rng)
         for uid, kind in group.members.items():
             if kind == "user":
                 tenant.reconcile(tenant.users[uid])
+    tenant.clock = live_clock
     _set_seats(tenant, roles, rng)
     tenant.seq = 1
     for obj in [*tenant.users.values(), *tenant.groups.values()]:
@@ -242,8 +251,8 @@ def generate_tenant(users: int, groups: int, seed: int) -> dict[str, Any]:
 
 
 def generate_rules(snapshot: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
-    """`count` licsync rules over a snapshot: security groups not licensed by Entra, user SKUs,
-    and disabled plans that belong to the chosen SKU."""
+    """Up to `count` licsync rules over a snapshot, one per group: security groups not licensed
+    by Entra, user SKUs, and disabled plans that belong to the chosen SKU."""
     rng = random.Random(seed)
     groups = [
         g["id"]
@@ -257,15 +266,12 @@ def generate_rules(snapshot: dict[str, Any], count: int, seed: int) -> list[dict
     ]
     if not groups or not skus or count <= 0:
         return []
-    order = rng.sample(groups, len(groups))
     result: list[dict[str, Any]] = []
-    for i in range(count):
+    for group in rng.sample(groups, min(count, len(groups))):
         licences = []
         for sku in rng.sample(skus, min(len(skus), rng.choice((1, 1, 1, 2)))):
             names = [p["servicePlanName"] for p in sku.get("servicePlans", [])]
             disabled = sorted(rng.sample(names, min(len(names) // 3, rng.choice((0, 0, 1, 2)))))
             licences.append({"sku": sku["skuPartNumber"], "disabled_plans": disabled})
-        result.append(
-            {"group": order[i % len(order)], "nested": rng.random() < 0.2, "licenses": licences}
-        )
+        result.append({"group": group, "nested": rng.random() < 0.2, "licenses": licences})
     return result
