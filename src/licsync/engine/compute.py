@@ -74,6 +74,16 @@ class _UserResult:
     blocked_removals: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """Users with one signature: its number, the SKUs they may need a new seat of, and the
+    SKUs they will hold no longer."""
+
+    number: int
+    new_seats: tuple[str, ...]
+    releases: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class _Outcome:
     """One user's result with the seats it took and asked for: shared by every user with the same
@@ -97,14 +107,18 @@ class _Engine:
         interesting = set(self.sources) | set(self.owned)
         interesting.update(u.id for u in tenant.users.values() if u.assigned_licenses)
         self.user_ids = sorted(i for i in interesting if i in tenant.users)
-        self._outcomes: dict[tuple[object, ...], _Outcome] = {}
-        self._seat_skus: dict[Signature, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        self.signatures = {i: self._signature(tenant.users[i]) for i in self.user_ids}
-        self.releases = [
-            (i, sku)
-            for i in self.user_ids
-            for sku in self._seat_skus_of(tenant.users[i], self.signatures[i])[1]
-        ]
+        self._outcomes: dict[tuple[int, tuple[bool, ...]], _Outcome] = {}
+        self.kinds: dict[str, _Kind] = {}
+        self.releases: list[tuple[str, str]] = []
+        kinds: dict[Signature, _Kind] = {}
+        for user_id in self.user_ids:
+            user = tenant.users[user_id]
+            signature = self._signature(user)
+            kind = kinds.get(signature)
+            if kind is None:
+                kind = kinds[signature] = _Kind(len(kinds), *self._seat_skus(user))
+            self.kinds[user_id] = kind
+            self.releases.extend((user_id, sku) for sku in kind.releases)
 
     def _policy_location(self) -> str | None:
         if self.policy.usage_location is UsageLocationMode.TENANT:
@@ -161,20 +175,15 @@ class _Engine:
             user.usage_location is None,
         )
 
-    def _seat_skus_of(
-        self, user: User, signature: Signature
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _seat_skus(self, user: User) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """SKUs the user's sources may need a new seat of, and SKUs the user will hold no
-        longer (no source of any kind is left), once per signature."""
-        found = self._seat_skus.get(signature)
-        if found is None:
-            held = user.held_skus()
-            granting = {sku for s in self.sources.get(user.id, ()) for sku, _ in s.licenses}
-            found = self._seat_skus[signature] = (
-                tuple(sorted(granting - held)),
-                tuple(sorted(held - granting - set(self._admin_direct(user)))),
-            )
-        return found
+        longer (no source of any kind is left)."""
+        held = user.held_skus()
+        granting = {sku for s in self.sources.get(user.id, ()) for sku, _ in s.licenses}
+        return (
+            tuple(sorted(granting - held)),
+            tuple(sorted(held - granting - set(self._admin_direct(user)))),
+        )
 
     def _assemble(self, results: list[_UserResult], freed: Counter[str]) -> Plan:
         ledger: Ledger = {}
@@ -212,13 +221,12 @@ class _Engine:
         same sources, licences, ledger entries and usage-location gap get the same decisions."""
         if user.id not in self.sources and user.id not in self.owned:
             return self._untouched_user(user)
-        signature = self.signatures[user.id]
-        candidates = self._seat_skus_of(user, signature)[0]
+        kind = self.kinds[user.id]
         pool = self.pool
-        key = (signature, tuple(pool[s] > 0 for s in candidates))
+        key = (kind.number, tuple(pool[s] > 0 for s in kind.new_seats))
         outcome = self._outcomes.get(key)
         if outcome is None:
-            available = {s for s in candidates if pool[s] > 0}
+            available = {s for s in kind.new_seats if pool[s] > 0}
             outcome = self._outcomes[key] = self._decide(user, available)
         for sku_id in outcome.granted:
             pool[sku_id] -= 1
