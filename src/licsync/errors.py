@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from licsync.exitcodes import ExitCode
+
 
 class LicsyncError(Exception):
     """Root of every error licsync raises on purpose."""
@@ -33,3 +35,9 @@ class StateError(LicsyncError):
     """The state store is unusable (unknown schema version, lease held by another run)."""
 
     exit_code = 4
+
+
+class GuardrailError(LicsyncError):
+    """The run would remove more than allowed (or a rule group reads suspiciously empty)."""
+
+    exit_code = ExitCode.GUARDRAIL

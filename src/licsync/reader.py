@@ -1,29 +1,50 @@
-"""Read a tenant through Microsoft Graph into the tenant model (full reads, plain dicts).
+"""Read a tenant through Microsoft Graph into the tenant model (plain dicts, no SDK models).
 
-    tenant = await read_tenant(client, config)
+    tenant = await read_tenant(client, config)                      # a full read
+    links = await start_delta(client)                               # delta links from "now"
+    read = await read_incremental(client, config, view, links)      # patch the last-known view
 
-Reads `/organization`, `/subscribedSkus`, every user and every group (with the licence
-properties named in `$select`, following every next link), then the direct members of each group
-a rule names or Entra licenses, in parallel with bounded concurrency. For `nested` rules the
-member groups are read too, recursively and cycle-safe. Pages are parsed with the same
-`licsync.snapshot.parse_*` functions as snapshots, so a read tenant and a snapshot of it are equal.
+**Full read** (`read_tenant`): `/organization`, `/subscribedSkus`, every user and every group
+(with the licence properties named in `$select`, following every next link), then the direct
+members of each group a rule names or Entra licenses, in parallel with bounded concurrency. For
+`nested` rules the member groups are read too, recursively and cycle-safe. Pages are parsed with
+the same `licsync.snapshot.parse_*` functions as snapshots, so a read tenant and a snapshot of it
+are equal.
 
-Every run reads everything (no delta queries yet).
+**Incremental read** (`read_incremental`): a `TenantView` (the last-known users, group shells
+and the memberships licsync needs, kept in the state store) is patched with one `users/delta`
+and one `groups/delta` round from the stored delta links. Graph does not track changes of
+`licenseAssignmentStates` in `users/delta`, so that round selects only tracked properties and
+every user it reports (plus the users licsync wrote last run, `stale`) is re-read with
+`$filter=id in (…)`, 15 ids a request, or by listing all users when that is cheaper. Groups that
+become needed (a new rule, a newly nested group) have their members read in full; subscribed
+SKUs and the organization are re-read every run. A link Graph refuses (400/404/410, e.g.
+`syncStateNotFound` after 7 days) raises `DeltaRefused`: the caller falls back to a full read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from licsync.config import Config
 from licsync.graph.client import GraphClient
-from licsync.model import Group, Tenant, guid
-from licsync.snapshot import parse_group, parse_sku, parse_user, split_members
+from licsync.graph.errors import GraphError, GraphPagingError
+from licsync.model import Group, Tenant, User, guid
+from licsync.snapshot import (
+    GROUP_TYPE,
+    USER_TYPE,
+    parse_group,
+    parse_sku,
+    parse_user,
+    split_members,
+)
+from licsync.store import CachedObjects, CacheRow
 
 log = structlog.get_logger("licsync.reader")
 
@@ -32,8 +53,17 @@ USER_SELECT = (
     "assignedLicenses,licenseAssignmentStates"
 )
 GROUP_SELECT = "id,displayName,securityEnabled,mailEnabled,groupTypes,assignedLicenses"
+# users/delta: only properties whose changes Graph tracks (not licenseAssignmentStates)
+USER_DELTA_SELECT = "id,userPrincipalName,accountEnabled,usageLocation,userType,assignedLicenses"
+GROUP_DELTA_SELECT = GROUP_SELECT + ",members"
+DELTA_HEADERS = {"Prefer": "odata.maxpagesize=999"}
+DELTA_RESOURCES = ("users", "groups")
 PAGE_SIZE = 999
+IDS_PER_FILTER = 15  # Graph's limit for `id in (…)`
 DEFAULT_CONCURRENCY = 8
+VIEW_FORMAT = 1  # bump when the cached view's shape changes: older caches then read in full
+USER_KEYS = tuple(USER_SELECT.split(","))
+GROUP_KEYS = tuple(GROUP_SELECT.split(","))
 
 
 class _Progress:
@@ -96,6 +126,13 @@ async def _collect(client: GraphClient, path: str, params: dict[str, str | int])
     return items
 
 
+async def _read_members(client: GraphClient, group_id: str) -> list[Any]:
+    """A group's direct members (ids and types), every page."""
+    return await _collect(
+        client, f"/groups/{group_id}/members", {"$select": "id", "$top": PAGE_SIZE}
+    )
+
+
 async def read_tenant(
     client: GraphClient,
     config: Config | None = None,
@@ -120,16 +157,10 @@ async def read_tenant(
                 users_raw.extend(value)
                 bar.advance("users", len(value))
 
-        org_task = client.get_json("/organization")
-        skus_task = _collect(client, "/subscribedSkus", {})
         groups_task = _collect(client, "/groups", {"$select": GROUP_SELECT, "$top": PAGE_SIZE})
-        org, skus_raw, groups_raw, _ = await asyncio.gather(
-            org_task, skus_task, groups_task, read_users()
+        (country, skus), groups_raw, _ = await asyncio.gather(
+            _read_org_and_skus(client), groups_task, read_users()
         )
-
-        orgs = org.get("value") if "value" in org else [org]
-        country = (orgs[0].get("countryLetterCode") if orgs else None) or None
-        skus = {s.id: s for s in map(parse_sku, skus_raw)}
         users = {u.id: u for u in map(parse_user, users_raw)}
         raw_by_id = {guid(g["id"]): g for g in groups_raw}
         shells = {g.id: g for g in map(parse_group, groups_raw)}
@@ -143,9 +174,7 @@ async def read_tenant(
 
         async def read_members(group_id: str, follow: bool) -> None:
             async with semaphore:
-                found = await _collect(
-                    client, f"/groups/{group_id}/members", {"$select": "id", "$top": PAGE_SIZE}
-                )
+                found = await _read_members(client, group_id)
             members[group_id] = found
             bar.advance("group members", 1, total=len(queued))
             if follow:
@@ -182,8 +211,360 @@ async def read_tenant(
         skus=len(skus),
     )
     return Tenant(
-        country=country.strip().upper() if country else None,
+        country=country,
         skus=skus,
         users=users,
         groups=groups,
+    )
+
+
+# --- incremental reads ---------------------------------------------------------------------------
+
+
+class DeltaRefused(Exception):
+    """Graph refused a stored delta link (expired or invalid): read everything again."""
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user as Graph sends it with `USER_SELECT` (`parse_user` reads it back unchanged)."""
+    data: dict[str, Any] = {
+        "id": user.id,
+        "userPrincipalName": user.user_principal_name,
+        "accountEnabled": user.account_enabled,
+        "usageLocation": user.usage_location,
+        "userType": user.user_type,
+        "assignedLicenses": [
+            {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+            for a in user.assigned_licenses
+        ],
+    }
+    if user.license_assignment_states is not None:
+        data["licenseAssignmentStates"] = [
+            {
+                "skuId": s.sku_id,
+                "assignedByGroup": s.assigned_by_group,
+                "disabledPlans": sorted(s.disabled_plans),
+                "state": s.state,
+                "error": s.error.value if s.error else "None",
+            }
+            for s in user.license_assignment_states
+        ]
+    return data
+
+
+def group_json(group: Group) -> dict[str, Any]:
+    """A group's shell as Graph sends it with `GROUP_SELECT` (members are kept apart)."""
+    return {
+        "id": group.id,
+        "displayName": group.display_name,
+        "securityEnabled": group.security_enabled,
+        "mailEnabled": group.mail_enabled,
+        "groupTypes": list(group.group_types),
+        "assignedLicenses": [
+            {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+            for a in group.assigned_licenses
+        ],
+    }
+
+
+def wanted_groups(
+    shells: Mapping[str, Group], config: Config | None, members: Mapping[str, Mapping[str, str]]
+) -> set[str]:
+    """The groups whose direct members licsync needs: those rules name or Entra licenses, and
+    for nested rules every group reachable through the memberships known in `members`."""
+    needed, nested = groups_to_read(dict(shells), config)
+    seen = {g for g in nested if g in shells}
+    stack = list(seen)
+    while stack:
+        for child, kind in members.get(stack.pop(), {}).items():
+            if kind == GROUP_TYPE and child in shells and child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return {g for g in needed if g in shells} | seen
+
+
+@dataclass
+class TenantView:
+    """What licsync remembers of the tenant between runs (the state store's `tenant_cache`).
+
+    `users` and `groups` hold Graph JSON (`USER_SELECT`, `GROUP_SELECT`); `members` the direct
+    members (id → `@odata.type`) of the groups in `wanted_groups`; `stale` the users to re-read
+    next run whatever the delta says (licsync wrote them: Graph does not report a change of
+    `licenseAssignmentStates` alone).
+    """
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, dict[str, str]] = field(default_factory=dict)
+    stale: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_tenant(cls, tenant: Tenant, config: Config | None) -> TenantView:
+        """The view of a fully read tenant (whose member lists are those `read_tenant` read)."""
+        view = cls(
+            users={uid: user_json(u) for uid, u in tenant.users.items()},
+            groups={gid: group_json(g) for gid, g in tenant.groups.items()},
+        )
+        known = {
+            gid: {
+                **dict.fromkeys(g.member_users, USER_TYPE),
+                **dict.fromkeys(g.member_groups, GROUP_TYPE),
+            }
+            for gid, g in tenant.groups.items()
+        }
+        view.members = {g: known[g] for g in wanted_groups(tenant.groups, config, known)}
+        return view
+
+    @classmethod
+    def from_cache(cls, objects: CachedObjects) -> TenantView | None:
+        """The view stored by an earlier run; None if there is none (or of an older format)."""
+        meta = objects.get("meta", {}).get("view")
+        if not meta or meta.get("format") != VIEW_FORMAT:
+            return None
+        groups = objects.get("group", {})
+        return cls(
+            users=dict(objects.get("user", {})),
+            groups={
+                gid: {k: v for k, v in g.items() if k != "members"} for gid, g in groups.items()
+            },
+            members={
+                gid: {m["id"]: m["@odata.type"] for m in g["members"]}
+                for gid, g in groups.items()
+                if "members" in g
+            },
+            stale=set(objects.get("stale", {})),
+        )
+
+    def rows(self, stale: Iterable[str] = ()) -> dict[tuple[str, str], dict[str, Any]]:
+        """The view as state-store rows, keyed by (kind, id); `stale` adds users to re-read."""
+        out: dict[tuple[str, str], dict[str, Any]] = {("meta", "view"): {"format": VIEW_FORMAT}}
+        out.update((("user", uid), u) for uid, u in self.users.items())
+        for gid, g in self.groups.items():
+            if gid in self.members:
+                g = {
+                    **g,
+                    "members": [{"@odata.type": t, "id": m} for m, t in self.members[gid].items()],
+                }
+            out[("group", gid)] = g
+        out.update((("stale", uid), {}) for uid in {*self.stale, *stale})
+        return out
+
+    def tenant(self, country: str | None, skus: dict[str, Any]) -> Tenant:
+        groups = {}
+        for gid, raw in self.groups.items():
+            known = self.members.get(gid)
+            if known:
+                raw = {**raw, "members": [{"@odata.type": t, "id": m} for m, t in known.items()]}
+            groups[gid] = parse_group(raw)
+        return Tenant(
+            country=country,
+            skus=skus,
+            users={uid: parse_user(u) for uid, u in self.users.items()},
+            groups=groups,
+        )
+
+
+def diff_rows(
+    old: Mapping[tuple[str, str], Any], new: Mapping[tuple[str, str], Any]
+) -> tuple[list[CacheRow], list[tuple[str, str]]]:
+    """(upserts, deletes) that turn the stored rows `old` into `new`."""
+    upserts = [(k, i, d) for (k, i), d in new.items() if old.get((k, i)) != d]
+    return upserts, [key for key in old if key not in new]
+
+
+@dataclass
+class TrackedRead:
+    """One run's read: the tenant, the view to store, the new delta links, how it was read."""
+
+    tenant: Tenant
+    view: TenantView
+    links: dict[str, str]
+    incremental: bool
+    changed_users: int = 0
+    changed_groups: int = 0
+    stored_rows: dict[tuple[str, str], Any] = field(default_factory=dict)  # what it patched
+
+
+async def _delta_round(
+    client: GraphClient, link: str, params: dict[str, str | int] | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Every item of one delta round and the round's final delta link."""
+    pager = client.iterate_pages(link, params, DELTA_HEADERS)
+    items: list[dict[str, Any]] = []
+    try:
+        async for page in pager:
+            items.extend(page.get("value") or ())
+    except GraphError as exc:
+        status = exc.verdict.status if exc.verdict else None
+        if status in (400, 404, 410):
+            raise DeltaRefused(str(exc)) from exc
+        raise
+    if not pager.delta_link:
+        raise GraphPagingError(f"GET {link.split('?', 1)[0]}: the round ended without a deltaLink")
+    return items, pager.delta_link
+
+
+async def start_delta(client: GraphClient) -> dict[str, str]:
+    """Delta links from now (`$deltatoken=latest`), taken BEFORE a full read: the next
+    incremental run replays what changed during the read, which patching makes harmless."""
+    (_, users), (_, groups) = await asyncio.gather(
+        _delta_round(
+            client, "/users/delta", {"$select": USER_DELTA_SELECT, "$deltatoken": "latest"}
+        ),
+        _delta_round(
+            client, "/groups/delta", {"$select": GROUP_DELTA_SELECT, "$deltatoken": "latest"}
+        ),
+    )
+    return {"users": users, "groups": groups}
+
+
+async def _read_org_and_skus(client: GraphClient) -> tuple[str | None, dict[str, Any]]:
+    org, skus_raw = await asyncio.gather(
+        client.get_json("/organization"), _collect(client, "/subscribedSkus", {})
+    )
+    orgs = org.get("value") if "value" in org else [org]
+    country = (orgs[0].get("countryLetterCode") if orgs else None) or None
+    skus = {s.id: s for s in map(parse_sku, skus_raw)}
+    return (country.strip().upper() if country else None), skus
+
+
+async def _read_users(
+    client: GraphClient, ids: set[str], known: int, concurrency: int
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """(users found by id, whether that is every user): 15 ids a request, or one listing of all
+    users when that takes fewer requests."""
+    if not ids:
+        return {}, False
+    params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
+    if len(ids) / IDS_PER_FILTER > known / PAGE_SIZE + 1:
+        listed = await _collect(client, "/users", params)
+        return {guid(u["id"]): u for u in listed}, True
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    ordered = sorted(ids)
+
+    async def chunk(part: list[str]) -> list[Any]:
+        quoted = ",".join(f"'{i}'" for i in part)
+        async with semaphore:
+            return await _collect(client, "/users", {**params, "$filter": f"id in ({quoted})"})
+
+    parts = [ordered[i : i + IDS_PER_FILTER] for i in range(0, len(ordered), IDS_PER_FILTER)]
+    found = await asyncio.gather(*(chunk(p) for p in parts))
+    return {guid(u["id"]): u for page in found for u in page}, False
+
+
+def _patch_groups(view: TenantView, items: list[dict[str, Any]]) -> None:
+    """Apply a groups/delta round: shells replaced, `@removed` groups dropped, `members@delta`
+    (a group may come several times, its member changes split) applied in order."""
+    for item in items:
+        gid = guid(item["id"])
+        if "@removed" in item:
+            view.groups.pop(gid, None)
+            view.members.pop(gid, None)
+            continue
+        shell = {k: item[k] for k in GROUP_KEYS if k in item}
+        view.groups[gid] = {**view.groups.get(gid, {}), **shell, "id": gid}
+        known = view.members.get(gid)
+        if known is None:
+            continue  # members not needed, or read in full below
+        for entry in item.get("members@delta") or ():
+            mid = guid(entry["id"])
+            kind = entry.get("@odata.type", USER_TYPE)
+            if "@removed" in entry:
+                known.pop(mid, None)
+            elif kind in (USER_TYPE, GROUP_TYPE):  # devices and contacts are never licensed
+                known.setdefault(mid, kind)
+
+
+async def _complete_members(
+    client: GraphClient, view: TenantView, config: Config | None, concurrency: int
+) -> int:
+    """Read in full the members of groups that became needed; forget the others. Returns the
+    number of groups read."""
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    async def read(gid: str) -> tuple[str, list[Any]]:
+        async with semaphore:
+            return gid, await _read_members(client, gid)
+
+    shells = {gid: parse_group(g) for gid, g in view.groups.items()}
+    read_count = 0
+    while True:
+        wanted = wanted_groups(shells, config, view.members)
+        missing = sorted(wanted - set(view.members))
+        if not missing:
+            break
+        for gid, found in await asyncio.gather(*(read(g) for g in missing)):
+            view.members[gid] = {
+                guid(m["id"]): m.get("@odata.type", USER_TYPE)
+                for m in found
+                if m.get("@odata.type", USER_TYPE) in (USER_TYPE, GROUP_TYPE)
+            }
+        read_count += len(missing)
+    for gid in set(view.members) - wanted:
+        del view.members[gid]
+    return read_count
+
+
+async def read_incremental(
+    client: GraphClient,
+    config: Config | None,
+    view: TenantView,
+    links: Mapping[str, str],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> TrackedRead:
+    """Patch `view` (changed in place) with the delta rounds from `links`; raises DeltaRefused
+    when Graph refuses a link, GraphError for anything else."""
+    rounds = await asyncio.gather(
+        _delta_round(client, links["users"]),
+        _delta_round(client, links["groups"]),
+        _read_org_and_skus(client),
+        return_exceptions=True,
+    )
+    for outcome in rounds:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    (user_items, users_link), (group_items, groups_link), (country, skus) = rounds  # type: ignore[misc]
+
+    changed: dict[str, dict[str, Any]] = {}
+    for item in user_items:
+        uid = guid(item["id"])
+        if "@removed" in item:
+            view.users.pop(uid, None)
+            view.stale.discard(uid)
+            changed.pop(uid, None)
+        else:
+            changed[uid] = item
+    reread = set(changed) | {u for u in view.stale if u in view.users}
+    found, complete = await _read_users(client, reread, len(view.users), concurrency)
+    if complete:
+        view.users = found
+        view.stale = set()
+    else:
+        for uid in reread:
+            if uid in found:
+                view.users[uid] = found[uid]
+            else:  # not visible yet: keep what the delta said, try again next run
+                delta = {k: v for k, v in changed.get(uid, {}).items() if k in USER_KEYS}
+                view.users[uid] = {**view.users.get(uid, {}), **delta, "id": uid}
+        view.stale = reread - set(found)
+
+    _patch_groups(view, group_items)
+    members_read = await _complete_members(client, view, config, concurrency)
+    log.info(
+        "graph.read",
+        mode="incremental",
+        users=len(view.users),
+        users_changed=len(changed),
+        users_reread=len(reread),
+        groups_changed=len({guid(g["id"]) for g in group_items}),
+        groups_members_read=members_read,
+    )
+    return TrackedRead(
+        view.tenant(country, skus),
+        view,
+        {"users": users_link, "groups": groups_link},
+        incremental=True,
+        changed_users=len(changed),
+        changed_groups=len({guid(g["id"]) for g in group_items}),
     )

@@ -1,16 +1,21 @@
 """`licsync sync`, the connector's main job: read → plan → guardrail → write → record.
 
-    result = await run_sync(config, dry_run=False, allow_removals=None)
+    result = await run_sync(config, dry_run=False, allow_removals=None, full=False)
 
-1. open the state store (`[state] url`) and, unless this is a dry run, take the write lease;
-2. read the tenant through Graph (`licsync.reader`) and load the ownership ledger;
+1. open the state store (`[state] url`) and, unless this is a dry run, take the write lease; a
+   dry run opens the store read-only, and plans with an empty ledger when the SQLite file does
+   not exist (it creates nothing);
+2. read the tenant through Graph (`licsync.reader`): incrementally, by patching the cached
+   tenant view with `users/delta` and `groups/delta` from the stored delta links, or in full
+   (`full=True`, no cache yet, or Graph refused a link), taking new links first; load the ledger;
 3. `make_plan`; then the guardrail: too many removals, or a rule group that reads empty while
    the ledger says licsync licensed members through it, stops the run before any write
    (`GuardrailError`, exit 6) unless `--allow-removals N` covers the count;
 4. send the writes (`licsync.writer`);
 5. in ONE store transaction: the run, every change with its outcome and request id, the ledger
    for users whose writes succeeded (the others keep their old entries), the problems (predicted
-   and failed writes), and the problems resolved by successful writes;
+   and failed writes), the problems resolved by successful writes and, unless a write was
+   fatal, the new delta links and the cached tenant view;
 6. release the lease.
 
 Nothing is written to the store on a path that fails before the writes (the lease aside).
@@ -27,12 +32,21 @@ import structlog
 
 from licsync.config import Config
 from licsync.engine.membership import transitive_users
-from licsync.errors import LicsyncError
+from licsync.errors import GuardrailError
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome, load_graph_settings
 from licsync.model import Ledger, LicenseError, Plan, Problem, Tenant, UserPlan
 from licsync.planning import make_plan
-from licsync.reader import read_tenant
+from licsync.reader import (
+    DELTA_RESOURCES,
+    DeltaRefused,
+    TenantView,
+    TrackedRead,
+    diff_rows,
+    read_incremental,
+    read_tenant,
+    start_delta,
+)
 from licsync.resolve import resolve_rules
 from licsync.store import (
     AppliedChange,
@@ -40,19 +54,18 @@ from licsync.store import (
     RunStatus,
     StateSettings,
     StateStore,
+    StateTransaction,
     diff_ledger,
     open_store,
     settle_ledger,
+    state_exists,
 )
 from licsync.writer import apply_plan, assign_key, location_key
 
 log = structlog.get_logger("licsync.sync")
 
 
-class GuardrailError(LicsyncError):
-    """The run would remove more than allowed (or a rule group reads suspiciously empty)."""
-
-    exit_code = ExitCode.GUARDRAIL
+__all__ = ["GuardrailError", "SyncResult", "graph_client", "make_plan", "open_state", "run_sync"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,7 @@ class SyncResult:
     tenant: Tenant
     plan: Plan
     guardrail: Guardrail
+    incremental: bool = False
     outcomes: list[WriteOutcome] = field(default_factory=list)
     succeeded_users: tuple[str, ...] = ()
     failed_users: tuple[str, ...] = ()
@@ -89,6 +103,7 @@ class SyncResult:
         return {
             "run_id": self.run_id,
             "dry_run": self.dry_run,
+            "read": "incremental" if self.incremental else "full",
             "users": len(self.tenant.users),
             "changes": len(self.plan.changes),
             "removals": self.guardrail.removals,
@@ -211,8 +226,17 @@ def _changes(
     return records
 
 
-def open_state(config: Config) -> tuple[StateStore, StateSettings]:
-    settings = StateSettings.from_config(config.settings.state)
+def open_state(
+    config: Config, *, read_only: bool = False
+) -> tuple[StateStore | None, StateSettings]:
+    """The state store `[state] url` names (a relative SQLite path is relative to the config
+    file's directory). `read_only`: never create, migrate or write it; None when the SQLite file
+    does not exist."""
+    settings = StateSettings.from_config(config.settings.state, base_dir=config.path.parent)
+    if read_only:
+        if not state_exists(settings.url):
+            return None, settings
+        return open_store(settings.url, read_only=True), settings
     return open_store(settings.url), settings
 
 
@@ -221,43 +245,83 @@ def graph_client(config: Config) -> GraphClient:
     return GraphClient.from_settings(settings)
 
 
+async def read_for_sync(
+    client: GraphClient,
+    config: Config,
+    store: StateStore | None,
+    *,
+    full: bool = False,
+    track: bool = True,
+    progress: bool | None = None,
+) -> TrackedRead:
+    """Read incrementally when the store holds a tenant view and delta links (and `full` is not
+    asked); otherwise, or when Graph refuses a link, in full. `track` takes fresh delta links
+    before a full read (a dry run without a store has nowhere to keep them)."""
+    links = {r: store.delta_link(r) for r in DELTA_RESOURCES} if store is not None else {}
+    if not full and all(links.values()) and store is not None and store.schema_version >= 3:
+        stored = store.load_tenant_cache()
+        cached = TenantView.from_cache(stored)
+        if cached is not None:
+            try:
+                read = await read_incremental(client, config, cached, links)  # type: ignore[arg-type]
+            except DeltaRefused as exc:
+                log.warning("graph.delta_refused", reason=str(exc), fallback="full read")
+            else:
+                read.stored_rows = {
+                    (k, i): d for k, objs in stored.items() for i, d in objs.items()
+                }
+                return read
+    new_links = await start_delta(client) if track else {}
+    tenant = await read_tenant(client, config, progress=progress)
+    return TrackedRead(tenant, TenantView.from_tenant(tenant, config), new_links, incremental=False)
+
+
 async def run_sync(
     config: Config,
     *,
     dry_run: bool = False,
     allow_removals: int | None = None,
+    full: bool = False,
     client: GraphClient | None = None,
     budget: WriteBudget | None = None,
     progress: bool | None = None,
 ) -> SyncResult:
     """Run one sync (see the module docstring). Raises GuardrailError, GraphError, StateError,
-    ConfigError; the store is left untouched by all of them (they happen before any write)."""
+    ConfigError; the store is left untouched by all of them (they happen before any write).
+    `full` re-reads the whole tenant instead of following the stored delta links."""
     graph_settings = load_graph_settings(config.settings.graph, path=str(config.path))
-    store, state_settings = open_state(config)
+    store, state_settings = open_state(config, read_only=dry_run)
     run_id = uuid.uuid4().hex
     holder = f"sync-{run_id}"
     leased = False
     own_client = client is None
     try:
         if not dry_run:
+            assert store is not None
             store.acquire_lease(holder, state_settings.lease_ttl_seconds)
             leased = True
         if client is None:
             client = GraphClient.from_settings(graph_settings)
-        tenant = await read_tenant(client, config, progress=progress)
-        ledger = store.load_ledger()
+        read = await read_for_sync(
+            client, config, store, full=full, track=store is not None, progress=progress
+        )
+        tenant = read.tenant
+        ledger = store.load_ledger() if store is not None else {}
         plan = make_plan(tenant, config, ledger)
         guard = check_guardrail(tenant, config, plan, ledger, allow_removals)
         log.info(
             "sync.plan",
             run_id=run_id,
+            read="incremental" if read.incremental else "full",
             users=len(tenant.users),
             changes=len(plan.changes),
             removals=guard.removals,
             problems=len(plan.problems),
             dry_run=dry_run,
         )
-        result = SyncResult(run_id, dry_run, tenant, plan, guard, problems=plan.problems)
+        result = SyncResult(
+            run_id, dry_run, tenant, plan, guard, read.incremental, problems=plan.problems
+        )
         if guard.tripped and not dry_run:
             count = guard.removals
             raise GuardrailError(
@@ -269,6 +333,7 @@ async def run_sync(
         if dry_run:
             return result
 
+        assert store is not None
         if budget is None:
             budget = WriteBudget(graph_settings.write_rate)
         ttl = state_settings.lease_ttl_seconds
@@ -279,15 +344,16 @@ async def run_sync(
             renewer.cancel()
         # re-take the lease if it lapsed meanwhile (fails only if another run holds it now)
         store.acquire_lease(holder, ttl)
-        _record(store, holder, result, outcomes, ledger)
+        _record(store, holder, result, outcomes, ledger, read)
         log.info("sync.done", **result.summary())
         return result
     finally:
         if own_client and client is not None:
             await client.aclose()
-        if leased:
-            store.release_lease(holder)
-        store.close()
+        if store is not None:
+            if leased:
+                store.release_lease(holder)
+            store.close()
 
 
 async def _keep_lease(store: StateStore, holder: str, ttl: float) -> None:
@@ -305,6 +371,7 @@ def _record(
     result: SyncResult,
     outcomes: list[WriteOutcome],
     ledger: Ledger,
+    read: TrackedRead,
 ) -> None:
     plan, tenant, run_id = result.plan, result.tenant, result.run_id
     by_key: dict[str, WriteOutcome] = {o.key: o for o in outcomes}
@@ -341,5 +408,26 @@ def _record(
         tx.apply_ledger_diff(diff_ledger(ledger, settled))
         tx.record_problems(run_id, problems)
         result.resolved = tx.resolve_problems(run_id, resolved_keys)
+        _save_view(tx, run_id, read, written={c.user_id for c in changes}, advance=not result.fatal)
         status = RunStatus.FAILED if result.fatal else RunStatus.SUCCEEDED
         tx.finish_run(run_id, status, result.summary())
+
+
+def _save_view(
+    tx: StateTransaction, run_id: str, read: TrackedRead, written: set[str], advance: bool
+) -> None:
+    """Commit the run's delta links and tenant view (in the run's transaction). The users it
+    wrote are marked stale: their next read must not trust the delta alone. A run whose writes
+    hit a fatal error keeps the old links and view (the next run replays from them) and only
+    adds the stale marks."""
+    if not advance:
+        tx.patch_tenant_cache([("stale", uid, {}) for uid in sorted(written)])
+        return
+    for resource, link in read.links.items():
+        tx.hold_delta_link(run_id, resource, link)
+    tx.commit_delta_links(run_id)
+    rows = read.view.rows(stale=written)
+    if read.incremental:
+        tx.patch_tenant_cache(*diff_rows(read.stored_rows, rows))
+    else:
+        tx.replace_tenant_cache((k, i, d) for (k, i), d in rows.items())

@@ -142,6 +142,14 @@ def direct_licences(emulator: Emulator) -> dict[str, dict[str, frozenset[str]]]:
         }
 
 
+def buy_seats(graph: Emulator, extra: int) -> Emulator:
+    """Add `extra` seats to every SKU (the generator leaves most SKUs nearly full)."""
+    with graph.tenant.lock:
+        for sku in graph.tenant.skus.values():
+            sku.enabled += extra
+    return graph
+
+
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
     """`licsync sync` configures structlog globally: undo it for the tests that follow."""

@@ -66,7 +66,9 @@ def test_reopening_keeps_the_data(store, backend, clock):
 def test_a_newer_schema_version_is_refused(store, backend, clock):
     store.close()
     backend.raw("UPDATE licsync_schema SET version = 99")
-    with pytest.raises(StateError, match=r"schema version 99.*up to 2: upgrade licsync"):
+    with pytest.raises(
+        StateError, match=rf"schema version 99.*up to {CURRENT_VERSION}: upgrade licsync"
+    ):
         open_store(backend.url, clock=clock)
     # nothing was touched
     assert backend.raw("SELECT version FROM licsync_schema") == [(99,)]
@@ -360,6 +362,52 @@ def test_a_crashed_run_leaves_the_old_link_and_only_its_own_links_commit(store):
     with store.transaction() as tx:
         tx.reset_delta_link("users")
     assert store.delta_link("users") is None
+
+
+# --- the cached tenant view ---------------------------------------------------------------------
+
+
+def test_the_tenant_cache_is_replaced_patched_and_commits_with_its_links(store, other_store):
+    user = {"id": U1, "assignedLicenses": [{"skuId": E3, "disabledPlans": []}], "x": "é"}
+    group = {"id": G1, "displayName": "Sales", "members": [{"id": U1}]}
+    run = start(store)
+    with store.transaction() as tx:
+        assert tx.replace_tenant_cache([("user", U1, user), ("group", G1, group)]) == 2
+        tx.hold_delta_link(run, "users", "link-1")
+        tx.commit_delta_links(run)
+    assert other_store.load_tenant_cache() == {"user": {U1: user}, "group": {G1: group}}
+
+    moved = {**user, "usageLocation": "GB"}
+    with store.transaction() as tx:
+        tx.patch_tenant_cache([("user", U1, moved), ("user", U2, {"id": U2})], [("group", G1)])
+    assert other_store.load_tenant_cache() == {"user": {U1: moved, U2: {"id": U2}}}
+
+    # a run that fails inside its transaction changes neither the cache nor the links
+    run2 = start(store)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.replace_tenant_cache([])
+        tx.hold_delta_link(run2, "users", "link-2")
+        tx.commit_delta_links(run2)
+        raise RuntimeError("the run failed")
+    assert len(other_store.load_tenant_cache()["user"]) == 2
+    assert other_store.delta_link("users") == "link-1"
+
+    with store.transaction() as tx:
+        assert tx.replace_tenant_cache([("meta", "view", {"v": 1})]) == 1
+    assert store.load_tenant_cache() == {"meta": {"view": {"v": 1}}}
+
+
+def test_a_read_only_store_reads_and_refuses_every_write(backend, store, clock):
+    with store.transaction() as tx:
+        tx.upsert_ownership([own(U1, E3, G1)])
+    with open_store(backend.url, clock=clock, read_only=True) as reader:
+        assert reader.schema_version == CURRENT_VERSION
+        assert list(reader.load_ledger()) == [(U1, E3)]
+        with pytest.raises(StateError, match="read-only"), reader.transaction():
+            pass
+        with pytest.raises(StateError, match="read-only"):
+            reader.acquire_lease("dry-run", 60)
+    assert store.current_lease() is None
 
 
 # --- lease --------------------------------------------------------------------------------------

@@ -31,17 +31,29 @@ def test_every_version_has_one_step_for_each_dialect():
         steps_after(CURRENT_VERSION + 1)
 
 
-def load_v1(backend) -> None:
-    """Put the frozen version-1 database where the backend's url points."""
+FROZEN_VERSIONS = sorted(int(p.stem.split("-v")[1]) for p in DATA.glob("state-v*.sqlite"))
+
+
+def load_frozen(backend, version: int = 1) -> None:
+    """Put the frozen database of `version` where the backend's url points."""
     if backend.name == "sqlite":
-        shutil.copyfile(DATA / "state-v1.sqlite", backend.url)
-    else:
-        backend.raw((DATA / "state-v1.postgresql.sql").read_text())  # a script, no parameters
+        shutil.copyfile(DATA / f"state-v{version}.sqlite", backend.url)
+    else:  # a script, no parameters
+        backend.raw((DATA / f"state-v{version}.postgresql.sql").read_text())
 
 
-def test_a_version_1_database_upgrades_with_its_data(backend, clock):
-    load_v1(backend)
-    assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
+def load_v1(backend) -> None:
+    load_frozen(backend, 1)
+
+
+def test_every_older_version_is_frozen():
+    assert sorted(set(FROZEN_VERSIONS)) == [*range(1, CURRENT_VERSION)]
+
+
+@pytest.mark.parametrize("version", FROZEN_VERSIONS)
+def test_a_frozen_database_upgrades_with_its_data(backend, clock, version):
+    load_frozen(backend, version)
+    assert backend.raw("SELECT version FROM licsync_schema") == [(version,)]
     with open_store(backend.url, clock=clock) as store:
         assert store.schema_version == CURRENT_VERSION
         assert store.load_ledger() == {
@@ -65,12 +77,39 @@ def test_a_version_1_database_upgrades_with_its_data(backend, clock):
             tx.resolve_problems(run.id, [(U2, SKU)])
         assert store.delta_link("users") == "v2-link"
         assert store.list_problems() == []
+        # version 3: the cached tenant view starts empty and works
+        assert store.load_tenant_cache() == {}
+        with store.transaction() as tx:
+            tx.replace_tenant_cache([("user", U1, {"id": U1})])
+        assert store.load_tenant_cache() == {"user": {U1: {"id": U1}}}
     assert backend.raw("SELECT version FROM licsync_schema") == [(CURRENT_VERSION,)]
+
+
+def test_a_version_2_database_keeps_its_pending_link_pending(backend, clock):
+    load_frozen(backend, 2)
+    with open_store(backend.url, clock=clock) as store:
+        assert store.delta_link("groups") is None
+        assert store.pending_delta_links("run-2") == {
+            "groups": "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=v2"
+        }
+
+
+def test_read_only_opens_an_older_database_as_it_is(backend, clock):
+    load_v1(backend)
+    with open_store(backend.url, clock=clock, read_only=True) as store:
+        assert store.schema_version == 1
+        assert len(store.load_ledger()) == 2
+        assert store.load_tenant_cache() == {}
+        with pytest.raises(StateError, match="read-only"):
+            store.acquire_lease("me", 60)
+    assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
 
 
 def test_without_migrate_an_older_database_is_refused_untouched(backend, clock):
     load_v1(backend)
-    with pytest.raises(StateError, match=r"schema version 1; this licsync needs 2"):
+    with pytest.raises(
+        StateError, match=rf"schema version 1; this licsync needs {CURRENT_VERSION}"
+    ):
         open_store(backend.url, clock=clock, migrate=False)
     assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
 

@@ -136,3 +136,19 @@ def test_a_file_that_is_not_a_database_is_a_state_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StateError, match="not a database"):
         open_store(str(path))
+
+
+def test_a_relative_sqlite_path_resolves_against_the_config_directory(tmp_path):
+    conf = tmp_path / "conf"
+    for url in ("state.db", "sqlite:///sub/state.db"):
+        settings = StateSettings.from_config({"url": url}, environ={}, base_dir=conf)
+        assert settings.url == str(conf / url.removeprefix("sqlite:///"))
+    absolute = str(tmp_path / "abs.db")
+    assert StateSettings.from_config({"url": absolute}, environ={}, base_dir=conf).url == absolute
+    default = StateSettings.from_config({}, environ={}, base_dir=conf)
+    assert default.url == str(conf / "licsync-state.db")
+    pg = "postgresql://licsync@db/ops"
+    assert StateSettings.from_config({"url": pg}, environ={}, base_dir=conf).url == pg
+    # the environment's path is the operator's, relative to where licsync runs
+    env = StateSettings.from_config({}, environ={"LICSYNC_STATE_URL": "here.db"}, base_dir=conf)
+    assert env.url == "here.db"

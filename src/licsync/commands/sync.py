@@ -64,7 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="read and plan only: print the same report as `licsync plan`, write nothing",
+        help="read and plan only: print the same report as `licsync plan`; write nothing, "
+        "not even the state store (planned with an empty ledger when it does not exist yet)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="re-read the whole tenant instead of only what changed since the last run "
+        "(users/delta, groups/delta); licsync also does this by itself when it has no cached "
+        "tenant yet or Graph refuses an expired delta link",
     )
     parser.add_argument(
         "--allow-removals",
@@ -95,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         print("licsync: error: --allow-removals must be 0 or more", file=sys.stderr)
         return ExitCode.USAGE
     config = load_config(args.config)
-    result = asyncio.run(run_sync(config, dry_run=args.dry_run, allow_removals=args.allow_removals))
+    result = asyncio.run(
+        run_sync(config, dry_run=args.dry_run, allow_removals=args.allow_removals, full=args.full)
+    )
     fmt = args.format or default_format(args.output)
     if args.dry_run:
         write_report(result.plan, Names(result.tenant), fmt, args.output)

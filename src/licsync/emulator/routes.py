@@ -567,6 +567,13 @@ class Dispatcher:
                 since = self.tenant.seq
             elif token:
                 since, query = _read_delta_token(token, req.query)
+                if since < self.tenant.delta_floor:
+                    raise GraphError(
+                        400,
+                        "syncStateNotFound",
+                        "The sync state generation is not found. The delta token is expired "
+                        "and data must be synchronized again.",
+                    )
             if kind == "users":
                 select = self._user_select(Request(req.method, req.path, query, {}, None, ""))
                 objects: list[Any] = [

@@ -172,6 +172,10 @@ class SkuRecord:
         return body
 
 
+def _license_key(licenses: list[GraphJSON]) -> dict[str, frozenset[str]]:
+    return {lic["skuId"]: frozenset(lic["disabledPlans"]) for lic in licenses}
+
+
 def _lower(value: str) -> str:
     return value.strip().lower()
 
@@ -193,6 +197,8 @@ class Tenant:
         # user or group id -> the groups it is a direct member of
         self.member_of: dict[str, set[str]] = {}
         self.seq = 1
+        # delta tokens issued before this change sequence are expired (Graph: 7 days)
+        self.delta_floor = 0
         self._user_list: list[UserRecord] | None = None
         self.lock = threading.RLock()
         self.clock = now_iso
@@ -304,6 +310,12 @@ class Tenant:
         obj.version = self.seq
         return self.seq
 
+    def expire_delta_links(self) -> None:
+        """Make every delta link issued so far expired, as Graph does after seven days."""
+        with self.lock:
+            self.seq += 1
+            self.delta_floor = self.seq
+
     def user(self, user_id: str) -> UserRecord:
         """A user by object id or, as Graph also accepts, by userPrincipalName."""
         found = self.users.get(_lower(user_id))
@@ -349,8 +361,12 @@ class Tenant:
             self.skus[sku_id].consumed += 1
         for sku_id in before - after:
             self.skus[sku_id].consumed -= 1
+        licenses = _license_key(user.licenses)
         user.derive()
-        self.touch(user)
+        # users/delta does not track licenseAssignmentStates (Graph's user-delta docs): a
+        # change of sources that leaves assignedLicenses as it was is not reported
+        if _license_key(user.licenses) != licenses:
+            self.touch(user)
 
     def _violations(
         self, before: list[Source], after: list[Source]

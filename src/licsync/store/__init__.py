@@ -9,8 +9,13 @@ and the write lease, behind one interface with a SQLite and a PostgreSQL backend
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from licsync.store.base import (
     AppliedChange,
+    CachedObjects,
+    CacheKey,
+    CacheRow,
     ChangeAction,
     ChangeOutcome,
     Lease,
@@ -31,12 +36,15 @@ from licsync.store.ownership import (
 )
 from licsync.store.schema import CURRENT_VERSION
 from licsync.store.settings import StateSettings
-from licsync.store.sqlstore import Clock, SqlStateStore, utc_now
+from licsync.store.sqlstore import Clock, Database, SqlStateStore, utc_now
 from licsync.store.urls import parse_state_url, redact_url
 
 __all__ = [
     "CURRENT_VERSION",
     "AppliedChange",
+    "CacheKey",
+    "CacheRow",
+    "CachedObjects",
     "ChangeAction",
     "ChangeOutcome",
     "Lease",
@@ -55,12 +63,19 @@ __all__ = [
     "open_store",
     "redact_url",
     "settle_ledger",
+    "state_exists",
     "take_over",
 ]
 
 
-def open_store(url: str, *, migrate: bool = True, clock: Clock = utc_now) -> SqlStateStore:
+def open_store(
+    url: str, *, migrate: bool = True, clock: Clock = utc_now, read_only: bool = False
+) -> SqlStateStore:
     """Open the state store a `[state] url` names, upgrading its schema unless `migrate` is False.
+
+    `read_only` opens an existing store for reading only (dry runs): no migration, no write
+    transaction, an older schema version accepted as it is (`schema_version` tells which), and a
+    SQLite file that does not exist is refused instead of created.
 
     Raises StateError for an unknown scheme, an unreachable server, a database newer than this
     licsync, or (with migrate=False) one that needs migrating. Messages never show the password.
@@ -69,7 +84,15 @@ def open_store(url: str, *, migrate: bool = True, clock: Clock = utc_now) -> Sql
     if target.backend == "sqlite":
         from licsync.store.sqlite import SqliteDatabase
 
-        return SqlStateStore(SqliteDatabase(target.location), clock=clock, migrate=migrate)
-    from licsync.store.postgres import PostgresDatabase
+        db: Database = SqliteDatabase(target.location, read_only=read_only)
+    else:
+        from licsync.store.postgres import PostgresDatabase
 
-    return SqlStateStore(PostgresDatabase(target.location), clock=clock, migrate=migrate)
+        db = PostgresDatabase(target.location)
+    return SqlStateStore(db, clock=clock, migrate=migrate, read_only=read_only)
+
+
+def state_exists(url: str) -> bool:
+    """False only for a SQLite state file that does not exist yet (a server is assumed to)."""
+    target = parse_state_url(url)
+    return target.backend != "sqlite" or Path(target.location).expanduser().exists()

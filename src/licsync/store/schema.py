@@ -9,6 +9,8 @@ History:
   1  runs, ownership (the ledger), changes, problems, delta_links (committed links only), lease.
   2  delta_links holds a pending link per run (`pending_link`, `pending_run_id`, `pending_at`),
      which the run's final transaction commits together with the ledger and problems.
+  3  tenant_cache: the last-known tenant view (users, groups and the memberships licsync reads)
+     that incremental runs patch with Graph's delta pages; committed with the delta links.
 """
 
 from __future__ import annotations
@@ -185,9 +187,31 @@ _V2_POSTGRESQL = (
     "ALTER TABLE delta_links ADD COLUMN pending_at timestamptz",
 )
 
+# v3: the cached tenant view. One row per object: `kind` is `user`, `group`, `stale` (a user to
+# re-read on the next run) or `meta`; `data` is the object as Graph JSON text (orjson on both
+# backends: the cache is opaque to SQL and 100k rows must load fast).
+_V3_SQLITE = (
+    """CREATE TABLE tenant_cache (
+        kind TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (kind, object_id)
+    ) WITHOUT ROWID""",
+)
+
+_V3_POSTGRESQL = (
+    """CREATE TABLE tenant_cache (
+        kind text NOT NULL,
+        object_id text NOT NULL,
+        data text NOT NULL,
+        PRIMARY KEY (kind, object_id)
+    )""",
+)
+
 STEPS: dict[int, MigrationStep] = {
     1: MigrationStep(1, "initial schema", _V1_SQLITE, _V1_POSTGRESQL),
     2: MigrationStep(2, "pending delta links", _V2_SQLITE, _V2_POSTGRESQL),
+    3: MigrationStep(3, "cached tenant view", _V3_SQLITE, _V3_POSTGRESQL),
 }
 
 CURRENT_VERSION = max(STEPS)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from licsync.errors import StateError
-from licsync.store.urls import parse_state_url, redact_url
+from licsync.store.urls import parse_state_url, redact_url, resolve_state_url
 
 DEFAULT_STATE_URL = "licsync-state.db"
 ENV_STATE_URL = "LICSYNC_STATE_URL"
@@ -64,11 +66,25 @@ class StateSettings(BaseModel):
 
     @classmethod
     def from_config(
-        cls, table: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        table: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        base_dir: str | Path | None = None,
     ) -> StateSettings:
-        """The `[state]` table, with LICSYNC_STATE_URL (when set and not empty) winning."""
+        """The `[state]` table, with LICSYNC_STATE_URL (when set and not empty) winning.
+
+        With `base_dir` (the configuration file's directory), a relative SQLite path from the
+        file resolves against it, not the current directory; one from LICSYNC_STATE_URL still
+        resolves against the current directory, as a command-line path would.
+        """
         data = dict(table or {})
         env = os.environ if environ is None else environ
         if env.get(ENV_STATE_URL, "").strip():
             data["url"] = env[ENV_STATE_URL]
+        elif base_dir is not None:
+            url = data.get("url", DEFAULT_STATE_URL)
+            if isinstance(url, str) and url.strip():
+                with contextlib.suppress(StateError):  # validation reports it, redacted
+                    data["url"] = resolve_state_url(url.strip(), base_dir)
         return cls.model_validate(data)

@@ -17,18 +17,34 @@ class SqliteDatabase:
     select_ownership_text = "SELECT user_id, sku_id, groups, prior_direct FROM ownership"
     for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 10.0, read_only: bool = False
+    ) -> None:
+        """`read_only` opens an existing file without ever writing or creating it."""
         self.path = str(path)
         if self.path != ":memory:":
-            parent = Path(self.path).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise StateError(f"state database {self.path}: directory {parent} does not exist")
+            file = Path(self.path).expanduser().resolve()
+            if not file.parent.is_dir():
+                raise StateError(
+                    f"state database {self.path}: directory {file.parent} does not exist"
+                )
+            if read_only and not file.exists():
+                raise StateError(f"state database {self.path} does not exist")
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                self._conn = sqlite3.connect(
+                    f"{Path(self.path).expanduser().resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                self._conn = sqlite3.connect(
+                    self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state database {self.path}: {exc}") from exc

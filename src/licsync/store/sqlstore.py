@@ -13,10 +13,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
+
 from licsync.errors import StateError
 from licsync.model import Ledger, LicenseError, Ownership, Problem, guid
 from licsync.store.base import (
     AppliedChange,
+    CachedObjects,
+    CacheKey,
+    CacheRow,
     ChangeAction,
     Lease,
     LedgerDiff,
@@ -80,13 +85,25 @@ def _fmt(moment: datetime) -> str:
 class SqlStateStore:
     """`StateStore` over a backend `Database`. Not thread-safe: one store per thread or process."""
 
-    def __init__(self, db: Database, *, clock: Clock = utc_now, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock = utc_now,
+        migrate: bool = True,
+        read_only: bool = False,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._in_transaction = False
+        self.read_only = read_only
         self.backend = db.dialect
         try:
-            self._version = self._prepare_schema(migrate)
+            if read_only:
+                self._version = self._read_version()
+                steps_after(self._version)  # refuses a newer database
+            else:
+                self._version = self._prepare_schema(migrate)
         except BaseException:
             db.close()
             raise
@@ -147,6 +164,10 @@ class SqlStateStore:
 
     @contextmanager
     def transaction(self, *, holder: str | None = None) -> Iterator[SqlTransaction]:
+        if self.read_only:
+            raise StateError(
+                f"{self._db.describe()} was opened read-only (a dry run writes nothing)"
+            )
         if self._in_transaction:
             raise StateError("a state transaction is already open on this store")
         self._in_transaction = True
@@ -284,6 +305,17 @@ class SqlStateStore:
             "SELECT resource, pending_link FROM delta_links WHERE pending_run_id = ?", (run_id,)
         ).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def load_tenant_cache(self) -> CachedObjects:
+        """The cached tenant view: kind → object id → object (empty before schema version 3)."""
+        objects: CachedObjects = {}
+        if self._version < 3:
+            return objects
+        for kind, object_id, data in self._db.execute(
+            "SELECT kind, object_id, data FROM tenant_cache"
+        ).fetchall():
+            objects.setdefault(kind, {})[object_id] = orjson.loads(data)
+        return objects
 
     # --- lease -----------------------------------------------------------------------------
 
@@ -586,3 +618,28 @@ class SqlTransaction:
     def reset_delta_link(self, resource: str) -> None:
         """Forget the resource's links: the next read starts a full delta round."""
         self._open().execute("DELETE FROM delta_links WHERE resource = ?", (resource,))
+
+    # the cached tenant view
+
+    def replace_tenant_cache(self, rows: Iterable[CacheRow]) -> int:
+        """Make `rows` the whole cache (after a full read)."""
+        db = self._open()
+        db.execute("DELETE FROM tenant_cache")
+        return db.executemany(
+            "INSERT INTO tenant_cache (kind, object_id, data) VALUES (?, ?, ?)",
+            [(k, i, orjson.dumps(d).decode()) for k, i, d in rows],
+        )
+
+    def patch_tenant_cache(
+        self, upserts: Iterable[CacheRow], deletes: Iterable[CacheKey] = ()
+    ) -> None:
+        """Delete, then upsert, single cached objects (after an incremental read)."""
+        db = self._open()
+        db.executemany(
+            "DELETE FROM tenant_cache WHERE kind = ? AND object_id = ?", [tuple(k) for k in deletes]
+        )
+        db.executemany(
+            "INSERT INTO tenant_cache (kind, object_id, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (kind, object_id) DO UPDATE SET data = excluded.data",
+            [(k, i, orjson.dumps(d).decode()) for k, i, d in upserts],
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -49,6 +50,16 @@ def parse_state_url(url: str) -> StateTarget:
         f"state url {redact_url(text)!r}: unknown scheme {scheme!r}; "
         "use a file path, sqlite:///path or postgresql://…"
     )
+
+
+def resolve_state_url(url: str, base_dir: str | Path) -> str:
+    """A relative SQLite path (plain or `sqlite:///relative.db`) made absolute against `base_dir`
+    (the configuration file's directory); absolute paths and server urls are returned as given."""
+    target = parse_state_url(url)
+    if target.backend != "sqlite" or target.location == ":memory:":
+        return url
+    path = Path(target.location).expanduser()
+    return url if path.is_absolute() else str(Path(base_dir) / path)
 
 
 def redact_url(url: str) -> str:
