@@ -319,3 +319,22 @@ def test_cli_dry_run_then_sync(
     assert main(["sync", "--config", path]) == ExitCode.GUARDRAIL
     assert "--allow-removals 2" in capsys.readouterr().err
     assert main(["sync", "--config", path, "--allow-removals", "2"]) == ExitCode.OK
+
+
+def test_plan_against_graph_is_the_offline_plan_of_the_same_tenant(
+    generated: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`licsync plan --config` reads Graph; `--snapshot` of what Graph serves gives the same
+    report, and the same exit code; neither writes anything."""
+    config = make_config(tmp_path, generated, generate_rules(generated.snapshot(), 20, 11))
+    snapshot = tmp_path / "tenant.json"
+    generated.save(snapshot)
+    writes = generated.stats.writes
+    args = ["plan", "--config", str(config.path), "--format", "json"]
+    online_code = main(args)
+    online = orjson.loads(capsys.readouterr().out)
+    offline_code = main([*args, "--snapshot", str(snapshot)])
+    offline = orjson.loads(capsys.readouterr().out)
+    assert online["problems"] and online_code == offline_code == ExitCode.PROBLEMS
+    assert online == offline
+    assert not (tmp_path / "state.db").exists() and generated.stats.writes == writes

@@ -20,8 +20,8 @@ from typing import Any
 
 from rich.console import Console
 
+from licsync.commands.common import configure_logging
 from licsync.commands.output import write_report
-from licsync.commands.sync import configure_logging
 from licsync.config import load_config, rules_toml
 from licsync.emulator.generate import generate_rules, generate_tenant
 from licsync.emulator.server import Emulator

@@ -7,9 +7,13 @@ import asyncio
 import sys
 from pathlib import Path
 
+from licsync.commands.common import (
+    add_allow_removals,
+    add_report_arguments,
+    configure_logging,
+    counted,
+)
 from licsync.commands.output import default_format
-from licsync.commands.plan import add_report_arguments
-from licsync.commands.sync import configure_logging
 from licsync.config import load_config
 from licsync.exitcodes import ExitCode
 from licsync.migrate.classify import Target
@@ -24,16 +28,6 @@ EXITS = (
     "stopped the run, a rollback conflict); 6: guardrail, nothing written; 5: Graph; "
     "4: state store; 3: bad input (config, snapshot, --users file, rollback file)."
 )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +53,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--limit",
-        type=_positive,
+        type=counted(1),
         metavar="N",
         help="migrate at most N users (by UPN); the others are skipped",
     )
@@ -101,16 +95,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     apply.add_argument(
         "--wave-size",
-        type=_positive,
+        type=counted(1),
         metavar="N",
         help="entra: verify after every N users and stop at the first bad wave",
     )
-    apply.add_argument(
-        "--allow-removals",
-        type=int,
-        metavar="N",
-        help="approve up to N removals beyond the [guardrail] limits",
-    )
+    add_allow_removals(apply)
     apply.set_defaults(handler=run_apply)
     back = sub.add_parser(
         "rollback",
@@ -166,9 +155,6 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def run_apply(args: argparse.Namespace) -> int:
     configure_logging()
-    if args.allow_removals is not None and args.allow_removals < 0:
-        print("licsync: error: --allow-removals must be 0 or more", file=sys.stderr)
-        return ExitCode.USAGE
     config = load_config(args.config)
     users = read_users_file(args.users) if args.users else None
     result = asyncio.run(

@@ -1,30 +1,19 @@
-"""`licsync plan`: the dry-run report of what a sync would do."""
+"""`licsync plan`: the dry-run report of what a sync would do, against Graph or a snapshot."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
-from licsync.commands.output import FORMATS, default_format, write_report
+from licsync.commands.common import add_report_arguments, configure_logging, write_dry_run
+from licsync.commands.output import default_format, write_report
 from licsync.config import load_config
 from licsync.exitcodes import ExitCode
 from licsync.planning import make_plan
 from licsync.reports.names import Names
 from licsync.snapshot import load_snapshot
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="report format (default: table on a terminal, json otherwise)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        metavar="PATH",
-        help="write the report to PATH instead of standard output",
-    )
+from licsync.sync import run_sync
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,22 +21,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plan",
         help="report what a sync would change, without changing anything",
         description="Compute every user's licences from the rules and report the changes, the "
-        "seat forecast and predicted problems. Exit 0: no problems; "
-        "10: problems predicted; 3: bad input.",
+        "seat forecast and predicted problems: read through Graph ([graph] in the config, "
+        "with the ledger of [state] when it exists), or offline from --snapshot. Nothing is "
+        "written anywhere. Exit 0: no problems; 10: problems predicted; 3: bad input; "
+        "5: Graph unreachable.",
     )
     parser.add_argument(
         "--snapshot",
         type=Path,
-        required=True,
         metavar="FILE",
-        help="tenant snapshot (JSON in Graph's shapes, see docs/snapshot.md)",
+        help="plan offline on this tenant snapshot (JSON in Graph's shapes, see "
+        "docs/snapshot.md) with an empty ledger, instead of reading Graph",
     )
     parser.add_argument(
         "--config",
         type=Path,
         required=True,
         metavar="FILE",
-        help="licsync.toml with the licence rules and policy",
+        help="licsync.toml with the licence rules and policy (and [graph], [state])",
     )
     add_report_arguments(parser)
     parser.set_defaults(handler=run)
@@ -55,8 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    tenant = load_snapshot(args.snapshot)
-    plan = make_plan(tenant, config)
-    fmt = args.format or default_format(args.output)
-    write_report(plan, Names(tenant), fmt, args.output)
+    if args.snapshot is None:
+        configure_logging()
+        result = asyncio.run(run_sync(config, dry_run=True))
+        write_dry_run(result, args.format, args.output)
+        plan = result.plan
+    else:
+        tenant = load_snapshot(args.snapshot)
+        plan = make_plan(tenant, config)
+        write_report(plan, Names(tenant), args.format or default_format(args.output), args.output)
     return ExitCode.PROBLEMS if plan.problems else ExitCode.OK

@@ -4,45 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
 from pathlib import Path
 
 import orjson
-import structlog
 
-from licsync.commands.output import default_format, emit, write_report
-from licsync.commands.plan import add_report_arguments
+from licsync.commands.common import (
+    add_allow_removals,
+    add_report_arguments,
+    configure_logging,
+    write_dry_run,
+)
+from licsync.commands.output import default_format, emit
 from licsync.config import load_config
-from licsync.exitcodes import ExitCode
-from licsync.reports.names import Names
 from licsync.sync import SyncResult, run_sync
-
-
-def _stderr_logger(*_: object) -> structlog.PrintLogger:
-    return structlog.PrintLogger(sys.stderr)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """structlog to stderr: JSON lines for schedulers and files, a console renderer on a
-    terminal. Called once by the command's handler."""
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer()
-        if sys.stderr.isatty()
-        else structlog.processors.JSONRenderer()
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=_stderr_logger,  # looks sys.stderr up per logger, not once
-        cache_logger_on_first_use=False,
-    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,12 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(users/delta, groups/delta); licsync also does this by itself when it has no cached "
         "tenant yet or Graph refuses an expired delta link",
     )
-    parser.add_argument(
-        "--allow-removals",
-        type=int,
-        metavar="N",
-        help="approve up to N licence removals beyond the [guardrail] limits",
-    )
+    add_allow_removals(parser)
     add_report_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -99,19 +68,12 @@ def _write_summary(result: SyncResult, fmt: str, output: Path | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging()
-    if args.allow_removals is not None and args.allow_removals < 0:
-        print("licsync: error: --allow-removals must be 0 or more", file=sys.stderr)
-        return ExitCode.USAGE
     config = load_config(args.config)
     result = asyncio.run(
         run_sync(config, dry_run=args.dry_run, allow_removals=args.allow_removals, full=args.full)
     )
-    fmt = args.format or default_format(args.output)
     if args.dry_run:
-        write_report(result.plan, Names(result.tenant), fmt, args.output)
-        if result.guardrail.tripped:
-            for reason in result.guardrail.reasons:
-                print(f"licsync: guardrail would stop this run: {reason}", file=sys.stderr)
+        write_dry_run(result, args.format, args.output)
     else:
-        _write_summary(result, fmt, args.output)
+        _write_summary(result, args.format or default_format(args.output), args.output)
     return int(result.exit_code)

@@ -1,0 +1,86 @@
+"""What several commands share: logging set-up, report options, counted arguments, and the
+dry-run report of a sync read through Graph."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import structlog
+
+from licsync.commands.output import FORMATS, default_format, write_report
+from licsync.reports.names import Names
+from licsync.sync import SyncResult
+
+
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """structlog to stderr: JSON lines for schedulers and files, a console renderer on a
+    terminal. Called once by a command's handler."""
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer()
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_stderr_logger,  # looks sys.stderr up per logger, not once
+        cache_logger_on_first_use=False,
+    )
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="report format (default: table on a terminal, json otherwise)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="write the report to PATH instead of standard output",
+    )
+
+
+def counted(minimum: int):
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more")
+        return value
+
+    return parse
+
+
+def add_allow_removals(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-removals",
+        type=counted(0),
+        metavar="N",
+        help="approve up to N licence removals beyond the [guardrail] limits",
+    )
+
+
+def write_dry_run(result: SyncResult, fmt: str | None, output: Path | None) -> None:
+    """The plan report of a dry run, and on stderr why the guardrail would stop the real one."""
+    write_report(result.plan, Names(result.tenant), fmt or default_format(output), output)
+    for reason in result.guardrail.reasons if result.guardrail.tripped else ():
+        print(f"licsync: guardrail would stop this run: {reason}", file=sys.stderr)
