@@ -8,6 +8,7 @@ import pytest
 
 from licsync.config import load_config, parse_config
 from licsync.errors import ConfigError
+from licsync.graph import load_graph_settings
 from licsync.resolve import resolve_rules
 from tests.builders import TenantBuilder
 
@@ -37,6 +38,9 @@ def test_the_example_config_is_valid():
     config = load_config(Path(__file__).parents[2] / "config" / "licsync.example.toml")
     assert len(config.settings.group_licenses) == 2
     assert config.policy().usage_location.value == "problem"
+    env = {"LICSYNC_GRAPH_CLIENT_SECRET": "from-the-environment"}
+    graph = load_graph_settings(config.settings.graph, env=env, path=str(config.path))
+    assert graph.auth == "client_secret" and graph.url == "https://graph.microsoft.com/v1.0"
 
 
 @pytest.mark.parametrize(
