@@ -13,7 +13,9 @@ from licsync.config import Config
 from licsync.emulator.server import Emulator
 from licsync.graph import WriteBudget
 from licsync.migrate import Target
+from licsync.migrate.restore import RollbackResult, run_rollback
 from licsync.migrate.run import MigrationResult, apply_migration
+from licsync.model import Tenant
 from tests.builders import catalogue_plan_id as plan_id
 from tests.builders import catalogue_sku_id as sku_id
 from tests.e2e.conftest import _reset_logging, group_id, make_config, small_snapshot  # noqa: F401
@@ -86,3 +88,23 @@ def cli_apply(config: Config, target: str, rollback: Path, *extra: str) -> int:
 
     args = ["migrate", "apply", "--config", str(config.path), "--target", target]
     return main([*args, "--rollback-file", str(rollback), *extra])
+
+
+def reread(config: Config) -> dict[str, dict[str, frozenset[str]]]:
+    """Every user's effective enabled plans per SKU, re-read through Graph (over HTTP)."""
+    from licsync.engine.plans import PlanIndex
+    from licsync.migrate.session import effective_plans
+    from licsync.reader import read_tenant
+    from licsync.sync import graph_client
+
+    async def read() -> Tenant:
+        async with graph_client(config) as client:
+            return await read_tenant(client, config, progress=False)
+
+    tenant = asyncio.run(read())
+    index = PlanIndex(tenant, config.policy().plan_rules)
+    return {u.id: effective_plans(index, u) for u in tenant.users.values()}
+
+
+def rollback(config: Config, path: Path) -> RollbackResult:
+    return asyncio.run(run_rollback(config, path, budget=WriteBudget(100_000)))

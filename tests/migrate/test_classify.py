@@ -153,3 +153,51 @@ def test_entra_without_assignment_states_is_skipped() -> None:
     decisions = classify(tenant_from_json(snap), Target.ENTRA)
     assert decisions and all(d.action is MigrateAction.SKIP for d in decisions)
     assert all("licenseAssignmentStates" in (d.reason or "") for d in decisions)
+
+
+def test_rules_target_policy_exclusions_say_which_switch() -> None:
+    b = TenantBuilder().sku(E3, 20)
+    b.user("ada", enabled=False, direct={E3: []})
+    b.user("ben", guest=True, direct={E3: []})
+    b.user("cy", enabled=False, guest=True, direct={E3: []})
+    b.group("Sales", members=["ada", "ben", "cy"])
+    rules = [_rule(b, "Sales", {E3: []})]
+    policy = Policy(license_disabled_accounts=False)
+    got = _by_name(classify(b.tenant(), Target.RULES, rules=rules, policy=policy))
+    e3 = b.sku_id(E3)
+    assert got[("ada", e3)].reason == (
+        f"excluded by [policy] (disabled account) from the rule groups that grant {E3}"
+    )
+    assert got[("ben", e3)].action is MigrateAction.ADOPT  # guests are licensed by this policy
+    assert got[("cy", e3)].reason.startswith("excluded by [policy] (disabled account)")
+
+
+def test_rules_target_without_assignment_states_adopts_no_entra_licence() -> None:
+    """Without licenseAssignmentStates every licence looks direct: one an Entra group of the
+    user grants may be inherited, and adopting it would let licsync remove it later."""
+    b = TenantBuilder().sku(E3, 20).sku("EMSPREMIUM", 20)
+    b.user("ivy", direct={E3: [], "EMSPREMIUM": []})
+    b.group("Sales", members=["ivy"])
+    b.group("E1", members=["ivy"], entra={E3: []})
+    rules = [_rule(b, "Sales", {E3: [], "EMSPREMIUM": []})]
+    snap = b.snapshot()
+    for user in snap["users"]:
+        user.pop("licenseAssignmentStates")
+    got = _by_name(classify(tenant_from_json(snap), Target.RULES, rules=rules))
+    assert "licenseAssignmentStates" in got[("ivy", b.sku_id(E3))].reason
+    assert got[("ivy", b.sku_id("EMSPREMIUM"))].action is MigrateAction.ADOPT
+
+
+def test_entra_target_one_source_in_error_blocks_the_removal() -> None:
+    """Microsoft's step 5: no member in an error state, even when another source covers all."""
+    b = TenantBuilder().sku(E3, 20)
+    b.user("pam", direct={E3: []}, inherited=[("E1", E3, []), ("E2", E3, [])])
+    b.group("E1", members=["pam"], entra={E3: []})
+    b.group("E2", members=["pam"], entra={E3: []})
+    snap = b.snapshot()
+    for state in snap["users"][0]["licenseAssignmentStates"]:
+        if state["assignedByGroup"] == object_id("E2"):
+            state.update(state="Error", error="MutuallyExclusiveViolation")
+    (pam,) = classify(tenant_from_json(snap), Target.ENTRA)
+    assert pam.action is MigrateAction.SKIP
+    assert pam.reason == "group source in error: MutuallyExclusiveViolation (group E2)"

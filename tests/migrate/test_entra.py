@@ -8,17 +8,18 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 
 from licsync.cli import main
 from licsync.config import Config
 from licsync.emulator.server import Emulator
-from licsync.graph import WriteBudget
 from licsync.migrate import MigrateAction, Target
-from licsync.migrate.restore import run_rollback
+from licsync.migrate.run import plan_migration
+from licsync.model import Tenant
 from licsync.reader import read_tenant
 from licsync.store import open_store
 from licsync.sync import graph_client
-from tests.e2e.conftest import direct_licences, user_id
+from tests.e2e.conftest import direct_licences, small_snapshot, sync, user_id
 from tests.migrate.conftest import (
     E3,
     apply,
@@ -27,8 +28,21 @@ from tests.migrate.conftest import (
     effective,
     license_group,
     make_config,
+    plan_id,
+    reread,
+    rollback,
     sku_id,
 )
+
+
+def _read(config: Config) -> Tenant:
+    """The tenant as a dry run saw it (to apply a stale view)."""
+
+    async def read() -> Tenant:
+        async with graph_client(config) as client:
+            return await read_tenant(client, config, progress=False)
+
+    return asyncio.run(read())
 
 
 def _store_runs(config: Config) -> list:
@@ -43,6 +57,7 @@ def test_apply_removes_covered_direct_assignments_without_losing_a_plan(
     entra: Emulator, config: Config, tmp_path: Path
 ) -> None:
     before, seats, directs = effective(entra), consumed(entra), direct_licences(entra)
+    read_before = reread(config)
     result = apply(config, Target.ENTRA, tmp_path)
 
     actions = {(d.user_id, d.action) for d in result.decisions if d.sku_id == sku_id(E3)}
@@ -54,16 +69,57 @@ def test_apply_removes_covered_direct_assignments_without_losing_a_plan(
     after = direct_licences(entra)
     assert sku_id(E3) not in after[user_id(1)] and sku_id(E3) not in after[user_id(2)]
     assert after[user_id(3)] == directs[user_id(3)] and after[user_id(4)] == directs[user_id(4)]
-    assert effective(entra) == before  # every user's enabled plans, re-read from the emulator
+    assert effective(entra) == before  # every user's enabled plans, in the emulator
+    assert reread(config) == read_before  # and re-read through Graph
     assert consumed(entra) == seats
     assert [r.kind for r in _store_runs(config)] == ["migrate"]
 
-    rollback = asyncio.run(
-        run_rollback(config, tmp_path / "rollback.json", budget=WriteBudget(100_000))
-    )
-    assert int(rollback.exit_code) == 0, rollback.problems
+    back = rollback(config, tmp_path / "rollback.json")
+    assert int(back.exit_code) == 0, back.problems
+    assert set(back.outcomes.values()) == {"restored"}
     assert direct_licences(entra) == directs
     assert effective(entra) == before and consumed(entra) == seats
+    assert reread(config) == read_before
+
+    entra.stats.reset()  # a second rollback finds everything back and writes nothing
+    again = rollback(config, tmp_path / "rollback.json")
+    assert int(again.exit_code) == 0, again.problems
+    assert set(again.outcomes.values()) == {"already restored"}
+    assert entra.stats.writes == 0 and direct_licences(entra) == directs
+
+
+def test_rollback_leaves_a_direct_assignment_changed_since(
+    entra: Emulator, config: Config, tmp_path: Path
+) -> None:
+    apply(config, Target.ENTRA, tmp_path)
+    sway = plan_id(E3, "SWAY")
+    body = {"addLicenses": [{"skuId": sku_id(E3), "disabledPlans": [sway]}], "removeLicenses": []}
+    entra.tenant.assign_user_license(user_id(1), body)  # an admin re-adds it, SWAY off
+    back = rollback(config, tmp_path / "rollback.json")
+    assert int(back.exit_code) == 10
+    assert back.outcomes[(user_id(1), sku_id(E3))].startswith("conflict: the user holds")
+    assert direct_licences(entra)[user_id(1)][sku_id(E3)] == frozenset({sway})
+    assert back.outcomes[(user_id(2), sku_id(E3))] == "restored"
+
+
+def test_an_existing_rollback_file_is_never_replaced(
+    entra: Emulator, config: Config, tmp_path: Path, capsys
+) -> None:
+    old = tmp_path / "wave1.json"
+    old.write_text("{}", encoding="utf-8")
+    directs = direct_licences(entra)
+    entra.stats.reset()
+    assert cli_apply(config, "entra", old) == 3
+    assert "wave1.json: a rollback file is there already" in capsys.readouterr().err
+    assert old.read_text(encoding="utf-8") == "{}"
+    assert entra.stats.writes == 0 and direct_licences(entra) == directs
+    assert _store_runs(config) == []
+
+
+def test_graph_dry_run_creates_no_store(entra: Emulator, config: Config, tmp_path: Path) -> None:
+    result = asyncio.run(plan_migration(config, Target.ENTRA))
+    assert {d.action for d in result.decisions} == {MigrateAction.REMOVE_DIRECT, MigrateAction.SKIP}
+    assert not (tmp_path / "state.db").exists()
 
 
 def test_waves_limit_and_users_file(entra: Emulator, config: Config, tmp_path: Path) -> None:
@@ -104,11 +160,7 @@ def test_waves_limit_and_users_file(entra: Emulator, config: Config, tmp_path: P
 def test_a_wave_that_loses_a_plan_stops_the_run(
     entra: Emulator, config: Config, tmp_path: Path
 ) -> None:
-    async def read():
-        async with graph_client(config) as client:
-            return await read_tenant(client, config, progress=False)
-
-    stale = asyncio.run(read())
+    stale = _read(config)
     before, directs = effective(entra), direct_licences(entra)
     license_group(entra, 1, E3, ["SWAY"])  # an admin narrows the group after the dry run
     result = apply(config, Target.ENTRA, tmp_path, tenant=stale, wave_size=1)
@@ -152,6 +204,10 @@ def test_guardrail_stops_before_any_write(entra: Emulator, tmp_path: Path) -> No
     assert direct_licences(entra) == directs
     assert not (tmp_path / "rb.json").exists()
     assert _store_runs(config) == []
+    # the two removals, approved (the lease was released: this run takes it)
+    assert cli_apply(config, "entra", tmp_path / "rb.json", "--allow-removals", "1") == 6
+    assert cli_apply(config, "entra", tmp_path / "rb.json", "--allow-removals", "2") == 0
+    assert sku_id(E3) not in direct_licences(entra)[user_id(1)]
 
 
 def test_unknown_user_in_apply_writes_nothing(
@@ -165,3 +221,85 @@ def test_unknown_user_in_apply_writes_nothing(
     assert "wave.txt:2: no user 'ghost@contoso.com' in the tenant" in capsys.readouterr().err
     assert entra.stats.writes == 0 and _store_runs(config) == []
     assert not (tmp_path / "rb.json").exists()
+
+
+def test_a_wave_that_enters_an_error_state_stops_the_run(emulator_factory, tmp_path: Path) -> None:
+    snap = small_snapshot(
+        users=2,
+        seats={E3: 10, "POWER_BI_PRO": 0},
+        members={1: [1, 2]},
+        direct={1: [(E3, [])], 2: [(E3, [])]},
+    )
+    graph = emulator_factory(snap)
+    license_group(graph, 1, E3, [])
+    config = make_config(tmp_path, graph, [])
+    stale = _read(config)
+    license_group(graph, 1, "POWER_BI_PRO", [])  # no seat: the members' new licence is in error
+    directs = direct_licences(graph)
+    result = apply(config, Target.ENTRA, tmp_path, tenant=stale, wave_size=1)
+
+    assert int(result.exit_code) == 10 and result.stopped and result.waves_done == 1
+    assert any("POWER_BI_PRO (group Group 1) is in state" in p.message for p in result.problems)
+    assert direct_licences(graph)[user_id(2)] == directs[user_id(2)]  # wave 2 never started
+
+
+def test_a_refused_write_is_failed_and_not_rolled_back(
+    entra: Emulator, config: Config, tmp_path: Path
+) -> None:
+    stale = _read(config)
+    remove = {"addLicenses": [], "removeLicenses": [sku_id(E3)]}
+    entra.tenant.assign_user_license(user_id(1), remove)  # someone removes it meanwhile
+    directs = direct_licences(entra)
+    result = apply(config, Target.ENTRA, tmp_path, tenant=stale)
+
+    assert int(result.exit_code) == 10
+    assert result.outcomes[(user_id(1), sku_id(E3))].startswith("failed: ")
+    assert result.outcomes[(user_id(2), sku_id(E3))] == "removed"
+    rb = json.loads((tmp_path / "rollback.json").read_text())
+    assert {e["userId"]: e["status"] for e in rb["entries"]} == {
+        user_id(1): "failed",
+        user_id(2): "applied",
+    }
+    back = rollback(config, tmp_path / "rollback.json")
+    assert back.outcomes[(user_id(1), sku_id(E3))] == "skipped: status failed"
+    assert direct_licences(entra) == directs  # user 1's is not re-added; user 2's is back
+
+
+def test_an_error_mid_run_leaves_a_restorable_file_and_a_failed_run(
+    entra: Emulator, config: Config, tmp_path: Path, monkeypatch
+) -> None:
+    from licsync.graph.errors import GraphError
+    from licsync.migrate import run
+
+    real, calls = run.read_users, []
+
+    async def flaky(client, user_ids):
+        calls.append(user_ids)
+        if len(calls) == 2:
+            raise GraphError("GET /users/…: connection reset")
+        return await real(client, user_ids)
+
+    monkeypatch.setattr(run, "read_users", flaky)
+    directs = direct_licences(entra)
+    with pytest.raises(GraphError):
+        apply(config, Target.ENTRA, tmp_path, wave_size=1)
+    rb = json.loads((tmp_path / "rollback.json").read_text())
+    assert [e["status"] for e in rb["entries"]] == ["applied", "pending"]  # wave 2 wrote, unread
+    runs = _store_runs(config)
+    assert [(r.kind, r.status) for r in runs] == [("migrate", "failed")]
+    monkeypatch.undo()
+    back = rollback(config, tmp_path / "rollback.json")
+    assert int(back.exit_code) == 0, back.problems
+    assert direct_licences(entra) == directs
+
+
+def test_the_next_incremental_sync_re_reads_migrated_users(
+    entra: Emulator, config: Config, tmp_path: Path
+) -> None:
+    """Removing a direct assignment an Entra group also grants may leave assignedLicenses as
+    it was, which users/delta does not report: the migration marks its users for re-reading."""
+    assert sync(config).summary()["read"] == "full"
+    apply(config, Target.ENTRA, tmp_path)
+    after = sync(config)
+    assert after.summary()["read"] == "incremental"
+    assert after.tenant.users == _read(config).users

@@ -3,16 +3,22 @@ ledger; a later leave removes the adopted licence."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-from licsync.graph import WriteBudget
 from licsync.migrate import Target
-from licsync.migrate.restore import run_rollback
 from licsync.store import open_store
 from tests.e2e.conftest import direct_licences, group_id, make_config, small_snapshot, sync, user_id
-from tests.migrate.conftest import E3, apply, cli_apply, consumed, effective, sku_id
+from tests.migrate.conftest import (
+    E3,
+    apply,
+    cli_apply,
+    consumed,
+    effective,
+    reread,
+    rollback,
+    sku_id,
+)
 
 
 def _ledger(tmp_path: Path) -> dict:
@@ -36,6 +42,7 @@ def test_adopt_then_rollback(emulator_factory: Any, tmp_path: Path) -> None:
     ]
     config = make_config(tmp_path, graph, rules)
     before, seats, directs = effective(graph), consumed(graph), direct_licences(graph)
+    read_before = reread(config)
     graph.stats.reset()
 
     result = apply(config, Target.RULES, tmp_path)
@@ -51,10 +58,25 @@ def test_adopt_then_rollback(emulator_factory: Any, tmp_path: Path) -> None:
     assert all(e.prior_direct is None for e in ledger.values())
     assert ledger[(user_id(2), sku_id(E3))].groups == tuple(sorted((group_id(1), group_id(2))))
 
-    back = asyncio.run(run_rollback(config, tmp_path / "rollback.json", budget=WriteBudget(1e5)))
-    assert int(back.exit_code) == 0
-    assert _ledger(tmp_path) == {}
+    assert reread(config) == read_before
+    adopted = _ledger(tmp_path)
+    sync(config)  # the next sync finds the adopted licences as the rules want them
+    assert effective(graph) == before and consumed(graph) == seats
+    after_sync = _ledger(tmp_path)  # (it takes user 3's E3 over, keeping the prior direct)
+    assert {k: after_sync[k] for k in adopted} == adopted and graph.stats.writes == 0
+
+    back = rollback(config, tmp_path / "rollback.json")
+    assert int(back.exit_code) == 0, back.problems
+    assert set(back.outcomes.values()) == {"restored"}
+    assert not set(adopted) & set(_ledger(tmp_path))
     assert direct_licences(graph) == directs and graph.stats.writes == 0
+    assert effective(graph) == before and consumed(graph) == seats
+    assert reread(config) == read_before
+
+    again = rollback(config, tmp_path / "rollback.json")  # safe to run twice
+    assert int(again.exit_code) == 0, again.problems
+    assert set(again.outcomes.values()) == {"already restored"}
+    assert not set(adopted) & set(_ledger(tmp_path)) and graph.stats.writes == 0
 
 
 def test_adopted_licence_leaves_with_the_group(emulator_factory: Any, tmp_path: Path) -> None:
@@ -87,3 +109,24 @@ def _users(tmp_path: Path, *lines: str) -> Path:
     path = tmp_path / "users.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def test_rollback_undoes_what_a_later_sync_widened(emulator_factory: Any, tmp_path: Path) -> None:
+    """The group grants SWAY, the direct assignment switched it off: after the adoption a sync
+    switches it on (licsync's now); the rollback puts the direct assignment back exactly."""
+    graph = emulator_factory(
+        small_snapshot(users=1, members={1: [1]}, direct={1: [(E3, ["SWAY"])]})
+    )
+    config = make_config(tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": E3}]}])
+    before, seats, directs = effective(graph), consumed(graph), direct_licences(graph)
+    assert apply(config, Target.RULES, tmp_path).outcomes == {(user_id(1), sku_id(E3)): "adopted"}
+    sync(config)
+    assert direct_licences(graph)[user_id(1)][sku_id(E3)] == frozenset()  # SWAY on now
+
+    back = rollback(config, tmp_path / "rollback.json")
+    assert int(back.exit_code) == 0, back.problems
+    assert back.outcomes == {(user_id(1), sku_id(E3)): "restored"}
+    assert direct_licences(graph) == directs and _ledger(tmp_path) == {}
+    assert effective(graph) == before and consumed(graph) == seats
+    again = rollback(config, tmp_path / "rollback.json")
+    assert again.outcomes == {(user_id(1), sku_id(E3)): "already restored"}

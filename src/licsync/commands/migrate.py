@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from licsync.commands.common import (
@@ -14,13 +15,14 @@ from licsync.commands.common import (
     counted,
 )
 from licsync.commands.output import default_format
-from licsync.config import load_config
+from licsync.config import Config, load_config
 from licsync.exitcodes import ExitCode
 from licsync.migrate.classify import Target
 from licsync.migrate.report import document, rollback_document, write
 from licsync.migrate.restore import run_rollback
 from licsync.migrate.run import MigrationResult, apply_migration, plan_migration
-from licsync.migrate.select import read_users_file
+from licsync.migrate.select import UserList, read_users_file
+from licsync.model import Problem
 from licsync.reports.names import Names
 
 EXITS = (
@@ -45,19 +47,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="rules: adopt direct assignments into licsync's ledger; entra: "
         "remove direct assignments that Entra-licensed groups cover",
     )
-    parser.add_argument(
-        "--users",
-        type=Path,
-        metavar="FILE",
-        help="migrate only these users (one UPN or object id per line)",
-    )
-    parser.add_argument(
-        "--limit",
-        type=counted(1),
-        metavar="N",
-        help="migrate at most N users (by UPN); the others are skipped",
+    _options(
+        parser,
+        ("--users", "migrate only these users (one UPN or object id per line)"),
+        ("--limit", "migrate at most N users (by UPN); the others are skipped"),
     )
     add_report_arguments(parser)
+
+
+def _options(parser: argparse.ArgumentParser, *options: tuple[str, str]) -> None:
+    """Optional flags taking a file (`--users`, `--rollback-file`) or a count (the others)."""
+    for flag, text in options:
+        if flag in ("--users", "--rollback-file"):
+            parser.add_argument(flag, type=Path, metavar="FILE", help=text)
+        else:
+            parser.add_argument(flag, type=counted(1), metavar="N", help=text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,17 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Migrate the selected users. " + EXITS,
     )
     _common(apply)
-    apply.add_argument(
-        "--rollback-file",
-        type=Path,
-        metavar="FILE",
-        help="where to write the rollback file (default: licsync-rollback-<run id>.json)",
-    )
-    apply.add_argument(
-        "--wave-size",
-        type=counted(1),
-        metavar="N",
-        help="entra: verify after every N users and stop at the first bad wave",
+    _options(
+        apply,
+        (
+            "--rollback-file",
+            "where to write the rollback file, a new one (default: licsync-rollback-<run id>.json)",
+        ),
+        ("--wave-size", "entra: verify after every N users and stop at the first bad wave"),
     )
     add_allow_removals(apply)
     apply.set_defaults(handler=run_apply)
@@ -136,15 +136,24 @@ def _report(result: MigrationResult, args: argparse.Namespace) -> int:
     write(doc, fmt, args.output)
     if result.stopped:
         print(f"licsync: migration stopped: {result.stopped}", file=sys.stderr)
-    for p in result.problems:
-        print(f"licsync: problem: {p.user_principal_name}: {p.message}", file=sys.stderr)
+    _print_problems(result.problems)
     return int(result.exit_code)
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def _inputs(args: argparse.Namespace) -> tuple[Config, UserList | None]:
+    """Logging set up, then the config and the `--users` file (before any Graph read)."""
     configure_logging()
     config = load_config(args.config)
-    users = read_users_file(args.users) if args.users else None
+    return config, read_users_file(args.users) if args.users else None
+
+
+def _print_problems(problems: Iterable[Problem]) -> None:
+    for p in problems:
+        print(f"licsync: problem: {p.user_principal_name}: {p.message}", file=sys.stderr)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    config, users = _inputs(args)
     result = asyncio.run(
         plan_migration(
             config, Target(args.target), snapshot=args.snapshot, users=users, limit=args.limit
@@ -154,9 +163,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    configure_logging()
-    config = load_config(args.config)
-    users = read_users_file(args.users) if args.users else None
+    config, users = _inputs(args)
     result = asyncio.run(
         apply_migration(
             config,
@@ -179,6 +186,5 @@ def run_rollback_command(args: argparse.Namespace) -> int:
     result = asyncio.run(run_rollback(config, args.file))
     fmt = args.format or default_format(args.output)
     write(rollback_document(result.entries, result.outcomes, result.summary()), fmt, args.output)
-    for p in result.problems:
-        print(f"licsync: problem: {p.user_principal_name}: {p.message}", file=sys.stderr)
+    _print_problems(result.problems)
     return int(result.exit_code)

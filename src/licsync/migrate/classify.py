@@ -74,11 +74,35 @@ class _Source:
     error: str | None
 
 
+NO_STATES = (
+    "Graph sent no licenseAssignmentStates for this user: direct and inherited assignments "
+    "cannot be told apart"
+)
+
+
+def _entra_grants(tenant: Tenant) -> dict[str, set[str]]:
+    """User id -> the SKUs an Entra-licensed group of theirs grants."""
+    grants: dict[str, set[str]] = {}
+    for group in tenant.groups.values():
+        if group.security_enabled and group.assigned_licenses:
+            for user_id in group.member_users:
+                grants.setdefault(user_id, set()).update(a.sku_id for a in group.assigned_licenses)
+    return grants
+
+
+def _excluded_by(user: User, policy: Policy) -> str:
+    """Which `[policy]` switch keeps `user` out of the rule groups."""
+    if not policy.license_disabled_accounts and not user.account_enabled:
+        return "disabled account"
+    return "guest"
+
+
 class _Classifier:
     def __init__(self, tenant: Tenant, policy: Policy, ledger: Ledger) -> None:
         self.tenant = tenant
         self.ledger = ledger
         self.index = PlanIndex(tenant, policy.plan_rules)
+        self.entra_grants = _entra_grants(tenant)
 
     def group_name(self, group_id: str) -> str:
         group = self.tenant.groups.get(group_id)
@@ -138,51 +162,56 @@ def _rule_sources(states: Iterable[SourceState]) -> dict[str, list[_Source]]:
     return found
 
 
+def _rules_decision(
+    c: _Classifier,
+    user: User,
+    sku_id: str,
+    sources: Sequence[_Source],
+    granting: set[str],
+    policy: Policy,
+) -> Decision | None:
+    """Target rules for one SKU of one user; None when there is nothing to consider (licsync's
+    own licence, gone from the user)."""
+    part = c.index.part_number(sku_id)
+    direct = user.direct_licenses().get(sku_id)
+    entry = c.ledger.get((user.id, sku_id))
+    if entry is not None and entry.prior_direct is None:
+        if direct is None:
+            return None
+        groups = ", ".join(c.group_name(g) for g in entry.groups)
+        return _skip(user, sku_id, f"already managed by licsync (rule groups: {groups})")
+    if entry is not None:
+        direct = entry.prior_direct
+    elif user.license_assignment_states is None and sku_id in c.entra_grants.get(user.id, ()):
+        return _skip(user, sku_id, NO_STATES, direct)  # what looks direct may be Entra's
+    if sku_id in granting:
+        no_source = (
+            f"excluded by [policy] ({_excluded_by(user, policy)}) "
+            f"from the rule groups that grant {part}"
+        )
+    else:
+        no_source = f"not a member of any group that grants {part}"
+    return c.decide(user, sku_id, direct, sources, MigrateAction.ADOPT, no_source)
+
+
 def _classify_rules(c: _Classifier, rules: Sequence[Rule], policy: Policy) -> list[Decision]:
-    tenant = c.tenant
-    plan = compute_plan(tenant, rules, policy, c.ledger)
+    plan = compute_plan(c.tenant, rules, policy, c.ledger)
     by_user = {u.user_id: _rule_sources(u.states) for u in plan.users}
-    members = sources_by_user(tenant, rules, Policy())  # membership whatever the policy says
+    members = sources_by_user(c.tenant, rules, Policy())  # membership whatever the policy says
     decisions: list[Decision] = []
-    for user in tenant.users.values():
+    for user in c.tenant.users.values():
         rule_sources = by_user.get(user.id, {})
-        skus = set(user.direct_licenses()) | set(rule_sources)
-        for sku_id in sorted(skus):
-            part = c.index.part_number(sku_id)
-            entry = c.ledger.get((user.id, sku_id))
-            if entry is not None and entry.prior_direct is None:
-                if sku_id in user.direct_licenses():
-                    groups = ", ".join(c.group_name(g) for g in entry.groups)
-                    decisions.append(
-                        _skip(
-                            user,
-                            sku_id,
-                            f"already managed by licsync (rule groups: {groups})",
-                        )
-                    )
-                continue
-            direct = entry.prior_direct if entry is not None else user.direct_licenses().get(sku_id)
-            in_group = any(
-                sku_id in dict(s.licenses)
-                for s in members.get(user.id, ())
-                if s.kind is SourceKind.RULE
-            )
-            no_source = (
-                f"excluded by [policy] ({'guest' if user.is_guest else 'disabled account'}) "
-                f"from the rule groups that grant {part}"
-                if in_group
-                else f"not a member of any group that grants {part}"
-            )
-            decisions.append(
-                c.decide(
-                    user,
-                    sku_id,
-                    direct,
-                    rule_sources.get(sku_id, ()),
-                    MigrateAction.ADOPT,
-                    no_source,
-                )
-            )
+        granting = {
+            sku
+            for source in members.get(user.id, ())
+            if source.kind is SourceKind.RULE
+            for sku, _ in source.licenses
+        }
+        for sku_id in sorted(set(user.direct_licenses()) | set(rule_sources)):
+            sources = rule_sources.get(sku_id, ())
+            found = _rules_decision(c, user, sku_id, sources, granting, policy)
+            if found is not None:
+                decisions.append(found)
     return decisions
 
 
@@ -194,26 +223,10 @@ def _inherited(state: AssignmentState) -> _Source:
 
 
 def _classify_entra(c: _Classifier) -> list[Decision]:
-    tenant = c.tenant
-    entra_groups: dict[str, set[str]] = {}  # user -> SKUs an Entra-licensed group grants
-    for group in tenant.groups.values():
-        if group.security_enabled:
-            for user_id in group.member_users:
-                entra_groups.setdefault(user_id, set()).update(
-                    a.sku_id for a in group.assigned_licenses
-                )
     decisions: list[Decision] = []
-    for user in tenant.users.values():
+    for user in c.tenant.users.values():
         if user.license_assignment_states is None:
-            for sku_id in sorted(user.held_skus()):
-                decisions.append(
-                    _skip(
-                        user,
-                        sku_id,
-                        "Graph sent no licenseAssignmentStates for this user: direct and "
-                        "inherited assignments cannot be told apart",
-                    )
-                )
+            decisions.extend(_skip(user, sku_id, NO_STATES) for sku_id in sorted(user.held_skus()))
             continue
         direct = user.direct_licenses()
         inherited: dict[str, list[_Source]] = {}
@@ -235,7 +248,7 @@ def _classify_entra(c: _Classifier) -> list[Decision]:
                     )
                 )
                 continue
-            if sku_id in entra_groups.get(user.id, ()):
+            if sku_id in c.entra_grants.get(user.id, ()):
                 no_source = (
                     f"member of an Entra-licensed group that grants {part}, but Entra has not "
                     "assigned it yet; reprocess the user's licences and plan again"

@@ -1,10 +1,14 @@
 """`migrate rollback FILE`: put back what a migration removed or adopted, exactly.
 
-- remove-direct entries: one `assignLicense` per user re-adds the direct assignments with their
-  disabled plans (the inherited licence keeps the seat, so none is needed); the users are re-read
-  and each restored assignment checked.
+- remove-direct entries: the users are read first; one `assignLicense` per user re-adds the
+  direct assignments not back yet, with their disabled plans (the inherited licence keeps the
+  seat, so none is needed); the users are re-read and each restored assignment checked.
 - adopt entries: the ledger entry goes back to what it was (deleted when there was none). An entry
-  a later sync changed or removed is left alone and reported as a conflict.
+  a later sync changed or removed is left alone and reported as a conflict. When there was none,
+  a direct assignment a sync changed meanwhile (widened to the rule groups' plans) is set back
+  to the file's disabled plans.
+
+Running it twice is safe: what is already as the file says is reported `already restored`.
 
 Entries whose status is `failed` or `not-applied` changed nothing and are skipped. Changes and
 problems are recorded like a migration's, under the lease, in run kind `migrate-rollback`.
@@ -24,7 +28,7 @@ from licsync.graph import WriteJob, send_writes
 from licsync.migrate.classify import MigrateAction
 from licsync.migrate.rollbackfile import RESTORABLE, RollbackEntry, read_rollback
 from licsync.migrate.session import Session, read_users, session
-from licsync.model import Ledger, LicenseError, Problem
+from licsync.model import Ledger, LicenseError, Ownership, Problem, User
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger, normalise_ownership
 
 log = structlog.get_logger("licsync.migrate")
@@ -47,6 +51,7 @@ class RollbackResult:
         return {
             "entries": len(self.entries),
             "restored": values.count("restored"),
+            "alreadyRestored": values.count("already restored"),
             "skipped": sum(v.startswith("skipped") for v in values),
             "problems": len(self.problems),
         }
@@ -58,17 +63,27 @@ def _problem(e: RollbackEntry, message: str, error: LicenseError | None = None) 
     )
 
 
-def _unadopt(result: RollbackResult, ledger: Ledger, todo: list[RollbackEntry]) -> Ledger:
-    """The ledger with every adoption undone that no later sync touched."""
+def _same(a: Ownership | None, b: Ownership | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return normalise_ownership(a) == normalise_ownership(b)
+
+
+def _unadopt(
+    result: RollbackResult, ledger: Ledger, todo: list[RollbackEntry]
+) -> tuple[Ledger, list[RollbackEntry]]:
+    """The ledger with every adoption undone that no later sync touched, and the entries this
+    drops from it (there was none before); one already back as it was (a second rollback) is
+    left alone."""
     new = dict(ledger)
+    dropped = []
     for e in todo:
         key = (e.user_id, e.sku_id)
         current = ledger.get(key)
-        if (
-            current is None
-            or e.ledger_after is None
-            or normalise_ownership(current) != normalise_ownership(e.ledger_after)
-        ):
+        if _same(current, e.ledger_before):
+            result.outcomes[key] = "already restored"
+            continue
+        if not _same(current, e.ledger_after):
             message = (
                 "the ledger entry changed since the migration (a later sync); not restored"
                 if current is not None
@@ -79,14 +94,64 @@ def _unadopt(result: RollbackResult, ledger: Ledger, todo: list[RollbackEntry]) 
             continue
         if e.ledger_before is None:
             del new[key]
+            dropped.append(e)
         else:
             new[key] = e.ledger_before
         result.outcomes[key] = "restored"
-    return new
+    return new, dropped
 
 
-async def _readd(s: Session, result: RollbackResult, todo: list[RollbackEntry]) -> list[Any]:
-    """Re-add the removed direct assignments; returns the changes to record."""
+def _still_to_add(
+    result: RollbackResult, todo: list[RollbackEntry], now: dict[str, User]
+) -> list[RollbackEntry]:
+    """The entries whose direct assignment is not back yet. One already there as the file says
+    (a second rollback, or a removal that never happened) is done; one there with other
+    disabled plans was changed since, and is left as it is and reported."""
+    left = []
+    for e in todo:
+        user = now[e.user_id]
+        held = user.direct_licenses().get(e.sku_id)
+        if user.license_assignment_states is None or held is None:
+            left.append(e)
+        elif held == e.disabled_plans:
+            result.outcomes[(e.user_id, e.sku_id)] = "already restored"
+        else:
+            message = (
+                "the user holds a direct assignment of this SKU again, with other disabled "
+                "plans than the file's; left as it is"
+            )
+            result.problems.append(_problem(e, message))
+            result.outcomes[(e.user_id, e.sku_id)] = f"conflict: {message}"
+    return left
+
+
+def _widened(todo: list[RollbackEntry], now: dict[str, User]) -> list[RollbackEntry]:
+    """Adoptions licsync has let go of again whose direct assignment a sync changed meanwhile
+    (to what their rule groups grant): it goes back to the file's disabled plans."""
+    left = []
+    for e in todo:
+        user = now[e.user_id]
+        held = user.direct_licenses().get(e.sku_id)
+        if user.license_assignment_states is not None and held not in (None, e.disabled_plans):
+            left.append(e)
+    return left
+
+
+async def _restore_graph(
+    s: Session, result: RollbackResult, removed: list[RollbackEntry], unadopted: list[RollbackEntry]
+) -> list[AppliedChange]:
+    """Put the direct assignments back as the file says; the changes to record."""
+    if not removed and not unadopted:
+        return []
+    now = await read_users(s.client, {e.user_id for e in removed + unadopted})
+    todo = _still_to_add(result, removed, now) + _widened(unadopted, now)
+    return await _assign(s, result, todo) if todo else []
+
+
+async def _assign(
+    s: Session, result: RollbackResult, todo: list[RollbackEntry]
+) -> list[AppliedChange]:
+    """One `assignLicense` per user with the file's disabled plans, checked by a re-read."""
     by_user: dict[str, list[RollbackEntry]] = {}
     for e in todo:
         by_user.setdefault(e.user_id, []).append(e)
@@ -94,8 +159,8 @@ async def _readd(s: Session, result: RollbackResult, todo: list[RollbackEntry]) 
         WriteJob.assign_license(u, [(e.sku_id, e.disabled_plans) for e in es], (), key=u)
         for u, es in sorted(by_user.items())
     ]
-    outcomes = {o.key: o for o in await send_writes(s.client, jobs, s.budget)}
-    s.renew()
+    async with s.keeping_lease():
+        outcomes = {o.key: o for o in await send_writes(s.client, jobs, s.budget)}
     after = await read_users(s.client, [u for u, o in outcomes.items() if o.ok])
     changes = []
     for e in todo:
@@ -138,8 +203,8 @@ async def run_rollback(config: Config, path: Path, **session_kw: Any) -> Rollbac
         ledger = s.store.load_ledger()
         adopted = [e for e in todo if e.action is MigrateAction.ADOPT]
         removed = [e for e in todo if e.action is MigrateAction.REMOVE_DIRECT]
-        new = _unadopt(result, ledger, adopted)
-        changes = await _readd(s, result, removed) if removed else []
+        new, unadopted = _unadopt(result, ledger, adopted)
+        changes = await _restore_graph(s, result, removed, unadopted)
         status = RunStatus.FAILED if result.problems else RunStatus.SUCCEEDED
         s.record(
             KIND,

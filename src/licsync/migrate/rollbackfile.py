@@ -65,8 +65,16 @@ def _entry_json(e: RollbackEntry) -> dict[str, Any]:
     return item
 
 
-def write_rollback(path: Path, run_id: str, target: str, entries: list[RollbackEntry]) -> None:
-    """Write the file atomically (a temporary file beside it, then a rename)."""
+def write_rollback(
+    path: Path, run_id: str, target: str, entries: list[RollbackEntry], *, new: bool = False
+) -> None:
+    """Write the file atomically (a temporary file beside it, then a rename). `new`: the first
+    write of a run, which never replaces an existing file (an earlier wave's record)."""
+    if new and path.exists():
+        raise InputError(
+            f"{path}: a rollback file is there already (an earlier run's?); it is kept: "
+            "choose another --rollback-file"
+        )
     doc = {
         "version": VERSION,
         "kind": KIND,

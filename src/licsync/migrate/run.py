@@ -21,14 +21,26 @@ from typing import Any
 import structlog
 
 from licsync.config import Config
+from licsync.engine.plans import PlanIndex
 from licsync.exitcodes import ExitCode
-from licsync.graph import WriteJob, WriteOutcome, send_writes
+from licsync.graph import Action, WriteJob, WriteOutcome, send_writes
 from licsync.migrate.classify import Decision, MigrateAction, Target, classify
 from licsync.migrate.rollbackfile import RollbackEntry, write_rollback
 from licsync.migrate.select import UserList, select, waves
 from licsync.migrate.session import Session, effective_plans, plan_index, read_users, session
-from licsync.model import Ledger, LicenseError, Ownership, Plan, Problem, Tenant, UserPlan
+from licsync.model import (
+    AssignmentState,
+    Ledger,
+    LicenseError,
+    Ownership,
+    Plan,
+    Problem,
+    Tenant,
+    User,
+    UserPlan,
+)
 from licsync.reader import read_tenant
+from licsync.reports.names import Names
 from licsync.resolve import resolve_rules
 from licsync.snapshot import load_snapshot
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger
@@ -84,6 +96,17 @@ def decide(
     return select(found, tenant, users=users, limit=limit)
 
 
+def _read_ledger(config: Config) -> Ledger:
+    """The ledger, read only: a dry run never creates or migrates the store."""
+    store, _ = open_state(config, read_only=True)
+    if store is None:
+        return {}
+    try:
+        return store.load_ledger()
+    finally:
+        store.close()
+
+
 async def plan_migration(
     config: Config,
     target: Target,
@@ -99,11 +122,7 @@ async def plan_migration(
     else:
         async with graph_client(config) as client:
             tenant = await read_tenant(client, config)
-        store, _ = open_state(config)
-        try:
-            ledger = store.load_ledger()
-        finally:
-            store.close()
+        ledger = _read_ledger(config)
     return MigrationResult(
         target, "plan", tenant, decide(tenant, config, target, ledger, users, limit)
     )
@@ -182,11 +201,15 @@ async def apply_migration(
         entries = _rollback_entries(chosen, ledger)
         rollback = rollback or Path(f"licsync-rollback-{s.run_id}.json")
         result.rollback_file = rollback
-        write_rollback(rollback, s.run_id, target.value, entries)
-        if target is Target.RULES:
-            await _adopt(s, result, ledger, entries, rollback)
-        else:
-            await _remove_direct(s, result, batches, entries, rollback)
+        write_rollback(rollback, s.run_id, target.value, entries, new=True)
+        try:
+            if target is Target.RULES:
+                await _adopt(s, result, ledger, entries, rollback)
+            else:
+                await _remove_direct(s, result, batches, entries, rollback)
+        except Exception as exc:
+            s.abort(KIND, f"{type(exc).__name__}: {exc}")
+            raise
         log.info("migrate.done", **result.summary())
         return result
 
@@ -210,47 +233,68 @@ async def _adopt(
     write_rollback(path, s.run_id, "rules", [e.with_status("applied") for e in entries])
 
 
+def _bad(state: AssignmentState) -> bool:
+    return state.error is not None or state.state.casefold() != "active"
+
+
+def _lost_plans(index: PlanIndex, before: User, now: User) -> list[Problem]:
+    """A problem per SKU in which `now` has fewer enabled plans than `before`."""
+    later = effective_plans(index, now)
+    problems = []
+    for sku_id, plans in sorted(effective_plans(index, before).items()):
+        lost = plans - later.get(sku_id, frozenset())
+        if lost:
+            names = ", ".join(sorted(index.name(p) for p in lost))
+            message = f"lost {names} in {index.part_number(sku_id)} after the migration"
+            problems.append(
+                Problem(
+                    before.id, now.user_principal_name, sku_id, None, LicenseError.OTHER, message
+                )
+            )
+    return problems
+
+
+def _new_errors(names: Names, before: User, now: User) -> list[Problem]:
+    """A problem per licence source in error (or not Active) now that was fine before."""
+    was_bad = {
+        (st.sku_id, st.assigned_by_group)
+        for st in before.license_assignment_states or ()
+        if _bad(st)
+    }
+    problems = []
+    for st in now.license_assignment_states or ():
+        if _bad(st) and (st.sku_id, st.assigned_by_group) not in was_bad:
+            error = st.error or LicenseError.OTHER
+            source = (
+                f"group {names.group(st.assigned_by_group)}" if st.assigned_by_group else "direct"
+            )
+            message = (
+                f"{names.part_number(st.sku_id)} ({source}) is in state {st.state} "
+                f"({error.value}) after the migration"
+            )
+            problems.append(
+                Problem(
+                    before.id,
+                    now.user_principal_name,
+                    st.sku_id,
+                    st.assigned_by_group,
+                    error,
+                    message,
+                )
+            )
+    return problems
+
+
 def _verify(
-    result: MigrationResult, s: Session, wave: list[Decision], after: dict[str, Any]
+    result: MigrationResult, s: Session, wave: list[Decision], after: dict[str, User]
 ) -> list[Problem]:
     """Problems of users who lost an enabled plan or whose licence entered an error state."""
     index = plan_index(result.tenant, s.config)
+    names = Names(result.tenant)
     problems = []
     for user_id in sorted({d.user_id for d in wave}):
-        before_user = result.tenant.users[user_id]
-        now = after[user_id]
-        before, later = effective_plans(index, before_user), effective_plans(index, now)
-        for sku_id, plans in sorted(before.items()):
-            lost = plans - later.get(sku_id, frozenset())
-            if lost:
-                names = ", ".join(sorted(index.name(p) for p in lost))
-                message = f"lost {names} in {index.part_number(sku_id)} after the migration"
-                problems.append(
-                    Problem(
-                        user_id, now.user_principal_name, sku_id, None, LicenseError.OTHER, message
-                    )
-                )
-        was_bad = {
-            (st.sku_id, st.assigned_by_group)
-            for st in before_user.license_assignment_states or ()
-            if st.error is not None
-        }
-        for st in now.license_assignment_states or ():
-            if st.error is not None and (st.sku_id, st.assigned_by_group) not in was_bad:
-                message = (
-                    f"{index.part_number(st.sku_id)} from group {st.assigned_by_group} is in "
-                    f"state {st.state} ({st.error.value}) after the migration"
-                )
-                problems.append(
-                    Problem(
-                        user_id,
-                        now.user_principal_name,
-                        st.sku_id,
-                        st.assigned_by_group,
-                        st.error,
-                        message,
-                    )
-                )
+        before, now = result.tenant.users[user_id], after[user_id]
+        problems += _lost_plans(index, before, now) + _new_errors(names, before, now)
     return problems
 
 
@@ -267,6 +311,42 @@ def _write_failures(wave: list[Decision], by_user: dict[str, WriteOutcome]) -> l
     return problems
 
 
+async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteOutcome]:
+    """One `assignLicense` per user removing the wave's SKUs; the outcomes by user id."""
+    skus: dict[str, list[str]] = {}
+    for d in wave:
+        skus.setdefault(d.user_id, []).append(d.sku_id)
+    jobs = [WriteJob.assign_license(u, (), sk, key=u) for u, sk in skus.items()]
+    async with s.keeping_lease():
+        outcomes = await send_writes(s.client, jobs, s.budget)
+    return {o.key: o for o in outcomes}
+
+
+def _gone(d: Decision, outcome: WriteOutcome, after: User) -> bool:
+    """Whether the direct assignment may be gone. A success or a refusal (or a job never sent)
+    says; an exhausted retry or a fatal answer leaves it open, and then the re-read decides (a
+    write that landed must be restorable from the rollback file)."""
+    if outcome.ok or outcome.action in (Action.PROBLEM, Action.SKIPPED):
+        return outcome.ok
+    return after.license_assignment_states is not None and d.sku_id not in after.direct_licenses()
+
+
+def _stop_reason(
+    number: int, total: int, broken: list[Problem], by_user: dict[str, WriteOutcome], path: Path
+) -> str | None:
+    """Why the run stops after wave `number` (a lost plan, an error state, a fatal Graph
+    answer), or None to go on."""
+    fatal = next((o for o in by_user.values() if o.action is Action.FATAL), None)
+    if broken:
+        users = ", ".join(sorted({p.user_principal_name for p in broken}))
+        why = f"wave {number} of {total} failed verification ({users})"
+    elif fatal is not None:
+        why = f"wave {number} of {total}: Graph refused the writes ({fatal.message})"
+    else:
+        return None
+    return f"{why}; later waves not started. Roll back with `licsync migrate rollback {path}`"
+
+
 async def _remove_direct(
     s: Session,
     result: MigrationResult,
@@ -274,21 +354,18 @@ async def _remove_direct(
     entries: list[RollbackEntry],
     path: Path,
 ) -> None:
+    """The waves of target entra: write, re-read every user of the wave, verify, record; the
+    rollback file is rewritten after each wave with what Graph now shows."""
     status = {(e.user_id, e.sku_id): e for e in entries}
     for number, wave in enumerate(batches, start=1):
-        skus: dict[str, list[str]] = {}
-        for d in wave:
-            skus.setdefault(d.user_id, []).append(d.sku_id)
-        jobs = [WriteJob.assign_license(u, (), sk, key=u) for u, sk in skus.items()]
-        outcomes = await send_writes(s.client, jobs, s.budget)
-        by_user = {o.key: o for o in outcomes}
-        s.renew()
+        by_user = await _send_wave(s, wave)
+        after = await read_users(s.client, {d.user_id for d in wave})
         changes = []
         for d in wave:
-            o = by_user[d.user_id]
-            key = (d.user_id, d.sku_id)
-            result.outcomes[key] = "removed" if o.ok else f"failed: {o.message or o.action}"
-            status[key] = status[key].with_status("applied" if o.ok else "failed")
+            o, key = by_user[d.user_id], (d.user_id, d.sku_id)
+            gone = _gone(d, o, after[d.user_id])
+            result.outcomes[key] = "removed" if gone else f"failed: {o.message or o.action}"
+            status[key] = status[key].with_status("applied" if gone else "failed")
             changes.append(
                 AppliedChange(
                     s.run_id,
@@ -300,28 +377,22 @@ async def _remove_direct(
                     request_id=o.request_id,
                 )
             )
-        done = [d for d in wave if by_user[d.user_id].ok]
-        after = await read_users(s.client, {d.user_id for d in done})
+        done = [d for d in wave if status[(d.user_id, d.sku_id)].status == "applied"]
         broken = _verify(result, s, done, after)
         problems = _write_failures(wave, by_user) + broken
         result.problems.extend(problems)
         result.waves_done = number
-        last = number == len(batches) or bool(broken)
-        if broken:
-            users = sorted({p.user_principal_name for p in broken})
-            result.stopped = (
-                f"wave {number} of {len(batches)} failed verification ({', '.join(users)}); "
-                f"later waves not started. Roll back with `licsync migrate rollback {path}`"
-            )
+        result.stopped = _stop_reason(number, len(batches), broken, by_user, path)
+        last = number == len(batches) or result.stopped is not None
         for d in (d for w in batches[number:] for d in w) if last else ():
             status[(d.user_id, d.sku_id)] = status[(d.user_id, d.sku_id)].with_status("not-applied")
             result.outcomes[(d.user_id, d.sku_id)] = "not started"
         write_rollback(path, s.run_id, "entra", list(status.values()))
         finish = None
         if last:
-            run_status = RunStatus.ABORTED if broken else RunStatus.SUCCEEDED
+            run_status = RunStatus.ABORTED if result.stopped else RunStatus.SUCCEEDED
             finish = (run_status, {"target": "entra", **result.summary()})
         s.record(KIND, changes=changes, problems=problems, finish=finish)
-        log.info("migrate.wave", wave=number, users=len(skus), failed=len(problems))
-        if broken:
+        log.info("migrate.wave", wave=number, users=len(by_user), failed=len(problems))
+        if last:
             return

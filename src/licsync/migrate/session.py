@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 
 from licsync.config import Config
 from licsync.engine.plans import PlanIndex
@@ -36,11 +36,35 @@ class Session:
     ttl: float
     run_id: str
     started: bool = False
-    problems: list[Problem] = field(default_factory=list)
 
     def renew(self) -> None:
         """Re-take the lease (renews it; raises StateError if another run holds it now)."""
         self.store.acquire_lease(self.holder, self.ttl)
+
+    @asynccontextmanager
+    async def keeping_lease(self) -> AsyncIterator[None]:
+        """Renew the lease every third of its lifetime while writes are in flight, then once
+        more at the end (a long wave outlives the lease)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.ttl / 3)
+                self.store.renew_lease(self.holder, self.ttl)
+
+        task = asyncio.ensure_future(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+        self.renew()
+
+    def abort(self, kind: str, reason: str) -> None:
+        """Mark a started run failed after an unexpected error (best effort: the error that
+        got us here is the one reported)."""
+        if not self.started:
+            return
+        with suppress(Exception):
+            self.record(kind, finish=(RunStatus.FAILED, {"error": reason}))
 
     def record(
         self,
@@ -53,12 +77,17 @@ class Session:
     ) -> None:
         """One store transaction under the lease: starts the run the first time."""
         problems = list(problems)
-        self.problems.extend(problems)
         with self.store.transaction(holder=self.holder) as tx:
             if not self.started:
                 tx.start_run(kind, self.run_id)
                 self.started = True
+            changes = list(changes)
             tx.record_changes(changes)
+            # the next incremental sync must re-read these users: Graph's users/delta does not
+            # report a change to licenseAssignmentStates alone
+            tx.patch_tenant_cache(
+                [("stale", uid, {}) for uid in sorted({c.user_id for c in changes})]
+            )
             if ledger:
                 tx.apply_ledger_diff(ledger)
             if problems:
@@ -78,6 +107,7 @@ async def session(
     """Open the store, take the write lease, connect to Graph; undo all of it on the way out."""
     graph_settings = load_graph_settings(config.settings.graph, path=str(config.path))
     store, state_settings = open_state(config)
+    assert store is not None  # a writable store is always opened (or created)
     run_id = uuid.uuid4().hex
     holder = f"{kind}-{run_id}"
     own_client = client is None
@@ -97,11 +127,15 @@ async def session(
             run_id,
         )
     finally:
-        if own_client and client is not None:
-            await client.aclose()
-        if leased:
-            store.release_lease(holder)
-        store.close()
+        try:
+            if own_client and client is not None:
+                await client.aclose()
+        finally:
+            try:
+                if leased:
+                    store.release_lease(holder)
+            finally:
+                store.close()
 
 
 async def read_users(client: GraphClient, user_ids: Iterable[str]) -> dict[str, User]:
