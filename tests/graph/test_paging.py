@@ -110,3 +110,48 @@ def test_each_page_is_retried(make_client: Callable[..., GraphClient], clock: Fa
     assert clock.sleeps == [3.0]
     assert seen[1].url == seen[2].url
     assert paginator.delta_link == f"{LOOPBACK}/users/delta?$deltatoken=z"
+
+
+def test_next_page_is_requested_while_the_caller_handles_the_current_one(
+    make_client: Callable[..., GraphClient],
+) -> None:
+    pages = [
+        {"value": [{"id": "1"}], "@odata.nextLink": f"{LOOPBACK}/users?$skiptoken=2"},
+        {"value": [{"id": "2"}]},
+    ]
+    requested: list[str] = []
+    second_requested = asyncio.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requested.append(str(request.url))
+        if len(requested) == 2:
+            second_requested.set()
+        return httpx.Response(200, json=pages[len(requested) - 1])
+
+    async def consume() -> list[str]:
+        ids = []
+        async for page in make_client(handler).iterate_pages("users"):
+            if page is not pages[-1] and page.get("@odata.nextLink"):
+                # still busy with page 1: page 2 is already on its way
+                await asyncio.wait_for(second_requested.wait(), timeout=5)
+            ids += [item["id"] for item in page["value"]]
+        return ids
+
+    assert asyncio.run(consume()) == ["1", "2"]
+    assert requested[1] == pages[0]["@odata.nextLink"]
+
+
+def test_stopping_early_cancels_the_prefetch(make_client: Callable[..., GraphClient]) -> None:
+    next_link = f"{LOOPBACK}/users?$skiptoken=2"
+    handler, seen = serve([{"value": [], "@odata.nextLink": next_link}, {"value": []}])
+
+    async def first_only() -> Paginator:
+        paginator = make_client(handler).iterate_pages("users")
+        pages = paginator.__aiter__()
+        await anext(pages)
+        await pages.aclose()  # type: ignore[attr-defined]
+        return paginator
+
+    paginator = asyncio.run(first_only())
+    assert paginator.pages == 1 and not paginator.finished
+    assert len(seen) <= 2

@@ -16,6 +16,7 @@ from licsync.graph.batch import BatchRequest, build_batch_body, parse_batch_resp
 from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action
 from licsync.graph.client import GraphClient
+from licsync.graph.retry import RetryPolicy
 from licsync.graph.writes import WriteJob, send_writes
 from licsync.model import LicenseError
 from tests.graph.fakes import FakeClock
@@ -258,3 +259,101 @@ def test_job_checks() -> None:
 def test_assign_license_body_is_camel_case_with_both_keys() -> None:
     job = WriteJob.assign_license("u", [], ["sku-x"])
     assert job.body == {"addLicenses": [], "removeLicenses": ["sku-x"]}
+
+
+REMOVED = {
+    "skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df",
+    "disabledPlans": [],
+    "assignedByGroup": None,
+}
+NOT_HELD = {
+    "error": {
+        "code": "Request_BadRequest",
+        "message": "User does not have a corresponding license.",
+    }
+}
+
+
+@pytest.mark.parametrize("removed", [True, False])
+def test_refused_retry_after_a_lost_answer_reads_the_user_back(
+    make_client: Callable[..., GraphClient], clock: FakeClock, removed: bool
+) -> None:
+    """The first envelope is applied but its connection drops; the retried removal is refused
+    because the licence is already gone. Reading the user back shows the write took effect."""
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        return (400, {}, NOT_HELD) if attempt > 1 else ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    reads: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            reads.append(request.url)
+            states = (
+                [] if removed else [{"skuId": SKU, "disabledPlans": [], "assignedByGroup": None}]
+            )
+            return httpx.Response(200, json={"id": "user-0", "licenseAssignmentStates": states})
+        response = endpoint(request)
+        if len(endpoint.envelopes) == 1:
+            raise httpx.RemoteProtocolError("peer closed connection", request=request)
+        return response
+
+    job = WriteJob.assign_license("user-0", [], [SKU])
+    [outcome] = run(make_client(handler), [job], clock)
+    assert sum(endpoint.attempts.values()) == 2
+    assert [u.path for u in reads] == ["/v1.0/users/user-0"]
+    assert "licenseAssignmentStates" in reads[0].params["$select"]
+    if removed:
+        assert outcome.ok and "answer was lost" in outcome.reason
+        assert outcome.body["id"] == "user-0"
+    else:
+        assert outcome.action is Action.PROBLEM and "corresponding license" in outcome.message
+
+
+def test_refusal_without_an_unknown_attempt_is_not_read_back(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST", "no read-back after a plain refusal"
+        return FakeBatchEndpoint(lambda item, attempt: (400, {}, NOT_HELD))(request)
+
+    [outcome] = run(make_client(handler), [WriteJob.assign_license("u", [], [SKU])], clock)
+    assert outcome.action is Action.PROBLEM and outcome.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("states", "applied"),
+    [
+        ([{"skuId": SKU.upper(), "disabledPlans": [PLAN], "assignedByGroup": None}], True),
+        ([{"skuId": SKU, "disabledPlans": [], "assignedByGroup": None}], False),  # other plans
+        ([{"skuId": SKU, "disabledPlans": [PLAN], "assignedByGroup": "g"}], False),  # group's
+        ([{"skuId": SKU, "disabledPlans": [PLAN], "assignedByGroup": None}, {**REMOVED}], False),
+        (None, False),
+    ],
+)
+def test_applied_compares_direct_assignments(states: Any, applied: bool) -> None:
+    job = WriteJob.assign_license("u", [(SKU, [PLAN])], [REMOVED["skuId"]])
+    assert job.applied({"id": "u", "licenseAssignmentStates": states}) is applied
+    assert not WriteJob.set_usage_location("u", "DE").applied({"licenseAssignmentStates": []})
+
+
+def test_items_throttled_together_are_retried_together(
+    make_client: Callable[..., GraphClient],
+) -> None:
+    """20 items get 429s with slightly different Retry-Afters: they wake one by one, but the
+    budget stays closed until the last Retry-After, so they go out again in full envelopes (the
+    last to wake, at the very end of the closure, may miss the first)."""
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        if attempt == 1:
+            index = int(item["url"].split("/")[2].removeprefix("user-"))
+            return 429, {"Retry-After": f"{0.01 + index * 0.002:.3f}"}, {}
+        return ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    policy = RetryPolicy(max_attempts=3, sleep=asyncio.sleep, jitter=lambda: 0.0)
+    client = make_client(endpoint, policy=policy)
+    outcomes = asyncio.run(send_writes(client, jobs_for(20), WriteBudget(1000)))
+    assert all(o.ok and o.attempts == 2 for o in outcomes)
+    assert len(endpoint.envelopes) <= 3 and len(endpoint.envelopes[1]) >= 19

@@ -11,8 +11,10 @@ import asyncio
 import random
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import uvicorn
@@ -21,7 +23,51 @@ from licsync.emulator.batch import run_batch
 from licsync.emulator.generate import build_tenant
 from licsync.emulator.routes import Dispatcher, Reply, Request, error_reply, parse_query
 from licsync.emulator.state import Tenant
-from licsync.emulator.throttle import FaultConfig, Faults, Stats, Throttle, ThrottleConfig
+from licsync.emulator.throttle import (
+    FaultConfig,
+    Faults,
+    Stats,
+    Throttle,
+    ThrottleConfig,
+)
+
+
+def request_key(method: str, path: str, query: dict[str, str]) -> str:
+    """The identity of a request, to recognise its retry: method, path and sorted query."""
+    return f"{method} {path}?{sorted(query.items())}"
+
+
+class FaultDispatcher(Dispatcher):
+    """`Dispatcher` that also counts early retries after *injected* 429s: the same request
+    (method, path, query) sent again before its Retry-After has passed is an early retry. It is
+    then answered as usual. (Graph's own throttling keeps its tenant-wide window in `Throttle`.)"""
+
+    def __init__(self, *args: Any, clock: Any = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self._not_before: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, key: str, seconds: float) -> None:
+        """A 429 with Retry-After `seconds` was sent for `key`."""
+        with self._lock:
+            self._not_before[key] = max(self._not_before.get(key, 0.0), self.clock() + seconds)
+
+    def release(self, key: str) -> None:
+        """Forget `key`'s Retry-After (its 429 never reached the client)."""
+        with self._lock:
+            self._not_before.pop(key, None)
+
+    def handle(self, req: Request, allow_drop: bool = True) -> Reply | None:
+        key = request_key(req.method, req.path, req.query)
+        with self._lock:
+            if self._not_before.pop(key, 0.0) > self.clock():
+                self.stats.add("early_retries")
+        reply = super().handle(req, allow_drop)
+        injected = reply is not None and reply.status == 429
+        if injected and "x-ms-throttle-information" not in reply.headers:
+            self.hold(key, float(reply.headers.get("Retry-After", "0")))
+        return reply
 
 
 class EmulatorApp:
@@ -38,8 +84,9 @@ class EmulatorApp:
         self.stats = Stats()
         self.fault_config = faults or FaultConfig()
         self.throttle = Throttle(throttle or ThrottleConfig(), len(tenant.users))
-        self.dispatcher = Dispatcher(
-            tenant, self.throttle, Faults(self.fault_config), self.stats, member_chunk
+        self.faults = Faults(self.fault_config)
+        self.dispatcher = FaultDispatcher(
+            tenant, self.throttle, self.faults, self.stats, member_chunk
         )
         self.batch_rng = random.Random(self.fault_config.seed)
 
@@ -85,8 +132,7 @@ class EmulatorApp:
         path = path[len("/v1.0") :]
         query = parse_query(scope.get("query_string", b"").decode("latin-1"))
         if path == "/$batch" and scope["method"] == "POST":
-            reply: Reply | None = run_batch(self.dispatcher, body, base, self.batch_rng)
-            self.stats.record("POST /$batch", 200 if reply is None else reply.status)
+            reply: Reply | None = self._batch(body, base)
         else:
             request = Request(scope["method"], path, query, headers, body, base)
             reply = self.dispatcher.handle(request)
@@ -100,6 +146,41 @@ class EmulatorApp:
             )
             return
         await _send(send, reply)
+
+    def _batch(self, body: Any, base: str) -> Reply | None:
+        """`POST /$batch`, with faults of its own: a 429 (its Retry-After binds every inner
+        request) or a 5xx before running anything, or a dropped connection after running it all
+        (the writes are applied, their answers lost: a retry must be idempotent)."""
+        fault = self.faults.draw()
+        keys = _item_keys(body)
+        if fault is None or fault == "drop":
+            reply: Reply | None = run_batch(self.dispatcher, body, base, self.batch_rng)
+        else:
+            reply = self.dispatcher._fault_reply(int(fault), "")
+            for key in keys.values() if reply.status == 429 else ():
+                self.dispatcher.hold(key, float(reply.headers["Retry-After"]))
+        if fault is not None:
+            self.stats.add("faults")
+        if fault == "drop":
+            self.stats.add("dropped")
+            for item in reply.body.get("responses", ()) if reply and reply.body else ():
+                if item["status"] == 429 and item["id"] in keys:
+                    self.dispatcher.release(keys[item["id"]])  # the client never saw this 429
+            reply = None
+        self.stats.record("POST /$batch", 0 if reply is None else reply.status)
+        return reply
+
+
+def _item_keys(body: Any) -> dict[str, str]:
+    """`request_key` of each inner request of a `$batch` body, by id."""
+    items = body.get("requests") if isinstance(body, dict) else None
+    keys = {}
+    for raw in items if isinstance(items, list) else ():
+        if isinstance(raw, dict) and "id" in raw:
+            parts = urlsplit("/" + str(raw.get("url", "")).lstrip("/"))
+            method = str(raw.get("method", "")).upper()
+            keys[str(raw["id"])] = request_key(method, parts.path, parse_query(parts.query))
+    return keys
 
 
 async def _send(send: Any, reply: Reply) -> None:

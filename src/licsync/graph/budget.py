@@ -2,7 +2,10 @@
 
 Consulted before each `$batch` is sent (one token per write). On a 429 the rate halves and the
 bucket is closed until Retry-After has passed; each successful write then recovers the rate a
-little (additive increase, multiplicative decrease). `clock` and `sleep` are injectable.
+little (additive increase, multiplicative decrease). The rate halves once per throttling
+episode: the other 429s of that episode (the rest of the envelope, the envelopes already in
+flight) answer writes sent before the slowdown and only extend the closure. `clock` and `sleep`
+are injectable.
 """
 
 from __future__ import annotations
@@ -13,13 +16,21 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from licsync.graph.batch import MAX_BATCH_SIZE
 from licsync.graph.settings import DEFAULT_WRITE_RATE
+
+WRITE_WINDOW = 150.0  # Graph counts writes per app and tenant over 150 s
 
 log = structlog.get_logger("licsync.graph")
 
 
 class WriteBudget:
-    """A token bucket of writes; `await acquire(n)` before sending `n` writes."""
+    """A token bucket of writes; `await acquire(n)` before sending `n` writes.
+
+    `rate` is the quota's average (3,000 per 150 s: 20/s). The bucket holds one full `$batch`
+    (`burst`, 20 writes) and refills at `rate - burst / window`, so that no `window` ever holds
+    more than `rate * window` writes, however the sends are spread.
+    """
 
     def __init__(
         self,
@@ -28,6 +39,8 @@ class WriteBudget:
         burst: float | None = None,
         min_rate: float = 1.0,
         recovery_per_write: float = 0.1,
+        episode: float = 1.0,
+        window: float = WRITE_WINDOW,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -35,19 +48,27 @@ class WriteBudget:
             raise ValueError("rate must be positive")
         self.target_rate = rate
         self.rate = rate
-        self.burst = burst if burst is not None else max(rate, 1.0)
+        self.burst = float(burst if burst is not None else MAX_BATCH_SIZE)
+        self.headroom = self.burst / window
         self.min_rate = min(min_rate, rate)
         self.recovery_per_write = recovery_per_write
+        self.episode = episode
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.burst
         self._updated = clock()
         self._closed_until = 0.0
+        self._episode_until = float("-inf")
         self._lock = asyncio.Lock()
+
+    @property
+    def fill_rate(self) -> float:
+        """Writes per second the bucket refills at: the rate minus the burst's share."""
+        return max(self.rate - self.headroom, self.rate / 2)
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.fill_rate)
         self._updated = now
 
     async def acquire(self, n: int = 1) -> None:
@@ -61,18 +82,28 @@ class WriteBudget:
                     await self._sleep(self._closed_until - now)
                     continue
                 self._refill()
-                if self._tokens >= n:
+                if self._tokens >= n - 1e-9:  # float rounding must not spin
                     self._tokens -= n
                     return
-                await self._sleep((n - self._tokens) / self.rate)
+                await self._sleep((n - self._tokens) / self.fill_rate)
+
+    async def wait_open(self) -> None:
+        """Wait until no 429's Retry-After closes the bucket any more."""
+        while (wait := self._closed_until - self._clock()) > 0:
+            await self._sleep(wait)
 
     def throttled(self, retry_after: float | None) -> None:
-        """Graph answered 429: halve the rate and send nothing before Retry-After."""
+        """Graph answered 429: send nothing before Retry-After; halve the rate unless this 429
+        belongs to the episode (`episode` seconds, or the Retry-After) of the last slowdown."""
         self._refill()
-        self.rate = max(self.min_rate, self.rate / 2)
+        now = self._clock()
         self._tokens = min(self._tokens, 0.0)
         if retry_after:
-            self._closed_until = max(self._closed_until, self._clock() + retry_after)
+            self._closed_until = max(self._closed_until, now + retry_after)
+        if now < self._episode_until:
+            return
+        self._episode_until = now + max(self.episode, retry_after or 0.0)
+        self.rate = max(self.min_rate, self.rate / 2)
         log.warning("graph.budget.slowdown", rate=round(self.rate, 2), retry_after=retry_after)
 
     def succeeded(self, n: int = 1) -> None:
