@@ -26,7 +26,7 @@ from licsync.sync import SyncResult, run_sync
 from tests.e2e.conftest import direct_licences, make_config
 
 USERS, GROUPS, SEED, RULES = 3000, 200, 31, 5
-FAULTS = FaultConfig(rate=0.2, seed=7)
+FAULTS = FaultConfig(rate=0.2, seed=7, retry_after=0.2)
 # Writes are limited to 4,000 per 15 emulated seconds (1.5 real s): the write budget below
 # must keep the client under it, so a throttle block would only come from a misbehaving client.
 THROTTLE = ThrottleConfig(enabled=True, write_limit=4000, write_window=15.0, time_scale=10.0)

@@ -301,7 +301,7 @@ class Dispatcher:
             self.stats.add("faults")
             if fault == "drop":
                 return None
-            return self._fault_reply(int(fault), request_id)
+            return self._fault_reply(int(fault), request_id, self.faults.config.retry_after)
         for method, pattern, handler in self.routes:
             found = pattern.match(req.path)
             if found and method == req.method:
@@ -328,10 +328,10 @@ class Dispatcher:
         )
 
     @staticmethod
-    def _fault_reply(status: int, request_id: str) -> Reply:
+    def _fault_reply(status: int, request_id: str, retry_after: float) -> Reply:
         if status == 429:
             reply = error_reply(429, "TooManyRequests", "Please retry again later.", request_id)
-            reply.headers["Retry-After"] = "1"
+            reply.headers["Retry-After"] = f"{retry_after:g}"
             return reply
         codes = {500: "InternalServerError", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
         return error_reply(status, codes.get(status, "UnknownError"), "Injected fault.", request_id)

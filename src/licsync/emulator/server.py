@@ -156,7 +156,7 @@ class EmulatorApp:
         if fault is None or fault == "drop":
             reply: Reply | None = run_batch(self.dispatcher, body, base, self.batch_rng)
         else:
-            reply = self.dispatcher._fault_reply(int(fault), "")
+            reply = self.dispatcher._fault_reply(int(fault), "", self.faults.config.retry_after)
             for key in keys.values() if reply.status == 429 else ():
                 self.dispatcher.hold(key, float(reply.headers["Retry-After"]))
         if fault is not None:

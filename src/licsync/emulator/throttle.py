@@ -31,12 +31,14 @@ class ThrottleConfig:
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
-    """Random failures: a `rate` of requests fail with one of `kinds` ("drop" hangs up)."""
+    """Random failures: a `rate` of requests fail with one of `kinds` ("drop" hangs up); an
+    injected 429 asks for `retry_after` seconds."""
 
     rate: float = 0.0
     kinds: tuple[int | str, ...] = (429, 500, 503, 504, "drop")
     latency: float = 0.0
     seed: int = 0
+    retry_after: float = 1.0
 
 
 def tenant_resource_units(users: int) -> int:
