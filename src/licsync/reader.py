@@ -148,20 +148,19 @@ async def read_tenant(
     """
     show = sys.stderr.isatty() if progress is None else progress
     with _Progress(show) as bar:
-        users_raw: list[dict[str, Any]] = []
+        users: dict[str, User] = {}
 
         async def read_users() -> None:
             params = {"$select": USER_SELECT, "$top": PAGE_SIZE}
             async for page in client.iterate_pages("/users", params):
                 value = page.get("value") or ()
-                users_raw.extend(value)
+                users.update((u.id, u) for u in map(parse_user, value))  # while Graph pages
                 bar.advance("users", len(value))
 
         groups_task = _collect(client, "/groups", {"$select": GROUP_SELECT, "$top": PAGE_SIZE})
         (country, skus), groups_raw, _ = await asyncio.gather(
             _read_org_and_skus(client), groups_task, read_users()
         )
-        users = {u.id: u for u in map(parse_user, users_raw)}
         raw_by_id = {guid(g["id"]): g for g in groups_raw}
         shells = {g.id: g for g in map(parse_group, groups_raw)}
 
