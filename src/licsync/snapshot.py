@@ -13,15 +13,15 @@ can be saved and replayed. The `parse_*` functions are also what the Graph reade
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from licsync.errors import SnapshotError
+from licsync.jsonstream import JsonCursor
 from licsync.model import (
     Assignment,
     AssignmentState,
@@ -108,10 +108,10 @@ def parse_user(obj: Mapping[str, Any]) -> User:
         account_enabled=obj.get("accountEnabled") is not False,
         usage_location=_word(location.upper()) if location and location.strip() else None,
         user_type=_word(obj.get("userType") or "Member"),
-        assigned_licenses=tuple(parse_assignment(a) for a in obj.get("assignedLicenses") or ()),
-        license_assignment_states=(
-            None if states is None else tuple(parse_state(s) for s in states)
-        ),
+        assigned_licenses=tuple([parse_assignment(a) for a in obj.get("assignedLicenses") or ()]),
+        license_assignment_states=None
+        if states is None
+        else tuple([parse_state(s) for s in states]),
     )
 
 
@@ -163,7 +163,8 @@ def parse_sku(obj: Mapping[str, Any]) -> Sku:
 
 
 def _parse_all(path: str, section: str, items: Any, parse: Any) -> dict[str, Any]:
-    if not isinstance(items, list):
+    """Parse a section's objects (a list, or an iterator streaming them) keyed by id."""
+    if not isinstance(items, (list, Iterator)):
         raise SnapshotError(f"{path}: {section!r} must be a list of Graph objects")
     parsed: dict[str, Any] = {}
     for index, item in enumerate(items):
@@ -179,36 +180,67 @@ def _parse_all(path: str, section: str, items: Any, parse: Any) -> dict[str, Any
     return parsed
 
 
-def tenant_from_json(data: Any, path: str = "<snapshot>") -> Tenant:
-    """Build a tenant from a decoded snapshot object; errors name `path` and the bad object."""
-    if not isinstance(data, dict):
-        raise SnapshotError(
-            f"{path}: a snapshot is a JSON object with 'subscribedSkus', 'users' and 'groups'"
-        )
-    missing = [k for k in ("subscribedSkus", "users", "groups") if k not in data]
+PARSERS = {"subscribedSkus": parse_sku, "users": parse_user, "groups": parse_group}
+NOT_A_SNAPSHOT = "a snapshot is a JSON object with 'subscribedSkus', 'users' and 'groups'"
+
+
+def _tenant(path: str, organization: Any, sections: dict[str, dict[str, Any]]) -> Tenant:
+    missing = [k for k in PARSERS if k not in sections]
     if missing:
         raise SnapshotError(f"{path}: missing top-level key(s) {', '.join(missing)}")
-    organization = data.get("organization") or {}
     if isinstance(organization, list):  # GET /organization returns a collection
         organization = organization[0] if organization else {}
+    if not isinstance(organization, dict):
+        organization = {}
     country = organization.get("countryLetterCode") or None
     return Tenant(
         country=country.strip().upper() if country else None,
-        skus=_parse_all(path, "subscribedSkus", data["subscribedSkus"], parse_sku),
-        users=_parse_all(path, "users", data["users"], parse_user),
-        groups=_parse_all(path, "groups", data["groups"], parse_group),
+        skus=sections["subscribedSkus"],
+        users=sections["users"],
+        groups=sections["groups"],
     )
 
 
+def tenant_from_json(data: Any, path: str = "<snapshot>") -> Tenant:
+    """Build a tenant from a decoded snapshot object; errors name `path` and the bad object."""
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{path}: {NOT_A_SNAPSHOT}")
+    sections = {
+        key: _parse_all(path, key, data[key], parse)
+        for key, parse in PARSERS.items()
+        if key in data
+    }
+    return _tenant(path, data.get("organization"), sections)
+
+
 def load_snapshot(path: Path) -> Tenant:
-    """Read a snapshot file; a missing file, bad JSON or bad object raises SnapshotError."""
+    """Read a snapshot file; a missing file, bad JSON or bad object raises SnapshotError.
+
+    Users and groups are parsed one by one as the file is decoded, so a 100k-user snapshot
+    never exists as dicts all at once."""
     try:
-        raw = path.read_bytes()
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    cursor = JsonCursor(text)
+    if cursor.peek() != "{":
+        raise SnapshotError(f"{path}: {NOT_A_SNAPSHOT}")
+    organization: Any = None
+    sections: dict[str, dict[str, Any]] = {}
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotError(f"{path}: not valid JSON: {exc}") from None
-    del raw  # 100k users: tens of MB no longer needed
-    return tenant_from_json(data, str(path))
+        for key in cursor.members():
+            if key in PARSERS:
+                items = cursor.elements() if cursor.peek() == "[" else cursor.value()
+                sections[key] = _parse_all(str(path), key, items, PARSERS[key])
+            elif key == "organization":
+                organization = cursor.value()
+            else:
+                cursor.value()
+        cursor.end()
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(
+            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    return _tenant(str(path), organization, sections)
