@@ -1,6 +1,6 @@
 """Time and peak memory of `licsync plan` on generated tenants (default: 10k and 100k users).
 
-    python benchmarks/engine_plan.py [--users 10000 100000] [--rules 500]
+    python benchmarks/engine_plan.py [--users 10000 100000] [--rules 500] [--seats enough]
 
 Each size is generated once into a temporary snapshot and config, then planned in a fresh
 process so that peak RSS is the plan's own. Prints one line per stage and size.
@@ -70,6 +70,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rules", type=int, default=500)
+    parser.add_argument(
+        "--seats",
+        choices=("as-generated", "enough"),
+        default="as-generated",
+        help="as-generated: most SKUs nearly full, so most users get a CountViolation; "
+        "enough: every SKU gets a seat per user, as a tenant whose rules fit its purchases",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -80,6 +87,9 @@ def main() -> None:
             start = time.perf_counter()
             snapshot = generate_tenant(users=users, groups=args.rules * 2, seed=7)
             rules = generate_rules(snapshot, args.rules, seed=7)
+            if args.seats == "enough":
+                for sku in snapshot["subscribedSkus"]:
+                    sku["prepaidUnits"]["enabled"] += users
             snap_path = Path(tmp) / f"tenant-{users}.json"
             snap_path.write_text(json.dumps(snapshot))
             cfg_path = Path(tmp) / f"licsync-{users}.toml"
@@ -97,7 +107,7 @@ def main() -> None:
                 sys.exit(f"plan of {users} users failed:\n{out.stderr}")
             figures = json.loads(out.stdout)
             print(
-                f"{users:>7} users, {len(rules)} rules, snapshot {size:.0f} MB "
+                f"{users:>7} users, {len(rules)} rules, seats {args.seats}, snapshot {size:.0f} MB "
                 f"(generated in {generated:.1f} s)"
             )
             for name, value in figures.items():
