@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "licsync.commands.plan",
     "licsync.commands.sync",
     "licsync.commands.migrate",
+    "licsync.commands.records",
     "licsync.emulator.cli",
 )
 

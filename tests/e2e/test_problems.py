@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
+from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
 from licsync.model import LicenseError
+from licsync.reports.records import PROBLEM_COLUMNS
 from licsync.store import open_store
 from tests.e2e.conftest import (
     direct_licences,
@@ -124,3 +127,48 @@ def test_a_removal_that_breaks_a_prerequisite_waits_for_the_fix(
     assert fixed.exit_code == ExitCode.OK
     assert open_problems(tmp_path) == set()
     assert direct_licences(graph)[ANN] == {} and e3 in direct_licences(graph)[user_id(2)]
+
+
+def test_the_problems_and_runs_commands_show_what_the_store_remembers(
+    emulator_factory: Callable[..., Emulator],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    graph = emulator_factory(small_snapshot(seats={"POWER_BI_PRO": 1}, members={1: [1, 2]}))
+    config = make_config(
+        tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": "POWER_BI_PRO"}]}]
+    )
+    path = str(config.path)
+    assert main(["problems", "--config", path, "--format", "json"]) == ExitCode.OK
+    assert orjson.loads(capsys.readouterr().out) == []  # no store yet, and none created
+    assert not (tmp_path / "state.db").exists()
+
+    sync(config)  # one seat for two users: user 2 gets a CountViolation
+    capsys.readouterr()  # the sync's own log lines
+    assert main(["problems", "--config", path, "--format", "json"]) == ExitCode.PROBLEMS
+    (row,) = orjson.loads(capsys.readouterr().out)
+    assert (row["userId"], row["skuPartNumber"], row["error"]) == (
+        user_id(2),
+        "POWER_BI_PRO",
+        "CountViolation",
+    )
+    assert row["attempts"] == 1 and row["resolvedAt"] is None and "no seats left" in row["message"]
+
+    with graph.tenant.lock:
+        graph.tenant.skus[sku_id("POWER_BI_PRO")].enabled = 2
+    sync(config)
+    capsys.readouterr()
+    assert main(["problems", "--config", path, "--format", "csv"]) == ExitCode.OK
+    assert capsys.readouterr().out.splitlines() == [",".join(PROBLEM_COLUMNS)]
+    assert main(["problems", "--config", path, "--all", "--format", "json"]) == ExitCode.OK
+    (row,) = orjson.loads(capsys.readouterr().out)
+    assert row["userId"] == user_id(2) and row["resolvedAt"] is not None
+
+    assert main(["runs", "--config", path, "--format", "json"]) == ExitCode.OK
+    runs = orjson.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["status"], r["writes_succeeded"]) for r in runs] == [
+        ("sync", "succeeded", 1),
+        ("sync", "succeeded", 1),
+    ]
+    assert main(["runs", "--config", path, "--limit", "1"]) == ExitCode.OK
+    assert "succeeded" in capsys.readouterr().out  # the table

@@ -1,0 +1,101 @@
+"""`licsync problems` and `licsync runs`: what the state store remembers, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from licsync.commands.common import add_report_arguments, counted
+from licsync.commands.output import default_format, emit
+from licsync.config import load_config
+from licsync.exitcodes import ExitCode
+from licsync.reports.records import (
+    PROBLEM_COLUMNS,
+    RUN_COLUMNS,
+    problem_rows,
+    render_rows,
+    run_rows,
+)
+from licsync.store import StateStore
+from licsync.sync import open_state
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="licsync.toml whose [state] to read",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    problems = subparsers.add_parser(
+        "problems",
+        help="list the users licsync could not license (its open problem records)",
+        description="List the problem records of the state store: user, SKU, Graph's error "
+        "type and message, first and last seen, attempts. Read-only. Exit 0: none open; "
+        "10: some open (for monitoring); 3: bad config; 4: state store unusable.",
+    )
+    _config_argument(problems)
+    problems.add_argument("--all", action="store_true", help="include resolved records")
+    add_report_arguments(problems)
+    problems.set_defaults(handler=run_problems)
+
+    runs = subparsers.add_parser(
+        "runs",
+        help="list recent runs (syncs, migrations) with their outcome",
+        description="List the most recent runs recorded in the state store. Read-only.",
+    )
+    _config_argument(runs)
+    runs.add_argument("--limit", type=counted(1), default=20, metavar="N", help="default 20")
+    add_report_arguments(runs)
+    runs.set_defaults(handler=run_runs)
+
+
+def _show(
+    args: argparse.Namespace,
+    read: Callable[[StateStore], list[dict[str, Any]]],
+    columns: Sequence[str],
+    title: str,
+) -> list[dict[str, Any]]:
+    """Read rows from the store (none when it does not exist yet) and write them."""
+    config = load_config(args.config)
+    store, settings = open_state(config, read_only=True)
+    if store is None:
+        print(f"licsync: no state store yet at {settings.url}: nothing recorded", file=sys.stderr)
+        rows: list[dict[str, Any]] = []
+    else:
+        with store:
+            rows = read(store)
+    fmt = args.format or default_format(args.output)
+    rendered = render_rows(rows, columns, fmt, title)
+    if isinstance(rendered, bytes):
+        emit(rendered, args.output)
+    elif args.output is None:
+        Console().print(rendered)
+    else:
+        with args.output.open("w", encoding="utf-8") as handle:
+            Console(file=handle, width=160, color_system=None).print(rendered)
+    return rows
+
+
+def run_problems(args: argparse.Namespace) -> int:
+    rows = _show(
+        args,
+        lambda store: problem_rows(store.list_problems(include_resolved=args.all)),
+        PROBLEM_COLUMNS,
+        "Problem records" + (" (open and resolved)" if args.all else " (open)"),
+    )
+    return ExitCode.PROBLEMS if any(r["resolvedAt"] is None for r in rows) else ExitCode.OK
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    _show(args, lambda store: run_rows(store.list_runs(args.limit)), RUN_COLUMNS, "Runs")
+    return ExitCode.OK
