@@ -144,12 +144,6 @@ class SkuRecord:
     def assignable(self) -> bool:
         return self.applies_to == "User" and self.capability_status in ("Enabled", "Warning")
 
-    def plan_name(self, plan_id: str) -> str | None:
-        for p in self.plans:
-            if p["servicePlanId"] == plan_id:
-                return p["servicePlanName"]
-        return None
-
     def to_json(self, tenant_id: str) -> GraphJSON:
         body: GraphJSON = dict(self.extra)
         body.update(
