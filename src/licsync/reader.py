@@ -18,7 +18,8 @@ and one `groups/delta` round from the stored delta links. Graph does not track c
 every user it reports (plus the users licsync wrote last run, `stale`) is re-read with
 `$filter=id in (…)`, 15 ids a request, or by listing all users when that is cheaper. Groups that
 become needed (a new rule, a newly nested group) have their members read in full; subscribed
-SKUs and the organization are re-read every run. A link Graph refuses (400/404/410, e.g.
+SKUs and the organization are re-read every run. Deleted users and groups leave every cached
+member list (Graph reports no `members@delta` for them). A link Graph refuses (400/404/410, e.g.
 `syncStateNotFound` after 7 days) raises `DeltaRefused`: the caller falls back to a full read.
 """
 
@@ -62,7 +63,6 @@ PAGE_SIZE = 999
 IDS_PER_FILTER = 15  # Graph's limit for `id in (…)`
 DEFAULT_CONCURRENCY = 8
 VIEW_FORMAT = 1  # bump when the cached view's shape changes: older caches then read in full
-USER_KEYS = tuple(USER_SELECT.split(","))
 GROUP_KEYS = tuple(GROUP_SELECT.split(","))
 
 
@@ -224,6 +224,17 @@ class DeltaRefused(Exception):
     """Graph refused a stored delta link (expired or invalid): read everything again."""
 
 
+def _licences_json(group_or_user: User | Group) -> list[dict[str, Any]]:
+    return [
+        {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+        for a in group_or_user.assigned_licenses
+    ]
+
+
+def _members_json(members: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"@odata.type": kind, "id": mid} for mid, kind in members.items()]
+
+
 def user_json(user: User) -> dict[str, Any]:
     """A user as Graph sends it with `USER_SELECT` (`parse_user` reads it back unchanged)."""
     data: dict[str, Any] = {
@@ -232,10 +243,7 @@ def user_json(user: User) -> dict[str, Any]:
         "accountEnabled": user.account_enabled,
         "usageLocation": user.usage_location,
         "userType": user.user_type,
-        "assignedLicenses": [
-            {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
-            for a in user.assigned_licenses
-        ],
+        "assignedLicenses": _licences_json(user),
     }
     if user.license_assignment_states is not None:
         data["licenseAssignmentStates"] = [
@@ -259,10 +267,7 @@ def group_json(group: Group) -> dict[str, Any]:
         "securityEnabled": group.security_enabled,
         "mailEnabled": group.mail_enabled,
         "groupTypes": list(group.group_types),
-        "assignedLicenses": [
-            {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
-            for a in group.assigned_licenses
-        ],
+        "assignedLicenses": _licences_json(group),
     }
 
 
@@ -334,26 +339,33 @@ class TenantView:
             stale=set(objects.get("stale", {})),
         )
 
+    def forget(self, object_ids: set[str]) -> None:
+        """Drop deleted users or groups from every member list. Graph removes a deleted object
+        from its groups without reporting that in `members@delta`, and a full read would not
+        list it either."""
+        if object_ids:
+            for known in self.members.values():
+                for oid in object_ids.intersection(known):
+                    del known[oid]
+
     def rows(self, stale: Iterable[str] = ()) -> dict[tuple[str, str], dict[str, Any]]:
         """The view as state-store rows, keyed by (kind, id); `stale` adds users to re-read."""
         out: dict[tuple[str, str], dict[str, Any]] = {("meta", "view"): {"format": VIEW_FORMAT}}
         out.update((("user", uid), u) for uid, u in self.users.items())
         for gid, g in self.groups.items():
             if gid in self.members:
-                g = {
-                    **g,
-                    "members": [{"@odata.type": t, "id": m} for m, t in self.members[gid].items()],
-                }
+                g = {**g, "members": _members_json(self.members[gid])}
             out[("group", gid)] = g
         out.update((("stale", uid), {}) for uid in {*self.stale, *stale})
         return out
 
     def tenant(self, country: str | None, skus: dict[str, Any]) -> Tenant:
+        """The tenant model of the view, as a full read would return it."""
         groups = {}
         for gid, raw in self.groups.items():
             known = self.members.get(gid)
             if known:
-                raw = {**raw, "members": [{"@odata.type": t, "id": m} for m, t in known.items()]}
+                raw = {**raw, "members": _members_json(known)}
             groups[gid] = parse_group(raw)
         return Tenant(
             country=country,
@@ -379,8 +391,6 @@ class TrackedRead:
     view: TenantView
     links: dict[str, str]
     incremental: bool
-    changed_users: int = 0
-    changed_groups: int = 0
     stored_rows: dict[tuple[str, str], Any] = field(default_factory=dict)  # what it patched
 
 
@@ -452,14 +462,18 @@ async def _read_users(
 
 
 def _patch_groups(view: TenantView, items: list[dict[str, Any]]) -> None:
-    """Apply a groups/delta round: shells replaced, `@removed` groups dropped, `members@delta`
-    (a group may come several times, its member changes split) applied in order."""
+    """Apply a groups/delta round: shells merged, `@removed` groups (either reason: `changed`
+    is a soft delete) dropped, also from the groups they were nested in, `members@delta` (a
+    group may come several times, its member changes split) applied in order."""
+    removed: set[str] = set()
     for item in items:
         gid = guid(item["id"])
         if "@removed" in item:
             view.groups.pop(gid, None)
             view.members.pop(gid, None)
+            removed.add(gid)
             continue
+        removed.discard(gid)  # restored later in the same round
         shell = {k: item[k] for k in GROUP_KEYS if k in item}
         view.groups[gid] = {**view.groups.get(gid, {}), **shell, "id": gid}
         known = view.members.get(gid)
@@ -472,6 +486,46 @@ def _patch_groups(view: TenantView, items: list[dict[str, Any]]) -> None:
                 known.pop(mid, None)
             elif kind in (USER_TYPE, GROUP_TYPE):  # devices and contacts are never licensed
                 known.setdefault(mid, kind)
+    view.forget(removed)
+
+
+def _patch_users(view: TenantView, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Apply a users/delta round's removals (either reason: `changed` is a soft delete), also
+    to the cached member lists; returns the users it reports changed, by id."""
+    changed: dict[str, dict[str, Any]] = {}
+    removed: set[str] = set()
+    for item in items:
+        uid = guid(item["id"])
+        if "@removed" in item:
+            view.users.pop(uid, None)
+            view.stale.discard(uid)
+            changed.pop(uid, None)
+            removed.add(uid)
+        else:
+            changed[uid] = item
+            removed.discard(uid)  # restored later in the same round
+    view.forget(removed)
+    return changed
+
+
+async def _refresh_users(
+    client: GraphClient,
+    view: TenantView,
+    changed: Mapping[str, Mapping[str, Any]],
+    concurrency: int,
+) -> int:
+    """Re-read the changed and `stale` users (`licenseAssignmentStates` is not in the delta).
+    A user Graph does not return yet keeps its last complete entry (a new one stays out of
+    the view: half-known users are never planned) and is re-read next run; an unknown id
+    not found twice is dropped. Returns how many users were asked for."""
+    reread = set(changed) | view.stale
+    found, complete = await _read_users(client, reread, len(view.users), concurrency)
+    if complete:
+        view.users = found
+    else:
+        view.users.update(found)
+    view.stale = {u for u in reread - set(found) if u in view.users or u in changed}
+    return len(reread)
 
 
 async def _complete_members(
@@ -524,30 +578,8 @@ async def read_incremental(
         if isinstance(outcome, BaseException):
             raise outcome
     (user_items, users_link), (group_items, groups_link), (country, skus) = rounds  # type: ignore[misc]
-
-    changed: dict[str, dict[str, Any]] = {}
-    for item in user_items:
-        uid = guid(item["id"])
-        if "@removed" in item:
-            view.users.pop(uid, None)
-            view.stale.discard(uid)
-            changed.pop(uid, None)
-        else:
-            changed[uid] = item
-    reread = set(changed) | {u for u in view.stale if u in view.users}
-    found, complete = await _read_users(client, reread, len(view.users), concurrency)
-    if complete:
-        view.users = found
-        view.stale = set()
-    else:
-        for uid in reread:
-            if uid in found:
-                view.users[uid] = found[uid]
-            else:  # not visible yet: keep what the delta said, try again next run
-                delta = {k: v for k, v in changed.get(uid, {}).items() if k in USER_KEYS}
-                view.users[uid] = {**view.users.get(uid, {}), **delta, "id": uid}
-        view.stale = reread - set(found)
-
+    changed = _patch_users(view, user_items)
+    reread = await _refresh_users(client, view, changed, concurrency)
     _patch_groups(view, group_items)
     members_read = await _complete_members(client, view, config, concurrency)
     log.info(
@@ -555,7 +587,7 @@ async def read_incremental(
         mode="incremental",
         users=len(view.users),
         users_changed=len(changed),
-        users_reread=len(reread),
+        users_reread=reread,
         groups_changed=len({guid(g["id"]) for g in group_items}),
         groups_members_read=members_read,
     )
@@ -564,6 +596,4 @@ async def read_incremental(
         view,
         {"users": users_link, "groups": groups_link},
         incremental=True,
-        changed_users=len(changed),
-        changed_groups=len({guid(g["id"]) for g in group_items}),
     )

@@ -2,9 +2,10 @@
 
     result = await run_sync(config, dry_run=False, allow_removals=None, full=False)
 
-1. open the state store (`[state] url`) and, unless this is a dry run, take the write lease; a
-   dry run opens the store read-only, and plans with an empty ledger when the SQLite file does
-   not exist (it creates nothing);
+1. open the state store (`[state] url`) and, unless this is a dry run, take the write lease
+   (renewed every third of its TTL until the run records, reads included); a dry run opens the
+   store read-only, and plans with an empty ledger when the SQLite file does not exist (it
+   creates nothing, and takes no delta links it could not keep);
 2. read the tenant through Graph (`licsync.reader`): incrementally, by patching the cached
    tenant view with `users/delta` and `groups/delta` from the stored delta links, or in full
    (`full=True`, no cache yet, or Graph refused a link), taking new links first; load the ledger;
@@ -32,7 +33,7 @@ import structlog
 
 from licsync.config import Config
 from licsync.engine.membership import transitive_users
-from licsync.errors import GuardrailError
+from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome, load_graph_settings
 from licsync.model import Ledger, LicenseError, Plan, Problem, Tenant, UserPlan
@@ -245,6 +246,15 @@ def graph_client(config: Config) -> GraphClient:
     return GraphClient.from_settings(settings)
 
 
+def _stored_links(store: StateStore | None) -> dict[str, str] | None:
+    """The committed delta link of each resource; None unless the store has all of them and
+    the cached view (schema version 3)."""
+    if store is None or store.schema_version < 3:
+        return None
+    links = {r: store.delta_link(r) or "" for r in DELTA_RESOURCES}
+    return links if all(links.values()) else None
+
+
 async def read_for_sync(
     client: GraphClient,
     config: Config,
@@ -256,14 +266,15 @@ async def read_for_sync(
 ) -> TrackedRead:
     """Read incrementally when the store holds a tenant view and delta links (and `full` is not
     asked); otherwise, or when Graph refuses a link, in full. `track` takes fresh delta links
-    before a full read (a dry run without a store has nowhere to keep them)."""
-    links = {r: store.delta_link(r) for r in DELTA_RESOURCES} if store is not None else {}
-    if not full and all(links.values()) and store is not None and store.schema_version >= 3:
+    before a full read (a dry run has nowhere to keep them)."""
+    links = _stored_links(store) if not full else None
+    if links is not None:
+        assert store is not None
         stored = store.load_tenant_cache()
         cached = TenantView.from_cache(stored)
         if cached is not None:
             try:
-                read = await read_incremental(client, config, cached, links)  # type: ignore[arg-type]
+                read = await read_incremental(client, config, cached, links)
             except DeltaRefused as exc:
                 log.warning("graph.delta_refused", reason=str(exc), fallback="full read")
             else:
@@ -293,17 +304,18 @@ async def run_sync(
     store, state_settings = open_state(config, read_only=dry_run)
     run_id = uuid.uuid4().hex
     holder = f"sync-{run_id}"
-    leased = False
+    renewer: asyncio.Future[None] | None = None
     own_client = client is None
+    ttl = state_settings.lease_ttl_seconds
     try:
         if not dry_run:
             assert store is not None
-            store.acquire_lease(holder, state_settings.lease_ttl_seconds)
-            leased = True
+            store.acquire_lease(holder, ttl)
+            renewer = asyncio.ensure_future(_keep_lease(store, holder, ttl))
         if client is None:
             client = GraphClient.from_settings(graph_settings)
         read = await read_for_sync(
-            client, config, store, full=full, track=store is not None, progress=progress
+            client, config, store, full=full, track=not dry_run, progress=progress
         )
         tenant = read.tenant
         ledger = store.load_ledger() if store is not None else {}
@@ -333,35 +345,38 @@ async def run_sync(
         if dry_run:
             return result
 
-        assert store is not None
+        assert store is not None and renewer is not None
         if budget is None:
             budget = WriteBudget(graph_settings.write_rate)
-        ttl = state_settings.lease_ttl_seconds
-        renewer = asyncio.ensure_future(_keep_lease(store, holder, ttl))
-        try:
-            outcomes = await apply_plan(client, plan, budget)
-        finally:
-            renewer.cancel()
+        outcomes = await apply_plan(client, plan, budget)
+        renewer.cancel()
         # re-take the lease if it lapsed meanwhile (fails only if another run holds it now)
         store.acquire_lease(holder, ttl)
         _record(store, holder, result, outcomes, ledger, read)
         log.info("sync.done", **result.summary())
         return result
     finally:
+        if renewer is not None:
+            renewer.cancel()
         if own_client and client is not None:
             await client.aclose()
         if store is not None:
-            if leased:
+            if renewer is not None:
                 store.release_lease(holder)
             store.close()
 
 
 async def _keep_lease(store: StateStore, holder: str, ttl: float) -> None:
-    """Renew the write lease every third of its lifetime while writes are in flight (100,000
-    writes take over 80 minutes at Graph's write limit)."""
+    """Renew the write lease every third of its lifetime from its acquisition until the run
+    records (a full read of a large tenant, or 100,000 writes at Graph's write limit, outlasts
+    the default 900 s)."""
     while True:
         await asyncio.sleep(ttl / 3)
-        store.renew_lease(holder, ttl)
+        try:
+            store.renew_lease(holder, ttl)
+        except StateError as exc:  # lost: the run's final transaction will refuse to commit
+            log.warning("sync.lease_lost", holder=holder, reason=str(exc))
+            return
         log.info("sync.lease_renewed", holder=holder)
 
 

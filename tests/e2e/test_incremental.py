@@ -17,10 +17,12 @@ from licsync.cli import main
 from licsync.config import parse_config
 from licsync.emulator.generate import generate_rules, generate_tenant
 from licsync.emulator.server import Emulator
-from licsync.errors import GuardrailError
+from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
+from licsync.graph.classify import Action, Verdict
+from licsync.graph.errors import GraphError
 from licsync.model import Tenant
-from licsync.reader import TenantView, read_incremental, user_json
+from licsync.reader import DeltaRefused, TenantView, read_incremental, user_json
 from licsync.snapshot import parse_user, tenant_from_json
 from licsync.store import open_store
 from tests.e2e.conftest import (
@@ -37,6 +39,7 @@ from tests.e2e.conftest import (
 )
 
 E3, BI = "SPE_E3", "POWER_BI_PRO"
+USER, GROUP = "#microsoft.graph.user", "#microsoft.graph.group"
 RULES = [
     {"group": "Group 1", "licenses": [{"sku": E3, "disabled_plans": ["SWAY"]}]},
     {"group": group_id(2), "licenses": [{"sku": E3, "disabled_plans": ["YAMMER_ENTERPRISE"]}]},
@@ -248,6 +251,43 @@ def test_a_refused_delta_link_falls_back_to_a_full_read(
     assert sync(config).incremental
 
 
+# --- a config change between runs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("small", [{"members": {1: [1, 2], 2: [5, 6]}}], indirect=True)
+def test_a_rule_added_or_removed_between_runs_reads_what_it_needs(
+    small: Emulator, tmp_path: Path
+) -> None:
+    """A new rule group has no cached members: they are read in full in the incremental run. A
+    rule group dropped from the config is forgotten (a later rule for it reads it again)."""
+    e3 = sku_id(E3)
+    sync(make_config(tmp_path, small, RULES[:1]))
+    added = make_config(tmp_path, small, RULES[:2])
+    full_plan = sync(added, dry_run=True, full=True).plan
+    small.stats.reset()
+    second = sync(added)
+    assert second.incremental and small.stats.count("GET /groups/{id}/members") == 1
+    assert second.plan.changes == full_plan.changes and second.plan.ledger == full_plan.ledger
+    assert {u: lic[e3] for u, lic in direct_licences(small).items() if lic} == {
+        user_id(1): frozenset({plan_id(E3, "SWAY")}),
+        user_id(2): frozenset({plan_id(E3, "SWAY")}),
+        user_id(5): frozenset({plan_id(E3, "YAMMER_ENTERPRISE")}),
+        user_id(6): frozenset({plan_id(E3, "YAMMER_ENTERPRISE")}),
+    }
+    _, cache = stored(tmp_path)
+    assert {"members" in cache["group"][group_id(n)] for n in (1, 2)} == {True}
+
+    dropped = make_config(tmp_path, small, RULES[1:2])
+    full_plan = sync(dropped, dry_run=True, full=True).plan
+    third = sync(dropped)
+    assert third.incremental and third.plan.changes == full_plan.changes
+    assert direct_licences(small)[user_id(1)] == {} and direct_licences(small)[user_id(5)]
+    _, cache = stored(tmp_path)
+    assert "members" not in cache["group"][group_id(1)]
+    small.stats.reset()
+    assert sync(added).incremental and small.stats.count("GET /groups/{id}/members") == 1
+
+
 # --- a failing run advances nothing -------------------------------------------------------------
 
 
@@ -268,6 +308,70 @@ def test_a_failing_run_does_not_advance_the_links_or_the_view(
     assert approved.incremental and approved.guardrail.removals == 3
     assert all(direct_licences(small)[user_id(n)] == {} for n in (1, 2, 3))
     assert stored(tmp_path) != before
+
+
+@pytest.mark.parametrize("small", [{"members": {1: [1, 2]}}], indirect=True)
+def test_a_run_that_dies_after_its_writes_is_replayed_from_the_old_links(
+    small: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writes reached Graph but the final transaction never ran (a crash, a lost store):
+    links and view stay as they were, and the next run replays the same delta onto them."""
+    config = make_config(tmp_path, small, RULES[:1])
+    sync(config)
+    sync(config)
+    before = stored(tmp_path)
+    add_member(small, group_id(1), user_id(3))
+    remove_member(small, group_id(1), user_id(1))
+
+    def crash(*args: Any) -> None:
+        raise RuntimeError("killed between the writes and the record")
+
+    monkeypatch.setattr("licsync.sync._record", crash)
+    with pytest.raises(RuntimeError):
+        sync(config)
+    assert stored(tmp_path) == before
+    assert direct_licences(small)[user_id(3)] and direct_licences(small)[user_id(1)] == {}
+    monkeypatch.undo()
+    replayed = sync(config)
+    assert replayed.incremental and replayed.failed_users == ()
+    settled, fresh = sync(config), sync(config, dry_run=True, full=True)
+    assert settled.incremental and settled.plan.changes == () and fresh.plan.changes == ()
+    same_tenant(settled.tenant, fresh.tenant, {group_id(1)})
+    with open_store(str(tmp_path / "state.db")) as store:
+        assert store.load_ledger() == fresh.plan.ledger
+
+
+@pytest.mark.parametrize("small", [{"members": {1: [1]}}], indirect=True)
+def test_the_lease_is_renewed_while_the_run_reads(
+    small: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read longer than the lease's TTL (a full read of a large tenant) keeps the lease: no
+    second run can take it over and write at the same time."""
+    text = config_text(small, tmp_path / "state.db", RULES[:1]).replace(
+        "[state]\n", "[state]\nlease_ttl_seconds = 0.3\n"
+    )
+    (tmp_path / "licsync.toml").write_text(text, encoding="utf-8")
+    config = parse_config(text, tmp_path / "licsync.toml")
+    from licsync import sync as sync_module
+
+    read_for_sync = sync_module.read_for_sync
+    intruder: list[BaseException | None] = []
+
+    async def slow_read(*args: Any, **kw: Any) -> Any:
+        await asyncio.sleep(0.5)  # past the TTL
+        with open_store(str(tmp_path / "state.db")) as other:
+            try:
+                other.acquire_lease("another-run", 60)
+                intruder.append(None)
+            except StateError as exc:
+                intruder.append(exc)
+        return await read_for_sync(*args, **kw)
+
+    monkeypatch.setattr(sync_module, "read_for_sync", slow_read)
+    result = sync(config)
+    assert isinstance(intruder[0], StateError) and result.failed_users == ()
+    with open_store(str(tmp_path / "state.db")) as store:
+        assert store.current_lease() is None  # released at the end
 
 
 # --- delta pages: removed users, split member lists ---------------------------------------------
@@ -341,6 +445,111 @@ def test_delta_pages_patch_the_view_with_removals_and_split_member_lists() -> No
     assert read.tenant.country == "US"
 
 
+def test_a_deleted_user_or_group_leaves_every_cached_member_list() -> None:
+    """Graph drops a deleted user (soft, `reason: changed`, or for good) from its groups without
+    any `members@delta`; likewise a deleted group from the groups it was nested in."""
+    u = [user_id(n) for n in range(4)]
+    g1, g2, g3 = group_id(1), group_id(2), group_id(3)
+    licensed = {"securityEnabled": True, "assignedLicenses": [{"skuId": sku_id(E3)}]}
+    view = TenantView(  # Entra licenses groups 1 and 2 (so their members are needed); 3 not
+        users={uid: {"id": uid, "userPrincipalName": uid} for uid in u},
+        groups={
+            g1: {"id": g1, "displayName": "Group 1", **licensed},
+            g2: {"id": g2, "displayName": "Group 2", **licensed},
+            g3: {"id": g3, "displayName": "Group 3", "securityEnabled": True},
+        },
+        members={
+            g1: {u[0]: USER, u[1]: USER, g3: GROUP},
+            g2: {u[1]: USER, u[2]: USER, u[3]: USER},
+        },
+        stale={u[1]},
+    )
+    pages = {
+        "users-link": {
+            "value": [
+                {"id": u[1], "@removed": {"reason": "changed"}},  # soft delete
+                {"id": u[2], "@removed": {"reason": "deleted"}},  # for good
+                {"id": u[3], "@removed": {"reason": "changed"}},
+                {"id": u[3], "userPrincipalName": "back@contoso.com"},  # restored
+            ],
+            "@odata.deltaLink": "users-next",
+        },
+        "groups-link": {
+            "value": [{"id": g3, "@removed": {"reason": "changed"}}],
+            "@odata.deltaLink": "groups-next",
+        },
+        "/organization": {"value": [{"countryLetterCode": "US"}]},
+        "/subscribedSkus": {"value": []},
+    }
+    graph = FakeGraph(pages, users=[{"id": u[3], "userPrincipalName": "back@contoso.com"}])
+    read = asyncio.run(
+        read_incremental(graph, None, view, {"users": "users-link", "groups": "groups-link"})
+    )
+    assert set(read.tenant.users) == {u[0], u[3]} and read.view.stale == set()
+    assert read.tenant.groups[g1].member_users == (u[0],)
+    assert read.tenant.groups[g1].member_groups == ()
+    assert read.tenant.groups[g2].member_users == (u[3],)
+    assert set(read.tenant.groups) == {g1, g2}
+
+
+def test_a_user_graph_does_not_return_yet_is_never_planned_half_known() -> None:
+    """users/delta reports a change, but the re-read by id does not find the user yet (Graph
+    replicates): the last complete entry stays (a new user stays out) until a later re-read."""
+    u0, u1, gone = user_id(0), user_id(1), user_id(2)
+    old = {"id": u0, "userPrincipalName": "old@contoso.com", "licenseAssignmentStates": []}
+    view = TenantView(users={u0: old})
+    pages = {
+        "users-link": {
+            "value": [
+                {"id": u0, "assignedLicenses": [{"skuId": sku_id(E3)}]},
+                {"id": u1, "userPrincipalName": "new@contoso.com"},
+            ],
+            "@odata.deltaLink": "users-empty",
+        },
+        "users-empty": {"value": [], "@odata.deltaLink": "users-empty"},
+        "groups-link": {"value": [], "@odata.deltaLink": "groups-link"},
+        "/organization": {"value": []},
+        "/subscribedSkus": {"value": []},
+    }
+    links = {"users": "users-link", "groups": "groups-link"}
+    graph = FakeGraph(pages, users=[])
+    read = asyncio.run(read_incremental(graph, None, view, links))
+    assert read.view.users == {u0: old} and read.view.stale == {u0, u1}
+    assert set(read.tenant.users) == {u0} and read.tenant.users[u0].assigned_licenses == ()
+    view.stale.add(gone)  # an id Graph never returns again (deleted meanwhile)
+    graph.users = [{**old, "userPrincipalName": "now@contoso.com"}, {"id": u1}]
+    links["users"] = "users-empty"
+    read = asyncio.run(read_incremental(graph, None, view, links))
+    assert set(read.tenant.users) == {u0, u1} and read.view.stale == set()
+
+
+@pytest.mark.parametrize(
+    ("status", "refused"), [(400, True), (404, True), (410, True), (503, False)]
+)
+def test_only_a_refused_link_falls_back_to_a_full_read(status: int, refused: bool) -> None:
+    """400 syncStateNotFound (a link older than seven days), 404 and 410 resyncRequired mean
+    "read everything again"; any other Graph error fails the run, which commits nothing."""
+    verdict = Verdict(Action.FATAL, status, code="syncStateNotFound")
+
+    class Refusing(FakeGraph):
+        async def request_json(self, method: str, url: str, **kw: Any) -> Any:
+            if url == "users-page-2":
+                raise GraphError(f"GET users/delta: {status}", verdict)
+            return await super().request_json(method, url, **kw)
+
+    pages = {
+        "users-link": {"value": [], "@odata.nextLink": "users-page-2"},
+        "groups-link": {"value": [], "@odata.deltaLink": "groups-next"},
+        "/organization": {"value": []},
+        "/subscribedSkus": {"value": []},
+    }
+    links = {"users": "users-link", "groups": "groups-link"}
+    expected = DeltaRefused if refused else GraphError
+    with pytest.raises(expected) as caught:
+        asyncio.run(read_incremental(Refusing(pages, []), None, TenantView(), links))
+    assert isinstance(caught.value, DeltaRefused) == refused
+
+
 def test_a_cached_tenant_reads_back_unchanged() -> None:
     tenant = tenant_from_json(generate_tenant(500, 30, seed=3))
     assert all(parse_user(user_json(user)) == user for user in tenant.users.values())
@@ -367,6 +576,10 @@ def test_a_dry_run_creates_and_writes_no_state_store(small: Emulator, tmp_path: 
     assert not (tmp_path / "state.db").exists()
 
     sync(config)
+    small.stats.reset()
+    assert not sync(config, dry_run=True, full=True).incremental
+    deltas = small.stats.count("GET /users/delta") + small.stats.count("GET /groups/delta")
+    assert deltas == 0  # no links it could not keep
     add_member(small, group_id(1), user_id(3))
     with open_store(str(tmp_path / "state.db")) as store:
         runs, links = store.list_runs(), store.delta_link("users")

@@ -407,7 +407,9 @@ def test_a_read_only_store_reads_and_refuses_every_write(backend, store, clock):
             pass
         with pytest.raises(StateError, match="read-only"):
             reader.acquire_lease("dry-run", 60)
-    assert store.current_lease() is None
+        with pytest.raises(Exception, match=r"(?i)read.?only"):  # the connection refuses too
+            reader._db.execute("DELETE FROM ownership")
+    assert store.current_lease() is None and list(store.load_ledger()) == [(U1, E3)]
 
 
 # --- lease --------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def open_store(
     else:
         from licsync.store.postgres import PostgresDatabase
 
-        db = PostgresDatabase(target.location)
+        db = PostgresDatabase(target.location, read_only=read_only)
     return SqlStateStore(db, clock=clock, migrate=migrate, read_only=read_only)
 
 

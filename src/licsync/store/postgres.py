@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 # Arbitrary, fixed key for pg_advisory_xact_lock: "licsync" in ASCII.
 _MIGRATION_LOCK = 0x6C696373796E63
-_COLUMNS = "user_id, sku_id, groups, prior_direct"
+_COLUMNS = ("user_id", "sku_id", "groups", "prior_direct")
+_COLUMN_LIST = ", ".join(_COLUMNS)
 
 
 def _pg(sql: str) -> str:
@@ -39,7 +40,8 @@ class PostgresDatabase:
     )
     for_update = " FOR UPDATE"
 
-    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, connect_timeout: int = 10, read_only: bool = False) -> None:
+        """`read_only`: the session refuses every write (dry runs), as SQLite's `mode=ro`."""
         if psycopg is None:
             raise StateError(
                 "a postgresql:// state url needs psycopg: pip install 'licsync[postgres]'"
@@ -56,6 +58,8 @@ class PostgresDatabase:
             message = scrub(str(exc).strip(), url)
             raise StateError(f"cannot connect to {self._safe_url}: {message}") from None
         self._conn.execute("SET TIME ZONE 'UTC'")
+        if read_only:
+            self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._safe_url!r})"
@@ -92,24 +96,22 @@ class PostgresDatabase:
         row = self._conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
         return bool(row and row[0])
 
-    def _copy(self, table: str, rows: Iterable[Sequence[Any]]) -> int:
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """COPY `rows` into `table` (an order of magnitude faster than INSERTs)."""
         count = 0
         with (
             self._conn.cursor() as cur,
-            cur.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN") as copy,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)
                 count += 1
         return count
 
-    def bulk_insert_ownership(self, rows: Iterable[Sequence[Any]]) -> int:
-        return self._copy("ownership", rows)
-
     def bulk_upsert_ownership(self, rows: Sequence[Sequence[Any]]) -> int:
         if len(rows) < 500:
             return self.executemany(
-                f"INSERT INTO ownership ({_COLUMNS}) VALUES (?, ?, ?, ?) "
+                f"INSERT INTO ownership ({_COLUMN_LIST}) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (user_id, sku_id) DO UPDATE SET groups = excluded.groups, "
                 "prior_direct = excluded.prior_direct",
                 rows,
@@ -120,9 +122,9 @@ class PostgresDatabase:
             "(LIKE ownership INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         self._conn.execute("TRUNCATE ownership_incoming")
-        self._copy("ownership_incoming", rows)
+        self.bulk_insert("ownership_incoming", _COLUMNS, rows)
         cur = self._conn.execute(
-            f"INSERT INTO ownership ({_COLUMNS}) SELECT {_COLUMNS} FROM ownership_incoming "
+            f"INSERT INTO ownership ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM ownership_incoming "
             "ON CONFLICT (user_id, sku_id) DO UPDATE SET groups = excluded.groups, "
             "prior_direct = excluded.prior_direct"
         )

@@ -81,10 +81,10 @@ class SqliteDatabase:
         ).fetchone()
         return row is not None
 
-    def bulk_insert_ownership(self, rows: Iterable[Sequence[Any]]) -> int:
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        marks = ", ".join("?" * len(columns))
         return self.executemany(
-            "INSERT INTO ownership (user_id, sku_id, groups, prior_direct) VALUES (?, ?, ?, ?)",
-            rows,
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
         )
 
     def bulk_upsert_ownership(self, rows: Sequence[Sequence[Any]]) -> int:

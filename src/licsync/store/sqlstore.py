@@ -7,6 +7,7 @@ PostgreSQL backend rewrites them), `ON CONFLICT … DO UPDATE`, partial unique i
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,21 @@ from licsync.store.schema import CURRENT_VERSION, SCHEMA_TABLE, steps_after
 
 Clock = Callable[[], datetime]
 LEASE_NAME = "writer"
+OWNERSHIP_COLUMNS = ("user_id", "sku_id", "groups", "prior_direct")
+CACHE_COLUMNS = ("kind", "object_id", "data")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Decoding 100k cached objects allocates millions of containers without a single cycle:
+    the cyclic collector would rescan them over and over (measured: 1.5 s instead of 0.6 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def utc_now() -> datetime:
@@ -53,7 +69,9 @@ class Database(Protocol):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
     def lock_schema(self) -> None: ...  # serialise migrations (inside a transaction)
     def table_exists(self, name: str) -> bool: ...
-    def bulk_insert_ownership(self, rows: Iterable[Sequence[Any]]) -> int: ...
+    def bulk_insert(  # many new rows at once (COPY on PostgreSQL)
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> int: ...
     def bulk_upsert_ownership(self, rows: Sequence[Sequence[Any]]) -> int: ...
 
     # SELECT user_id, sku_id, groups, prior_direct FROM ownership, the lists as text
@@ -311,10 +329,10 @@ class SqlStateStore:
         objects: CachedObjects = {}
         if self._version < 3:
             return objects
-        for kind, object_id, data in self._db.execute(
-            "SELECT kind, object_id, data FROM tenant_cache"
-        ).fetchall():
-            objects.setdefault(kind, {})[object_id] = orjson.loads(data)
+        rows = self._db.execute("SELECT kind, object_id, data FROM tenant_cache").fetchall()
+        with _gc_paused():
+            for kind, object_id, data in rows:
+                objects.setdefault(kind, {})[object_id] = orjson.loads(data)
         return objects
 
     # --- lease -----------------------------------------------------------------------------
@@ -508,7 +526,7 @@ class SqlTransaction:
     def replace_ledger(self, ledger: Ledger) -> int:
         db = self._open()
         db.execute("DELETE FROM ownership")
-        return db.bulk_insert_ownership(self._ownership_rows(ledger.values()))
+        return db.bulk_insert("ownership", OWNERSHIP_COLUMNS, self._ownership_rows(ledger.values()))
 
     def apply_ledger_diff(self, diff: LedgerDiff) -> None:
         self.delete_ownership(diff.deletes)
@@ -625,10 +643,8 @@ class SqlTransaction:
         """Make `rows` the whole cache (after a full read)."""
         db = self._open()
         db.execute("DELETE FROM tenant_cache")
-        return db.executemany(
-            "INSERT INTO tenant_cache (kind, object_id, data) VALUES (?, ?, ?)",
-            [(k, i, orjson.dumps(d).decode()) for k, i, d in rows],
-        )
+        encoded = ((k, i, orjson.dumps(d).decode()) for k, i, d in rows)
+        return db.bulk_insert("tenant_cache", CACHE_COLUMNS, encoded)
 
     def patch_tenant_cache(
         self, upserts: Iterable[CacheRow], deletes: Iterable[CacheKey] = ()
