@@ -1,6 +1,6 @@
 """Parse cost of one 999-user page: orjson to dicts vs msgraph-sdk generated models.
 
-Run: `.venv/bin/python -m tests.graph.bench_parse` (not collected by pytest).
+Run: `python benchmarks/graph_parse.py`.
 """
 
 from __future__ import annotations
