@@ -70,7 +70,7 @@ async def apply_plan(
     outcomes = await send_writes(client, jobs, budget, max_batches_in_flight=max_batches_in_flight)
     by_user = {c.user_id: c for c in todo}
     for job, outcome in zip(jobs, outcomes, strict=True):
-        user_id = job.key.split(":", 1)[0]
+        user_id = job.user_id
         change = by_user[user_id]
         fields = {
             "user": user_id,

@@ -11,11 +11,14 @@ the users Graph refuses for good.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from licsync.config import Config
 from licsync.emulator.generate import generate_rules
@@ -148,10 +151,9 @@ def test_the_emulator_counts_a_retry_before_an_injected_retry_after(emulator_fac
 
 
 @pytest.fixture(autouse=True)
-def _quiet_structlog() -> None:
-    """Sync logs every write and retry: thousands of lines under faults."""
-    import logging
-
-    import structlog
-
+def _quiet_structlog() -> Iterator[None]:
+    """Sync logs every write and retry: thousands of lines under faults (restored after)."""
+    saved = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    yield
+    structlog.configure(**saved)

@@ -113,3 +113,10 @@ def test_one_slowdown_per_throttling_episode(clock: FakeClock) -> None:
 def test_refuses_more_than_a_burst(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="cannot take 21"):
         asyncio.run(budget(clock).acquire(21))
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(20.0, 20.0), (1.0, 20.0), (0.1, 7.5), (0.02, 1.5)])
+def test_burst_is_one_batch_or_half_a_window(clock: FakeClock, rate: float, burst: float) -> None:
+    bucket = budget(clock, rate=rate)
+    assert bucket.burst == pytest.approx(burst)
+    assert bucket.burst + bucket.fill_rate * 150 <= rate * 150 + 1e-9

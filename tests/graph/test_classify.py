@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -255,7 +257,16 @@ def test_transport_errors_are_transient() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("10", 10.0), ("2.128", 2.128), ("", None), (None, None), ("soon", None), ("-1", 0.0)],
+    [
+        ("10", 10.0),
+        ("2.128", 2.128),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("-1", 0.0),
+        ("nan", None),
+        ("inf", None),
+    ],
 )
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
     assert parse_retry_after(value) == seconds
@@ -263,3 +274,5 @@ def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
 
 def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 28.0 < (parse_retry_after(later) or 0) <= 30.0  # an HTTP date counts in whole seconds

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import respx
 from structlog.testing import capture_logs
 
 from licsync.graph.batch import BatchRequest, build_batch_body, parse_batch_response
@@ -19,7 +20,7 @@ from licsync.graph.client import GraphClient
 from licsync.graph.retry import RetryPolicy
 from licsync.graph.writes import WriteJob, send_writes
 from licsync.model import LicenseError
-from tests.graph.fakes import FakeClock
+from tests.graph.fakes import LOOPBACK, FakeClock
 
 SKU = "84a661c4-e949-4bd2-a560-ed7766fcaf2b"
 PLAN = "8a256a2b-b617-496d-b51b-e76466e88db0"
@@ -162,7 +163,8 @@ def test_item_429_is_retried_alone_after_its_retry_after(
     assert sum(o.attempts for o in outcomes) == 11
     assert bucket.rate < 20  # the budget slowed down
     writes = [e for e in logs if e["event"] == "graph.write"]
-    assert len(writes) == 10 and all("url" in e and "outcome" in e for e in writes)
+    assert len(writes) == 10
+    assert all(e["user"] and e["url"] and e["outcome"] and "request_id" in e for e in writes)
 
 
 def test_permanent_failures_become_outcomes(
@@ -329,6 +331,7 @@ def test_refusal_without_an_unknown_attempt_is_not_read_back(
         ([{"skuId": SKU, "disabledPlans": [], "assignedByGroup": None}], False),  # other plans
         ([{"skuId": SKU, "disabledPlans": [PLAN], "assignedByGroup": "g"}], False),  # group's
         ([{"skuId": SKU, "disabledPlans": [PLAN], "assignedByGroup": None}, {**REMOVED}], False),
+        ([{"skuId": SKU, "disabledPlans": [PLAN]}, {"skuId": REMOVED["skuId"]}], False),  # held
         (None, False),
     ],
 )
@@ -339,11 +342,11 @@ def test_applied_compares_direct_assignments(states: Any, applied: bool) -> None
 
 
 def test_items_throttled_together_are_retried_together(
-    make_client: Callable[..., GraphClient],
+    make_client: Callable[..., GraphClient], clock: FakeClock
 ) -> None:
     """20 items get 429s with slightly different Retry-Afters: they wake one by one, but the
-    budget stays closed until the last Retry-After, so they go out again in full envelopes (the
-    last to wake, at the very end of the closure, may miss the first)."""
+    budget stays closed until the last Retry-After and the senders wait for every throttled
+    item to come back, so they go out again in one full envelope."""
 
     def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
         if attempt == 1:
@@ -354,6 +357,91 @@ def test_items_throttled_together_are_retried_together(
     endpoint = FakeBatchEndpoint(answer)
     policy = RetryPolicy(max_attempts=3, sleep=asyncio.sleep, jitter=lambda: 0.0)
     client = make_client(endpoint, policy=policy)
-    outcomes = asyncio.run(send_writes(client, jobs_for(20), WriteBudget(1000)))
+    # the budget on the fake clock: still closed whenever the first item is back, however
+    # late the loop runs; the items really sleep their Retry-After
+    bucket = WriteBudget(1000, clock=clock, sleep=clock.sleep)
+    outcomes = asyncio.run(send_writes(client, jobs_for(20), bucket))
     assert all(o.ok and o.attempts == 2 for o in outcomes)
-    assert len(endpoint.envelopes) <= 3 and len(endpoint.envelopes[1]) >= 19
+    assert [len(e) for e in endpoint.envelopes] == [20, 20]
+
+
+def test_fatal_answer_sends_nothing_more_and_cuts_retry_waits_short(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """One item of the first envelope is refused with 403, another waits out a 503's long
+    Retry-After: no further envelope leaves, the waiting item ends with its 503 at once."""
+    denied = {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient"}}
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        if item["url"] == "/users/user-0/assignLicense":
+            return 503, {"Retry-After": "30"}, {}
+        return (403, {}, denied) if item["url"] == "/users/user-1/assignLicense" else ok(item, 1)
+
+    endpoint = FakeBatchEndpoint(answer)
+    outcomes = run(make_client(endpoint), jobs_for(60), clock, max_batches_in_flight=1)
+    assert len(endpoint.envelopes) == 1
+    actions = Counter(o.action for o in outcomes)
+    assert actions == {Action.SUCCESS: 18, Action.FATAL: 1, Action.RETRY: 1, Action.SKIPPED: 40}
+    assert (outcomes[0].status, outcomes[0].attempts) == (503, 1)
+    assert 30 not in clock.sleeps
+
+
+def test_giving_up_after_a_lost_answer_reads_the_user_back(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """The first envelope is applied but its answer is lost; every retry gets a 503 until the
+    policy gives up. The user shows the write: success (the ledger must learn of it)."""
+    router = respx.Router(base_url=LOOPBACK)
+    sends = router.post("/$batch").mock(
+        side_effect=[httpx.ConnectError("reset")] + [httpx.Response(503)] * 10
+    )
+    user = {"id": "u", "licenseAssignmentStates": [{"skuId": SKU, "disabledPlans": [PLAN]}]}
+    read = router.get("/users/u").mock(return_value=httpx.Response(200, json=user))
+    [outcome] = run(
+        make_client(router.handler), [WriteJob.assign_license("u", [(SKU, [PLAN])])], clock
+    )
+    assert outcome.ok and outcome.attempts == 5 and "answer was lost" in outcome.reason
+    assert sends.call_count == 5 and read.call_count == 1
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.1, 1.0, 5.0, 20.0])
+def test_envelopes_fit_the_budget_at_low_rates(
+    make_client: Callable[..., GraphClient], clock: FakeClock, rate: float
+) -> None:
+    """No 150 s window holds more than the quota, even when a full $batch exceeds it."""
+    taken: list[tuple[float, int]] = []
+
+    class Recording(WriteBudget):
+        async def acquire(self, n: int = 1) -> None:
+            await super().acquire(n)
+            taken.append((clock.now, n))
+
+    endpoint = FakeBatchEndpoint(ok)
+    bucket = Recording(rate, clock=clock, sleep=clock.sleep)
+    outcomes = run(make_client(endpoint), jobs_for(60), clock, budget=bucket)
+    assert all(o.ok for o in outcomes)
+    assert [n for _, n in taken] == [len(e) for e in endpoint.envelopes]
+    for start, _ in taken:
+        assert sum(n for t, n in taken if start <= t < start + 150) <= rate * 150 + 1e-9
+
+
+def test_an_item_that_gives_up_does_not_hold_the_others_back(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """user-0's Retry-After is past the policy's total wait, so its job ends at once; user-1,
+    throttled in the same envelope, must not wait for user-0 to come back."""
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        if attempt == 1:
+            wait = "100" if item["url"] == "/users/user-0/assignLicense" else "1"
+            return 429, {"Retry-After": wait}, {}
+        return ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    bucket = WriteBudget(20, clock=clock, sleep=clock.sleep)
+    writes = send_writes(make_client(endpoint), jobs_for(2), bucket, max_batches_in_flight=1)
+    outcomes = asyncio.run(asyncio.wait_for(writes, timeout=30))  # a hang fails, never a race
+    assert [(o.action, o.attempts) for o in outcomes] == [
+        (Action.THROTTLED, 1),
+        (Action.SUCCESS, 2),
+    ]

@@ -24,12 +24,18 @@ WRITE_WINDOW = 150.0  # Graph counts writes per app and tenant over 150 s
 log = structlog.get_logger("licsync.graph")
 
 
+def default_burst(rate: float, window: float = WRITE_WINDOW) -> float:
+    """One full `$batch`, but at most half of what `window` may hold (at least one write)."""
+    return max(1.0, min(float(MAX_BATCH_SIZE), rate * window / 2))
+
+
 class WriteBudget:
     """A token bucket of writes; `await acquire(n)` before sending `n` writes.
 
     `rate` is the quota's average (3,000 per 150 s: 20/s). The bucket holds one full `$batch`
-    (`burst`, 20 writes) and refills at `rate - burst / window`, so that no `window` ever holds
-    more than `rate * window` writes, however the sends are spread.
+    (`burst`, 20 writes; at most half a window's quota, so below 0.27 writes/s envelopes are
+    smaller) and refills at `rate - burst / window`, so that no `window` ever holds more than
+    `rate * window` writes, however the sends are spread.
     """
 
     def __init__(
@@ -48,7 +54,7 @@ class WriteBudget:
             raise ValueError("rate must be positive")
         self.target_rate = rate
         self.rate = rate
-        self.burst = float(burst if burst is not None else MAX_BATCH_SIZE)
+        self.burst = float(burst if burst is not None else default_burst(rate, window))
         self.headroom = self.burst / window
         self.min_rate = min(min_rate, rate)
         self.recovery_per_write = recovery_per_write

@@ -7,6 +7,7 @@ of `RULES` that matches wins.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ _LE = LicenseError
 RULES: tuple[Rule, ...] = (
     _rule(_SUCCESS, Action.SUCCESS),
     _rule(429, Action.THROTTLED, reason="throttled by Graph"),
-    # Idempotent requests only (reads, assignLicense, PATCH usageLocation): a 5xx is retried.
+    # Reads and writes that set state: a 5xx is retried (writes.py reads back a refused retry).
     _rule((500, 502, 503, 504), Action.RETRY, reason="Graph is temporarily unavailable"),
     _rule(401, Action.AUTH, reason="access token refused"),
     _rule(403, Action.FATAL, reason="permission missing (see docs/graph.md)"),
@@ -169,7 +170,7 @@ def parse_retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(seconds, 0.0)
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -103,13 +103,10 @@ class RetryPolicy:
         attempt: Callable[[], Awaitable[T]],
         *,
         what: str = "graph request",
-        on_attempt: Callable[[int], None] | None = None,
     ) -> T:
         """Run `attempt()` until it succeeds or the policy gives up (then its error is raised)."""
         async for trial in self.retrying(what=what):
             with trial:
-                if on_attempt is not None:
-                    on_attempt(trial.retry_state.attempt_number)
                 return await attempt()
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
