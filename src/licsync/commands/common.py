@@ -41,6 +41,13 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
 
 
+def add_config_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """The required `--config FILE`; `what` says which parts of it the command uses."""
+    parser.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help=f"licsync.toml: {what}"
+    )
+
+
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from licsync.commands.common import (
     add_allow_removals,
+    add_config_argument,
     add_report_arguments,
     configure_logging,
     counted,
@@ -33,13 +34,7 @@ EXITS = (
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="licsync.toml: rules, policy, [graph], [state], [guardrail]",
-    )
+    add_config_argument(parser, "rules, policy, [graph], [state], [guardrail]")
     parser.add_argument(
         "--target",
         choices=[t.value for t in Target],
@@ -108,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plans and restore adopted ledger entries. " + EXITS,
     )
     back.add_argument("file", type=Path, metavar="FILE", help="the rollback file of a run")
-    back.add_argument("--config", type=Path, required=True, metavar="FILE")
+    add_config_argument(back, "[graph] and [state]")
     add_report_arguments(back)
     back.set_defaults(handler=run_rollback_command)
     parser.set_defaults(handler=lambda args: run_plan_default(parser, args))

@@ -6,7 +6,12 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from licsync.commands.common import add_report_arguments, configure_logging, write_dry_run
+from licsync.commands.common import (
+    add_config_argument,
+    add_report_arguments,
+    configure_logging,
+    write_dry_run,
+)
 from licsync.commands.output import default_format, write_report
 from licsync.config import load_config
 from licsync.exitcodes import ExitCode
@@ -33,12 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="plan offline on this tenant snapshot (JSON in Graph's shapes, see "
         "docs/snapshot.md) with an empty ledger, instead of reading Graph",
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="licsync.toml with the licence rules and policy (and [graph], [state])",
+    add_config_argument(
+        parser, "the licence rules and policy (and [graph], [state] without --snapshot)"
     )
     add_report_arguments(parser)
     parser.set_defaults(handler=run)

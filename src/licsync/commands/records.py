@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from licsync.commands.common import add_report_arguments, counted
+from licsync.commands.common import add_config_argument, add_report_arguments, counted
 from licsync.commands.output import default_format, emit
 from licsync.config import load_config
 from licsync.exitcodes import ExitCode
@@ -25,16 +24,6 @@ from licsync.store import StateStore
 from licsync.sync import open_state
 
 
-def _config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="licsync.toml whose [state] to read",
-    )
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     problems = subparsers.add_parser(
         "problems",
@@ -43,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "type and message, first and last seen, attempts. Read-only. Exit 0: none open; "
         "10: some open (for monitoring); 3: bad config; 4: state store unusable.",
     )
-    _config_argument(problems)
+    add_config_argument(problems, "its [state]")
     problems.add_argument("--all", action="store_true", help="include resolved records")
     add_report_arguments(problems)
     problems.set_defaults(handler=run_problems)
@@ -53,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list recent runs (syncs, migrations) with their outcome",
         description="List the most recent runs recorded in the state store. Read-only.",
     )
-    _config_argument(runs)
+    add_config_argument(runs, "its [state]")
     runs.add_argument("--limit", type=counted(1), default=20, metavar="N", help="default 20")
     add_report_arguments(runs)
     runs.set_defaults(handler=run_runs)

@@ -10,6 +10,7 @@ import orjson
 
 from licsync.commands.common import (
     add_allow_removals,
+    add_config_argument,
     add_report_arguments,
     configure_logging,
     write_dry_run,
@@ -28,13 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "problem records; 6: the guardrail stopped the run before any write; 5: Graph "
         "unreachable or refused; 4: state store unusable or leased; 3: bad input.",
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="licsync.toml with the licence rules, policy, [graph] and [state]",
-    )
+    add_config_argument(parser, "the licence rules, policy, [graph], [state] and [guardrail]")
     parser.add_argument(
         "--dry-run",
         action="store_true",
