@@ -118,7 +118,8 @@ class _Engine:
             if kind is None:
                 kind = kinds[signature] = _Kind(len(kinds), *self._seat_skus(user))
             self.kinds[user_id] = kind
-            self.releases.extend((user_id, sku) for sku in kind.releases)
+            if kind.releases:
+                self.releases.extend([(user_id, sku) for sku in kind.releases])
 
     def _policy_location(self) -> str | None:
         if self.policy.usage_location is UsageLocationMode.TENANT:
@@ -223,7 +224,7 @@ class _Engine:
             return self._untouched_user(user)
         kind = self.kinds[user.id]
         pool = self.pool
-        key = (kind.number, tuple(pool[s] > 0 for s in kind.new_seats))
+        key = (kind.number, tuple([pool[s] > 0 for s in kind.new_seats]))
         outcome = self._outcomes.get(key)
         if outcome is None:
             available = {s for s in kind.new_seats if pool[s] > 0}
@@ -231,7 +232,8 @@ class _Engine:
         for sku_id in outcome.granted:
             pool[sku_id] -= 1
             self.granted[sku_id] += 1
-        self.requested.update(outcome.requested)
+        for sku_id in outcome.requested:
+            self.requested[sku_id] += 1
         result = outcome.result
         if result.plan.user_id == user.id:
             return result
@@ -529,7 +531,7 @@ def _rebind(result: _UserResult, user: User) -> _UserResult:
             plan.add_licenses,
             plan.remove_licenses,
             plan.usage_location,
-            tuple(Ownership(uid, o.sku_id, o.groups, o.prior_direct) for o in plan.ownership),
+            tuple([Ownership(uid, o.sku_id, o.groups, o.prior_direct) for o in plan.ownership]),
         ),
         [Problem(uid, upn, p.sku_id, p.group_id, p.error, p.message) for p in result.problems],
         result.blocked_removals,
