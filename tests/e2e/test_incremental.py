@@ -612,3 +612,29 @@ def test_a_relative_state_path_is_relative_to_the_config_file(
     assert os.listdir(elsewhere) == []
     with open_store(str(home / "state" / "licsync.db")) as store:
         assert len(store.list_runs()) == 1
+
+
+def test_deleted_users_and_groups_leave_the_incremental_view(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    """Over real HTTP: a licensed user and a nested group are deleted in the emulator; the
+    next incremental run sees them gone (users/delta and groups/delta @removed, no
+    members@delta), plans like a full read, and writes nothing for the deleted user."""
+    graph = emulator_factory(tenant_with_nesting())
+    config = make_config(tmp_path, graph, RULES)
+    sync(config)
+    e3 = sku_id(E3)
+    assert e3 in direct_licences(graph)[user_id(1)]
+    consumed = graph.tenant.skus[e3].consumed
+    httpx.delete(f"{graph.url}/users/{user_id(1)}").raise_for_status()
+    httpx.delete(f"{graph.url}/groups/{group_id(4)}").raise_for_status()  # nested in group 3
+
+    fresh = sync(config, dry_run=True, full=True)  # what a full read sees now
+    after = sync(config)
+    assert after.summary()["read"] == "incremental"
+    assert user_id(1) not in after.tenant.users and group_id(4) not in after.tenant.groups
+    same_tenant(after.tenant, fresh.tenant, {group_id(n) for n in (1, 2, 3)})
+    assert after.plan.changes == fresh.plan.changes
+    assert after.succeeded_users == (user_id(10),)  # nothing written for the deleted user
+    assert graph.tenant.skus[e3].consumed == consumed - 1
+    assert sku_id(BI) not in direct_licences(graph)[user_id(10)]  # group 4 no longer nested

@@ -190,3 +190,32 @@ def test_one_call_adds_and_removes_as_a_whole(tiny, http):
     assert ok.status_code == 200
     assert {a["skuId"] for a in ok.json()["assignedLicenses"]} == {e1, PBI}
     assert tiny.tenant.skus[E3].consumed == 1 and tiny.tenant.skus[e1].consumed == 1
+
+
+def test_deleting_users_and_groups(tiny, http):
+    """A deleted user frees its seats and leaves its groups; users/delta and groups/delta report
+    deletions as @removed ("changed": in the recycle bin); a licensed group cannot be deleted."""
+    users_link = http.get(f"{tiny.url}/users/delta?$deltatoken=latest").json()["@odata.deltaLink"]
+    groups_link = http.get(f"{tiny.url}/groups/delta?$select=members&$deltatoken=latest").json()[
+        "@odata.deltaLink"
+    ]
+    e3_before = tiny.tenant.skus[E3].consumed
+    assert http.delete(f"{tiny.url}/users/{IDS['alice']}").status_code == 204  # holds E3
+    assert http.get(f"{tiny.url}/users/{IDS['alice']}").status_code == 404
+    assert tiny.tenant.skus[E3].consumed == e3_before - 1
+    members = http.get(f"{tiny.url}/groups/{IDS['sales']}/members").json()["value"]
+    assert [m["id"] for m in members] == [IDS["frank"]]
+
+    assert group_assign(http, tiny, "licensed", [PBI]).status_code == 202
+    refused = http.delete(f"{tiny.url}/groups/{IDS['licensed']}")
+    assert refused.status_code == 400
+    assert "remove all licenses" in refused.json()["error"]["message"]
+    assert http.delete(f"{tiny.url}/groups/{IDS['sales']}").status_code == 204
+    parent = http.get(f"{tiny.url}/groups/{IDS['parent']}/members").json()["value"]
+    assert [m["id"] for m in parent] == [IDS["bob"]]
+
+    users = http.get(users_link).json()["value"]
+    assert {"id": IDS["alice"], "@removed": {"reason": "changed"}} in users
+    groups = http.get(groups_link).json()["value"]
+    assert {"id": IDS["sales"], "@removed": {"reason": "changed"}} in groups
+    assert http.delete(f"{tiny.url}/users/{IDS['alice']}").status_code == 404

@@ -241,6 +241,8 @@ class Dispatcher:
             ("GET", re.compile(r"^/users/delta(?:\(\))?$"), self.users_delta),
             ("GET", re.compile(r"^/users/([^/]+)$"), self.get_user),
             ("PATCH", re.compile(r"^/users/([^/]+)$"), self.patch_user),
+            ("DELETE", re.compile(r"^/users/([^/]+)$"), self.delete_user),
+            ("DELETE", re.compile(r"^/groups/([^/]+)$"), self.delete_group),
             ("POST", re.compile(r"^/users/([^/]+)/assignLicense$"), self.assign_user),
             ("POST", re.compile(r"^/users/([^/]+)/reprocessLicenseAssignment$"), self.reprocess),
             ("GET", re.compile(r"^/groups$"), self.list_groups),
@@ -430,6 +432,14 @@ class Dispatcher:
         self.tenant.patch_user(user_id, req.body)
         return Reply(204)
 
+    def delete_user(self, req: Request, user_id: str) -> Reply:
+        self.tenant.delete_user(user_id)
+        return Reply(204)
+
+    def delete_group(self, req: Request, group_id: str) -> Reply:
+        self.tenant.delete_group(group_id)
+        return Reply(204)
+
     def assign_user(self, req: Request, user_id: str) -> Reply:
         with self.tenant.lock:
             user = self.tenant.assign_user_license(user_id, req.body)
@@ -584,6 +594,9 @@ class Dispatcher:
                 objects = [
                     g for g in self.tenant.groups.values() if g.version > since or since == 0
                 ]
+            removed = [
+                i for i, (k, seq) in self.tenant.removed.items() if k == kind and 0 < since < seq
+            ]
             with_members = kind == "groups" and (
                 (select is not None and "members" in select)
                 or "members" in query.get("$expand", "")
@@ -598,6 +611,7 @@ class Dispatcher:
                     entries.append((obj.id, [] if since == 0 else None))
                 for i in range(0, len(changes), self.member_chunk):
                     entries.append((obj.id, changes[i : i + self.member_chunk]))
+            entries.extend((object_id, None) for object_id in removed)
             size = page_size(
                 {"$top": req.query["$top"]} if "$top" in req.query else {}, req.headers
             )
@@ -637,7 +651,9 @@ class Dispatcher:
             count = len(members or ())
             if value and members_on_page + count > self.member_chunk:
                 break
-            if current.kind == "users":
+            if obj_id in self.tenant.removed:  # in the recycle bin: restorable for 30 days
+                item = {"id": obj_id, "@removed": {"reason": "changed"}}
+            elif current.kind == "users":
                 item = user_json(self.tenant.users[obj_id], select)
             else:
                 item = group_json(self.tenant.groups[obj_id], select)

@@ -68,6 +68,10 @@ MSG_INHERITED = (
     "user."
 )
 MSG_NOT_ASSIGNED = "User does not have a corresponding license."
+# Entra docs, "When a licensed group is deleted": licences must be removed from a group first
+MSG_DELETE_LICENSED_GROUP = (
+    "You must remove all licenses assigned to a group before you can delete the group."
+)
 MSG_MISSING_PARAMS = (
     "One or more parameters of the operation 'assignLicense' are missing from the request payload. "
     "The missing parameters are: {names}."

@@ -193,6 +193,8 @@ class Tenant:
         self.seq = 1
         # delta tokens issued before this change sequence are expired (Graph: 7 days)
         self.delta_floor = 0
+        # deleted object id -> ("users" | "groups", change sequence): delta's @removed entries
+        self.removed: dict[str, tuple[str, int]] = {}
         self._user_list: list[UserRecord] | None = None
         self.lock = threading.RLock()
         self.clock = now_iso
@@ -294,7 +296,8 @@ class Tenant:
 
     # ----- helpers ------------------------------------------------------------------------
     def user_list(self) -> list[UserRecord]:
-        """Users in a stable order (cached: the emulator neither creates nor deletes users)."""
+        """Users in a stable order (cached; the emulator creates no users, and a deletion
+        changes the count)."""
         if self._user_list is None or len(self._user_list) != len(self.users):
             self._user_list = list(self.users.values())
         return self._user_list
@@ -571,6 +574,33 @@ class Tenant:
             group.member_log.append((self.touch(group), member_id, kind, False))
             if kind == "user" and member_id in self.users:
                 self.reconcile(self.users[member_id])
+
+    def delete_user(self, user_id: str) -> None:
+        """`DELETE /users/{id}`: the user goes to the recycle bin; its seats are released and it
+        leaves its groups without a members@delta entry (Graph reports the user as @removed)."""
+        with self.lock:
+            user = self.user(user_id)
+            self._commit(user, [])
+            self._forget(user.id, "users")
+            del self.users[user.id]
+
+    def delete_group(self, group_id: str) -> None:
+        """`DELETE /groups/{id}`; refused while the group carries licences, as in Entra."""
+        with self.lock:
+            group = self.group(group_id)
+            if group.licenses:
+                raise bad_request(R.MSG_DELETE_LICENSED_GROUP)
+            for member in group.members:
+                self.member_of.get(member, set()).discard(group.id)
+            self._forget(group.id, "groups")
+            del self.groups[group.id]
+
+    def _forget(self, object_id: str, kind: str) -> None:
+        """Drop a deleted object from the groups it was a member of, and remember it for delta."""
+        for parent in self.member_of.pop(object_id, set()):
+            self.groups[parent].members.pop(object_id, None)
+        self.seq += 1
+        self.removed[object_id] = (kind, self.seq)
 
     def transitive_members(self, group: GroupRecord) -> dict[str, str]:
         """Members of the group and of every nested group (each once, cycles tolerated)."""
