@@ -40,10 +40,12 @@ from licsync.model import Group, Tenant, User, guid
 from licsync.snapshot import (
     GROUP_TYPE,
     USER_TYPE,
+    group_json,
     parse_group,
     parse_sku,
     parse_user,
     split_members,
+    user_json,
 )
 from licsync.store import CachedObjects, CacheRow
 
@@ -138,12 +140,14 @@ async def read_tenant(
     config: Config | None = None,
     *,
     group_ids: Iterable[str] = (),
+    all_groups: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: bool | None = None,
 ) -> Tenant:
     """The tenant as Graph shows it now, with the memberships `config`'s rules need.
 
-    `group_ids` adds groups whose direct members must be read as well. `progress` defaults to
+    `group_ids` adds groups whose direct members must be read as well; `all_groups` reads the
+    members of every group (a complete snapshot). `progress` defaults to
     showing a progress bar only when stderr is a terminal. Graph errors propagate (GraphError).
     """
     show = sys.stderr.isatty() if progress is None else progress
@@ -166,6 +170,8 @@ async def read_tenant(
 
         needed, nested = groups_to_read(shells, config)
         needed.update(guid(g) for g in group_ids)
+        if all_groups:
+            needed.update(shells)
         members: dict[str, list[dict[str, Any]]] = {}
         semaphore = asyncio.Semaphore(max(1, concurrency))
         queued: set[str] = set()
@@ -224,51 +230,8 @@ class DeltaRefused(Exception):
     """Graph refused a stored delta link (expired or invalid): read everything again."""
 
 
-def _licences_json(group_or_user: User | Group) -> list[dict[str, Any]]:
-    return [
-        {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
-        for a in group_or_user.assigned_licenses
-    ]
-
-
 def _members_json(members: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"@odata.type": kind, "id": mid} for mid, kind in members.items()]
-
-
-def user_json(user: User) -> dict[str, Any]:
-    """A user as Graph sends it with `USER_SELECT` (`parse_user` reads it back unchanged)."""
-    data: dict[str, Any] = {
-        "id": user.id,
-        "userPrincipalName": user.user_principal_name,
-        "accountEnabled": user.account_enabled,
-        "usageLocation": user.usage_location,
-        "userType": user.user_type,
-        "assignedLicenses": _licences_json(user),
-    }
-    if user.license_assignment_states is not None:
-        data["licenseAssignmentStates"] = [
-            {
-                "skuId": s.sku_id,
-                "assignedByGroup": s.assigned_by_group,
-                "disabledPlans": sorted(s.disabled_plans),
-                "state": s.state,
-                "error": s.error.value if s.error else "None",
-            }
-            for s in user.license_assignment_states
-        ]
-    return data
-
-
-def group_json(group: Group) -> dict[str, Any]:
-    """A group's shell as Graph sends it with `GROUP_SELECT` (members are kept apart)."""
-    return {
-        "id": group.id,
-        "displayName": group.display_name,
-        "securityEnabled": group.security_enabled,
-        "mailEnabled": group.mail_enabled,
-        "groupTypes": list(group.group_types),
-        "assignedLicenses": _licences_json(group),
-    }
 
 
 def wanted_groups(

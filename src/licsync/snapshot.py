@@ -180,6 +180,85 @@ def _parse_all(path: str, section: str, items: Any, parse: Any) -> dict[str, Any
     return parsed
 
 
+# --- model → Graph JSON: the cached tenant view and `licsync snapshot` ---------------------
+
+
+def _licences_json(group_or_user: User | Group) -> list[dict[str, Any]]:
+    return [
+        {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)}
+        for a in group_or_user.assigned_licenses
+    ]
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user as Graph sends it to the reader's `$select`; `parse_user` reads it back."""
+    data: dict[str, Any] = {
+        "id": user.id,
+        "userPrincipalName": user.user_principal_name,
+        "accountEnabled": user.account_enabled,
+        "usageLocation": user.usage_location,
+        "userType": user.user_type,
+        "assignedLicenses": _licences_json(user),
+    }
+    if user.license_assignment_states is not None:
+        data["licenseAssignmentStates"] = [
+            {
+                "skuId": s.sku_id,
+                "assignedByGroup": s.assigned_by_group,
+                "disabledPlans": sorted(s.disabled_plans),
+                "state": s.state,
+                "error": s.error.value if s.error else "None",
+            }
+            for s in user.license_assignment_states
+        ]
+    return data
+
+
+def group_json(group: Group) -> dict[str, Any]:
+    """A group's shell as Graph sends it with the reader's `$select` (members are kept apart)."""
+    return {
+        "id": group.id,
+        "displayName": group.display_name,
+        "securityEnabled": group.security_enabled,
+        "mailEnabled": group.mail_enabled,
+        "groupTypes": list(group.group_types),
+        "assignedLicenses": _licences_json(group),
+    }
+
+
+def sku_json(sku: Sku) -> dict[str, Any]:
+    """A `subscribedSku` with the properties licsync reads."""
+    return {
+        "skuId": sku.id,
+        "skuPartNumber": sku.part_number,
+        "appliesTo": sku.applies_to,
+        "capabilityStatus": sku.capability_status,
+        "consumedUnits": sku.consumed_units,
+        "prepaidUnits": {"enabled": sku.enabled_units, "suspended": 0, "warning": 0},
+        "servicePlans": [
+            {"servicePlanId": p.id, "servicePlanName": p.name, "appliesTo": p.applies_to}
+            for p in sku.plans
+        ],
+    }
+
+
+def tenant_json(tenant: Tenant) -> dict[str, Any]:
+    """The whole tenant as a snapshot (docs/snapshot.md) that `load_snapshot` reads back."""
+    return {
+        "organization": {"countryLetterCode": tenant.country},
+        "subscribedSkus": [sku_json(s) for s in tenant.skus.values()],
+        "users": [user_json(u) for u in tenant.users.values()],
+        "groups": [
+            {
+                **group_json(g),
+                "members": [{"@odata.type": USER_TYPE, "id": m} for m in g.member_users]
+                + [{"@odata.type": GROUP_TYPE, "id": m} for m in g.member_groups],
+            }
+            for g in tenant.groups.values()
+        ],
+    }
+
+
 PARSERS = {"subscribedSkus": parse_sku, "users": parse_user, "groups": parse_group}
 NOT_A_SNAPSHOT = "a snapshot is a JSON object with 'subscribedSkus', 'users' and 'groups'"
 

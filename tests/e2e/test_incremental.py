@@ -22,8 +22,8 @@ from licsync.exitcodes import ExitCode
 from licsync.graph.classify import Action, Verdict
 from licsync.graph.errors import GraphError
 from licsync.model import Tenant
-from licsync.reader import DeltaRefused, TenantView, read_incremental, user_json
-from licsync.snapshot import parse_user, tenant_from_json
+from licsync.reader import DeltaRefused, TenantView, read_incremental
+from licsync.snapshot import parse_user, tenant_from_json, user_json
 from licsync.store import open_store
 from tests.e2e.conftest import (
     buy_seats,
