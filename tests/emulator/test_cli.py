@@ -13,11 +13,21 @@ import time
 import httpx
 
 from licsync.cli import build_parser
+from licsync.emulator.cli import limits
 
 
 def test_subcommand_is_registered():
     args = build_parser().parse_args(["emulator", "--users", "5", "--port", "0"])
     assert args.command == "emulator" and callable(args.handler) and args.host == "127.0.0.1"
+
+
+def test_throttling_and_fault_options():
+    options = "--throttle --time-scale 10 --fault-rate 0.2 --fault-seed 7"
+    options += " --fault-retry-after 0.25 --latency 0.01"
+    args = build_parser().parse_args(["emulator", *options.split()])
+    throttle, faults = limits(args)
+    assert throttle.enabled and throttle.time_scale == 10 and throttle.write_limit == 3000
+    assert (faults.rate, faults.seed, faults.retry_after, faults.latency) == (0.2, 7, 0.25, 0.01)
 
 
 def test_serves_and_saves_on_exit(tmp_path):

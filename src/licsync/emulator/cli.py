@@ -33,12 +33,14 @@ def register(subparsers: Any) -> None:
     limits.add_argument("--fault-rate", type=float, default=0.0, help="share of failed requests")
     limits.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     limits.add_argument("--fault-seed", type=int, default=0, help="seed for injected faults")
+    limits.add_argument(
+        "--fault-retry-after", type=float, default=1.0, help="Retry-After of injected 429s (s)"
+    )
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from licsync.emulator.server import Emulator
-
+def limits(args: argparse.Namespace) -> tuple[ThrottleConfig, FaultConfig]:
+    """The throttling and fault settings the command line asks for."""
     throttle = ThrottleConfig(
         enabled=args.throttle,
         resource_units=args.resource_units,
@@ -46,7 +48,19 @@ def run(args: argparse.Namespace) -> int:
         write_window=args.write_window,
         time_scale=args.time_scale,
     )
-    faults = FaultConfig(rate=args.fault_rate, latency=args.latency, seed=args.fault_seed)
+    faults = FaultConfig(
+        rate=args.fault_rate,
+        latency=args.latency,
+        seed=args.fault_seed,
+        retry_after=args.fault_retry_after,
+    )
+    return throttle, faults
+
+
+def run(args: argparse.Namespace) -> int:
+    from licsync.emulator.server import Emulator
+
+    throttle, faults = limits(args)
     emulator = Emulator(
         args.snapshot,
         users=args.users,
