@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from licsync.config import Config
-from licsync.engine.membership import transitive_users
+from licsync.engine.inputs import Rule
+from licsync.engine.membership import members_of
 from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome, load_graph_settings
@@ -72,11 +74,14 @@ __all__ = ["GuardrailError", "SyncResult", "graph_client", "make_plan", "open_st
 @dataclass(frozen=True, slots=True)
 class Guardrail:
     removals: int
-    licensed_users: int
-    limit: int
-    suspicious_groups: tuple[str, ...]
     tripped: bool
     reasons: tuple[str, ...]
+
+    def error(self, advice: str) -> GuardrailError:
+        """The error that stops the run, with `advice` on how to proceed."""
+        return GuardrailError(
+            "guardrail: nothing was written.\n  - " + "\n  - ".join(self.reasons) + f"\n{advice}"
+        )
 
 
 @dataclass
@@ -119,24 +124,23 @@ class SyncResult:
 
 
 def check_guardrail(
-    tenant: Tenant, config: Config, plan: Plan, ledger: Ledger, allow_removals: int | None
+    tenant: Tenant,
+    config: Config,
+    plan: Plan,
+    ledger: Ledger,
+    allow_removals: int | None,
+    rules: Sequence[Rule],
 ) -> Guardrail:
-    """Count the plan's removals against `[guardrail]`; find rule groups that read empty although
-    the ledger says licsync licensed members through them."""
+    """Count the plan's removals against `[guardrail]`; find rule groups (of the resolved `rules`)
+    that read empty although the ledger says licsync licensed members through them."""
     settings = config.settings.guardrail
     removals = sum(len(u.remove_licenses) for u in plan.changes)
     licensed = sum(1 for u in tenant.users.values() if u.assigned_licenses)
     limit = min(settings.max_removals, int(licensed * settings.max_removal_percent / 100))
     owned_groups = {g for entry in ledger.values() for g in entry.groups}
     suspicious = []
-    for rule in resolve_rules(tenant, config):
-        if rule.group_id not in owned_groups:
-            continue
-        if rule.nested:
-            empty = not transitive_users(tenant.groups, rule.group_id)
-        else:
-            empty = not tenant.groups[rule.group_id].member_users
-        if empty:
+    for rule in rules:
+        if rule.group_id in owned_groups and not members_of(tenant, rule.group_id, rule.nested):
             suspicious.append(rule.group_id)
     reasons = []
     if removals > limit:
@@ -152,14 +156,7 @@ def check_guardrail(
             "through it before"
         )
     approved = allow_removals is not None and allow_removals >= removals
-    return Guardrail(
-        removals,
-        licensed,
-        limit,
-        tuple(suspicious),
-        bool(reasons) and not approved,
-        tuple(reasons),
-    )
+    return Guardrail(removals, bool(reasons) and not approved, tuple(reasons))
 
 
 def _failure_problems(
@@ -319,8 +316,9 @@ async def run_sync(
         )
         tenant = read.tenant
         ledger = store.load_ledger() if store is not None else {}
-        plan = make_plan(tenant, config, ledger)
-        guard = check_guardrail(tenant, config, plan, ledger, allow_removals)
+        rules = resolve_rules(tenant, config)
+        plan = make_plan(tenant, config, ledger, rules)
+        guard = check_guardrail(tenant, config, plan, ledger, allow_removals, rules)
         log.info(
             "sync.plan",
             run_id=run_id,
@@ -335,12 +333,9 @@ async def run_sync(
             run_id, dry_run, tenant, plan, guard, read.incremental, problems=plan.problems
         )
         if guard.tripped and not dry_run:
-            count = guard.removals
-            raise GuardrailError(
-                "guardrail: nothing was written.\n  - "
-                + "\n  - ".join(guard.reasons)
-                + f"\nReview the plan with `licsync sync --dry-run`, then approve with "
-                f"`--allow-removals {count}` (or raise [guardrail] in the config)."
+            raise guard.error(
+                "Review the plan with `licsync sync --dry-run`, then approve with "
+                f"`--allow-removals {guard.removals}` (or raise [guardrail] in the config)."
             )
         if dry_run:
             return result

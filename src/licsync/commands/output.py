@@ -26,16 +26,23 @@ def default_format(output: Path | None) -> str:
 
 def write_report(plan: Plan, names: Names, fmt: str, output: Path | None) -> None:
     if fmt == "table":
-        if output is None:
-            render_plan(plan, names, Console(width=None if sys.stdout.isatty() else 160))
-            return
-        with output.open("w", encoding="utf-8") as handle:
-            render_plan(plan, names, Console(file=handle, width=160, color_system=None))
-        return
-    if fmt == "json":
+        show(lambda console: render_plan(plan, names, console), output)
+    elif fmt == "json":
         stream(lambda write: write_plan_json(plan, names, write), output)
     else:
         emit(plan_csv(plan, names).encode("utf-8"), output)
+
+
+def show(draw: Callable[[Console], None], output: Path | None) -> None:
+    """Let `draw` print rich tables on standard output, or into `output` without colours."""
+    if output is None:
+        draw(Console(width=None if sys.stdout.isatty() else 160))
+        return
+    try:
+        with output.open("w", encoding="utf-8") as handle:
+            draw(Console(file=handle, width=160, color_system=None))
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write report: {exc.strerror}") from None
 
 
 def stream(produce: Callable[[Writer], None], output: Path | None) -> None:

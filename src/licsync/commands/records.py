@@ -7,17 +7,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.console import Console
-
 from licsync.commands.common import add_config_argument, add_report_arguments, counted
-from licsync.commands.output import default_format, emit
+from licsync.commands.output import default_format, emit, show
 from licsync.config import load_config
 from licsync.exitcodes import ExitCode
 from licsync.reports.records import (
     PROBLEM_COLUMNS,
     RUN_COLUMNS,
     problem_rows,
-    render_rows,
+    rows_data,
+    rows_table,
     run_rows,
 )
 from licsync.store import StateStore
@@ -64,14 +63,10 @@ def _show(
         with store:
             rows = read(store)
     fmt = args.format or default_format(args.output)
-    rendered = render_rows(rows, columns, fmt, title)
-    if isinstance(rendered, bytes):
-        emit(rendered, args.output)
-    elif args.output is None:
-        Console().print(rendered)
+    if fmt == "table":
+        show(lambda console: console.print(rows_table(rows, columns, title)), args.output)
     else:
-        with args.output.open("w", encoding="utf-8") as handle:
-            Console(file=handle, width=160, color_system=None).print(rendered)
+        emit(rows_data(rows, columns, fmt), args.output)
     return rows
 
 

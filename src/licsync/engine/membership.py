@@ -35,7 +35,8 @@ def transitive_users(groups: dict[str, Group], root: str) -> set[str]:
     return users
 
 
-def _members(tenant: Tenant, group_id: str, nested: bool) -> Iterable[str]:
+def members_of(tenant: Tenant, group_id: str, nested: bool) -> Iterable[str]:
+    """The users a rule on `group_id` licenses: direct members, or transitive ones if nested."""
     if nested:
         return transitive_users(tenant.groups, group_id)
     group = tenant.groups.get(group_id)
@@ -54,7 +55,7 @@ def sources_by_user(
     users = tenant.users
     for rule in rules:
         source = GroupSource(rule.group_id, SourceKind.RULE, rule.licenses)
-        for user_id in _members(tenant, rule.group_id, rule.nested):
+        for user_id in members_of(tenant, rule.group_id, rule.nested):
             user = users.get(user_id)
             if user is None:
                 continue

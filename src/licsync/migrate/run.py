@@ -14,6 +14,7 @@ apply, in order: lease; read the tenant and the ledger; classify and select; the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import structlog
 
 from licsync.config import Config
+from licsync.engine.inputs import Rule
 from licsync.engine.plans import PlanIndex
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, WriteJob, WriteOutcome, send_writes
@@ -44,7 +46,7 @@ from licsync.reports.names import Names
 from licsync.resolve import resolve_rules
 from licsync.snapshot import load_snapshot
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger
-from licsync.sync import GuardrailError, check_guardrail, graph_client, open_state
+from licsync.sync import check_guardrail, graph_client, open_state
 
 log = structlog.get_logger("licsync.migrate")
 KIND = "migrate"
@@ -82,16 +84,21 @@ class MigrationResult:
         return extra
 
 
+def target_rules(tenant: Tenant, config: Config, target: Target) -> Sequence[Rule]:
+    """The config's rules, resolved only for the RULES target (ENTRA needs none)."""
+    return resolve_rules(tenant, config) if target is Target.RULES else ()
+
+
 def decide(
     tenant: Tenant,
     config: Config,
+    rules: Sequence[Rule],
     target: Target,
     ledger: Ledger,
     users: UserList | None,
     limit: int | None,
 ) -> tuple[Decision, ...]:
-    """Classify (rules resolved only for the RULES target), then select the wave."""
-    rules = resolve_rules(tenant, config) if target is Target.RULES else ()
+    """Classify, then select the wave."""
     found = classify(tenant, target, rules=rules, policy=config.policy(), ledger=ledger)
     return select(found, tenant, users=users, limit=limit)
 
@@ -123,13 +130,18 @@ async def plan_migration(
         async with graph_client(config) as client:
             tenant = await read_tenant(client, config)
         ledger = _read_ledger(config)
-    return MigrationResult(
-        target, "plan", tenant, decide(tenant, config, target, ledger, users, limit)
-    )
+    rules = target_rules(tenant, config, target)
+    decisions = decide(tenant, config, rules, target, ledger, users, limit)
+    return MigrationResult(target, "plan", tenant, decisions)
 
 
 def _guardrail(
-    tenant: Tenant, config: Config, ledger: Ledger, chosen: list[Decision], allow: int | None
+    tenant: Tenant,
+    config: Config,
+    rules: Sequence[Rule],
+    ledger: Ledger,
+    chosen: list[Decision],
+    allow: int | None,
 ) -> None:
     removals: dict[str, list[str]] = {}
     for d in chosen:
@@ -139,12 +151,10 @@ def _guardrail(
         UserPlan(u, tenant.users[u].user_principal_name, (), (), remove_licenses=tuple(s))
         for u, s in sorted(removals.items())
     )
-    guard = check_guardrail(tenant, config, Plan(users, (), ()), ledger, allow)
+    guard = check_guardrail(tenant, config, Plan(users, (), ()), ledger, allow, rules)
     if guard.tripped:
-        raise GuardrailError(
-            "guardrail: nothing was written.\n  - "
-            + "\n  - ".join(guard.reasons)
-            + "\nMigrate in smaller waves (--limit, --users), or approve with "
+        raise guard.error(
+            "Migrate in smaller waves (--limit, --users), or approve with "
             f"`--allow-removals {guard.removals}`."
         )
 
@@ -190,14 +200,15 @@ async def apply_migration(
         if tenant is None:
             tenant = await read_tenant(s.client, config)
         ledger = s.store.load_ledger()
-        decisions = decide(tenant, config, target, ledger, users, limit)
+        rules = target_rules(tenant, config, target)
+        decisions = decide(tenant, config, rules, target, ledger, users, limit)
         result = MigrationResult(target, "apply", tenant, decisions, s.run_id)
         batches = waves(decisions, wave_size)
         chosen = [d for wave in batches for d in wave]
         result.waves_total = len(batches)
         if not chosen:
             return result
-        _guardrail(tenant, config, ledger, chosen, allow_removals)
+        _guardrail(tenant, config, rules, ledger, chosen, allow_removals)
         entries = _rollback_entries(chosen, ledger)
         rollback = rollback or Path(f"licsync-rollback-{s.run_id}.json")
         result.rollback_file = rollback

@@ -86,18 +86,19 @@ def run_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_rows(
-    rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, title: str
-) -> bytes | Table:
-    """`json` and `csv` as bytes; `table` as a rich Table to print."""
+def rows_data(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> bytes:
+    """The rows as JSON (`fmt` "json") or CSV."""
     if fmt == "json":
         return orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue().encode("utf-8")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str) -> Table:
+    """The rows as a terminal table, without the object-id columns."""
     table = Table(title=title, title_justify="left")
     shown = [c for c in columns if c not in ("userId", "skuId", "groupId", "id")]
     for column in shown:
