@@ -43,15 +43,6 @@ class Catalogue:
         sku = self.skus.get(guid(sku_id))
         return sku.display_name if sku else default
 
-    @cache  # noqa: B019 - catalogues are few and live for the whole process
-    def plan_names(self) -> dict[str, str]:
-        """Service plan id → friendly name (the first non-empty one seen)."""
-        names: dict[str, str] = {}
-        for sku in self.skus.values():
-            for plan in sku.plans:
-                names.setdefault(plan.id, plan.friendly_name or plan.name)
-        return names
-
     def by_part_number(self) -> dict[str, list[CatalogueSku]]:
         found: dict[str, list[CatalogueSku]] = {}
         for sku in self.skus.values():

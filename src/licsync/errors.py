@@ -8,13 +8,13 @@ from licsync.exitcodes import ExitCode
 class LicsyncError(Exception):
     """Root of every error licsync raises on purpose."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILURE
 
 
 class InputError(LicsyncError):
     """Bad input from the operator (config, snapshot, command line): tell them, change nothing."""
 
-    exit_code = 3
+    exit_code = ExitCode.BAD_INPUT
 
 
 class ConfigError(InputError):
@@ -34,7 +34,7 @@ class SnapshotError(InputError):
 class StateError(LicsyncError):
     """The state store is unusable (unknown schema version, lease held by another run)."""
 
-    exit_code = 4
+    exit_code = ExitCode.STATE
 
 
 class GuardrailError(LicsyncError):

@@ -121,18 +121,10 @@ def groups_to_read(groups: dict[str, Group], config: Config | None) -> tuple[set
     return needed, nested
 
 
-async def _collect(client: GraphClient, path: str, params: dict[str, str | int]) -> list[Any]:
-    items: list[Any] = []
-    async for page in client.iterate_pages(path, params):
-        items.extend(page.get("value") or ())
-    return items
-
-
 async def _read_members(client: GraphClient, group_id: str) -> list[Any]:
     """A group's direct members (ids and types), every page."""
-    return await _collect(
-        client, f"/groups/{group_id}/members", {"$select": "id", "$top": PAGE_SIZE}
-    )
+    params = {"$select": "id", "$top": PAGE_SIZE}
+    return await client.iterate_pages(f"/groups/{group_id}/members", params).collect()
 
 
 async def read_tenant(
@@ -161,7 +153,8 @@ async def read_tenant(
                 users.update((u.id, u) for u in map(parse_user, value))  # while Graph pages
                 bar.advance("users", len(value))
 
-        groups_task = _collect(client, "/groups", {"$select": GROUP_SELECT, "$top": PAGE_SIZE})
+        group_params = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
+        groups_task = client.iterate_pages("/groups", group_params).collect()
         (country, skus), groups_raw, _ = await asyncio.gather(
             _read_org_and_skus(client), groups_task, read_users()
         )
@@ -250,6 +243,12 @@ def wanted_groups(
     return {g for g in needed if g in shells} | seen
 
 
+def stale_rows(user_ids: Iterable[str]) -> list[CacheRow]:
+    """Cache rows marking users the next incremental read must re-read in full (Graph's
+    users/delta does not report a change to licenseAssignmentStates alone)."""
+    return [("stale", uid, {}) for uid in sorted(set(user_ids))]
+
+
 @dataclass
 class TenantView:
     """What licsync remembers of the tenant between runs (the state store's `tenant_cache`).
@@ -319,7 +318,7 @@ class TenantView:
             if gid in self.members:
                 g = {**g, "members": _members_json(self.members[gid])}
             out[("group", gid)] = g
-        out.update((("stale", uid), {}) for uid in {*self.stale, *stale})
+        out.update(((kind, uid), row) for kind, uid, row in stale_rows({*self.stale, *stale}))
         return out
 
     def tenant(self, country: str | None, skus: dict[str, Any]) -> Tenant:
@@ -392,7 +391,7 @@ async def start_delta(client: GraphClient) -> dict[str, str]:
 
 async def _read_org_and_skus(client: GraphClient) -> tuple[str | None, dict[str, Any]]:
     org, skus_raw = await asyncio.gather(
-        client.get_json("/organization"), _collect(client, "/subscribedSkus", {})
+        client.get_json("/organization"), client.iterate_pages("/subscribedSkus", {}).collect()
     )
     orgs = org.get("value") if "value" in org else [org]
     country = (orgs[0].get("countryLetterCode") if orgs else None) or None
@@ -409,7 +408,7 @@ async def _read_users(
         return {}, False
     params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
     if len(ids) / IDS_PER_FILTER > known / PAGE_SIZE + 1:
-        listed = await _collect(client, "/users", params)
+        listed = await client.iterate_pages("/users", params).collect()
         return {guid(u["id"]): u for u in listed}, True
     semaphore = asyncio.Semaphore(max(1, concurrency))
     ordered = sorted(ids)
@@ -417,7 +416,8 @@ async def _read_users(
     async def chunk(part: list[str]) -> list[Any]:
         quoted = ",".join(f"'{i}'" for i in part)
         async with semaphore:
-            return await _collect(client, "/users", {**params, "$filter": f"id in ({quoted})"})
+            query = {**params, "$filter": f"id in ({quoted})"}
+            return await client.iterate_pages("/users", query).collect()
 
     parts = [ordered[i : i + IDS_PER_FILTER] for i in range(0, len(ordered), IDS_PER_FILTER)]
     found = await asyncio.gather(*(chunk(p) for p in parts))

@@ -48,6 +48,7 @@ from licsync.reader import (
     diff_rows,
     read_incremental,
     read_tenant,
+    stale_rows,
     start_delta,
 )
 from licsync.resolve import resolve_rules
@@ -431,7 +432,7 @@ def _save_view(
     hit a fatal error keeps the old links and view (the next run replays from them) and only
     adds the stale marks."""
     if not advance:
-        tx.patch_tenant_cache([("stale", uid, {}) for uid in sorted(written)])
+        tx.patch_tenant_cache(stale_rows(written))
         return
     for resource, link in read.links.items():
         tx.hold_delta_link(run_id, resource, link)

@@ -11,7 +11,7 @@ write budget, per-item retries).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import structlog
 
@@ -58,16 +58,13 @@ async def apply_plan(
     client: GraphClient,
     plan: Plan,
     budget: WriteBudget,
-    *,
-    changes: Sequence[UserPlan] | None = None,
-    max_batches_in_flight: int | None = None,
 ) -> list[WriteOutcome]:
-    """Send the plan's changes (or `changes`); one outcome per job, in `build_jobs` order."""
-    todo = plan.changes if changes is None else tuple(changes)
+    """Send the plan's changes; one outcome per job, in `build_jobs` order."""
+    todo = plan.changes
     jobs = build_jobs(todo)
     if not jobs:
         return []
-    outcomes = await send_writes(client, jobs, budget, max_batches_in_flight=max_batches_in_flight)
+    outcomes = await send_writes(client, jobs, budget)
     by_user = {c.user_id: c for c in todo}
     for job, outcome in zip(jobs, outcomes, strict=True):
         user_id = job.user_id

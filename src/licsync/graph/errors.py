@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from licsync.errors import LicsyncError
+from licsync.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from licsync.graph.classify import Verdict
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 class GraphError(LicsyncError):
     """A Graph request that did not succeed; `verdict` says what Graph answered."""
 
-    exit_code = 5
+    exit_code = ExitCode.GRAPH
 
     def __init__(self, message: str, verdict: Verdict | None = None) -> None:
         self.verdict = verdict

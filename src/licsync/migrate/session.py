@@ -13,14 +13,11 @@ from licsync.config import Config
 from licsync.engine.plans import PlanIndex
 from licsync.graph import GraphClient, WriteBudget, load_graph_settings
 from licsync.model import Problem, Tenant, User, guid
+from licsync.reader import USER_SELECT, stale_rows
 from licsync.snapshot import parse_user
 from licsync.store import AppliedChange, LedgerDiff, RunStatus, StateStore
 from licsync.sync import open_state
 
-USER_SELECT = (
-    "id,userPrincipalName,accountEnabled,usageLocation,userType,"
-    "assignedLicenses,licenseAssignmentStates"
-)
 READ_CONCURRENCY = 8
 
 
@@ -83,11 +80,7 @@ class Session:
                 self.started = True
             changes = list(changes)
             tx.record_changes(changes)
-            # the next incremental sync must re-read these users: Graph's users/delta does not
-            # report a change to licenseAssignmentStates alone
-            tx.patch_tenant_cache(
-                [("stale", uid, {}) for uid in sorted({c.user_id for c in changes})]
-            )
+            tx.patch_tenant_cache(stale_rows(c.user_id for c in changes))
             if ledger:
                 tx.apply_ledger_diff(ledger)
             if problems:
