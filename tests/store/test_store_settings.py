@@ -152,3 +152,14 @@ def test_a_relative_sqlite_path_resolves_against_the_config_directory(tmp_path):
     # the environment's path is the operator's, relative to where licsync runs
     env = StateSettings.from_config({}, environ={"LICSYNC_STATE_URL": "here.db"}, base_dir=conf)
     assert env.url == "here.db"
+
+
+@pytest.mark.parametrize("url", ["~/state.db", "sqlite:///~/state.db"])
+def test_a_home_relative_sqlite_path_is_expanded_everywhere(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert parse_state_url(url).location == str(tmp_path / "state.db")
+    with open_store(url) as store:
+        store.load_ledger()
+    assert (tmp_path / "state.db").exists()
+    with open_store(url, read_only=True) as store:  # the same file, found read-only too
+        assert store.load_ledger() == {}

@@ -95,4 +95,4 @@ def open_store(
 def state_exists(url: str) -> bool:
     """False only for a SQLite state file that does not exist yet (a server is assumed to)."""
     target = parse_state_url(url)
-    return target.backend != "sqlite" or Path(target.location).expanduser().exists()
+    return target.backend != "sqlite" or Path(target.location).exists()

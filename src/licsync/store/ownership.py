@@ -66,8 +66,10 @@ def diff_ledger(old: Ledger, new: Ledger) -> LedgerDiff:
     """The upserts and deletes that turn `old` into `new` (entries compared in canonical form)."""
     upserts = []
     for key, entry in new.items():
-        canonical = normalise_ownership(entry)
         before = old.get(key)
+        if before == entry:  # the common case at every sync: skip normalising both
+            continue
+        canonical = normalise_ownership(entry)
         if before is None or normalise_ownership(before) != canonical:
             upserts.append(canonical)
     deletes = tuple(sorted(key for key in old if key not in new))

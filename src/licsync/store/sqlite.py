@@ -23,7 +23,7 @@ class SqliteDatabase:
         """`read_only` opens an existing file without ever writing or creating it."""
         self.path = str(path)
         if self.path != ":memory:":
-            file = Path(self.path).expanduser().resolve()
+            file = Path(self.path).resolve()
             if not file.parent.is_dir():
                 raise StateError(
                     f"state database {self.path}: directory {file.parent} does not exist"
@@ -33,7 +33,7 @@ class SqliteDatabase:
         try:
             if read_only:
                 self._conn = sqlite3.connect(
-                    f"{Path(self.path).expanduser().resolve().as_uri()}?mode=ro",
+                    f"{Path(self.path).resolve().as_uri()}?mode=ro",
                     uri=True,
                     timeout=busy_timeout,
                     isolation_level=None,

@@ -26,6 +26,11 @@ class StateTarget:
         return f"StateTarget(backend={self.backend!r}, location={redact_url(self.location)!r})"
 
 
+def _home(path: str) -> str:
+    """A SQLite path with a leading `~` expanded, once, for every user of the target."""
+    return str(Path(path).expanduser()) if path.startswith("~") else path
+
+
 def parse_state_url(url: str) -> StateTarget:
     """`path`, `sqlite:///relative.db`, `sqlite:////absolute.db` → SQLite;
     `postgresql://…` or `postgres://…` → PostgreSQL. Anything else raises StateError."""
@@ -34,7 +39,7 @@ def parse_state_url(url: str) -> StateTarget:
         raise StateError("the state url is empty: give a file path or a postgresql:// url")
     match = _SCHEME.match(text)
     if match is None:
-        return StateTarget("sqlite", text)
+        return StateTarget("sqlite", _home(text))
     scheme = match.group(1).lower()
     if scheme == "sqlite":
         path = text[len("sqlite:///") :] if text.lower().startswith("sqlite:///") else ""
@@ -43,7 +48,7 @@ def parse_state_url(url: str) -> StateTarget:
                 f"state url {redact_url(text)!r}: write sqlite:///relative/path.db "
                 "or sqlite:////absolute/path.db"
             )
-        return StateTarget("sqlite", path)
+        return StateTarget("sqlite", _home(path))
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         return StateTarget("postgresql", "postgresql://" + text[match.end() :])
     raise StateError(
@@ -58,7 +63,7 @@ def resolve_state_url(url: str, base_dir: str | Path) -> str:
     target = parse_state_url(url)
     if target.backend != "sqlite" or target.location == ":memory:":
         return url
-    path = Path(target.location).expanduser()
+    path = Path(target.location)
     return url if path.is_absolute() else str(Path(base_dir) / path)
 
 
