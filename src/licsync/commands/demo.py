@@ -23,8 +23,7 @@ from rich.console import Console
 from licsync.commands.common import configure_logging
 from licsync.commands.output import write_report
 from licsync.config import load_config, rules_toml
-from licsync.emulator.generate import generate_rules, generate_tenant
-from licsync.emulator.server import Emulator
+from licsync.emulator.generate import generate_rules
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
 from licsync.sync import SyncResult, run_sync
@@ -94,11 +93,13 @@ def run(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in ("state.db", "state.db-wal", "state.db-shm"):
         (workdir / stale).unlink(missing_ok=True)  # each demo starts from a fresh ledger
-    snapshot = generate_tenant(users=args.users, groups=args.groups, seed=args.seed)
+    from licsync.emulator.server import Emulator  # uvicorn: only when the demo runs
+
     before, after = workdir / "tenant-before.json", workdir / "tenant-after.json"
     config_path = workdir / "licsync.toml"
-    with Emulator(snapshot) as graph:
+    with Emulator(users=args.users, groups=args.groups, seed=args.seed) as graph:
         graph.save(before)
+        snapshot = graph.snapshot()
         config_path.write_text(
             connection_toml(graph.url) + demo_rules_toml(snapshot, args.rules, args.seed),
             encoding="utf-8",
