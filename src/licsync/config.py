@@ -75,9 +75,15 @@ class Config:
     def __init__(self, path: Path, settings: Settings) -> None:
         self.path = path
         self.settings = settings
+        self._policy: Policy | None = None
 
     def policy(self) -> Policy:
-        """The engine's typed policy; relative table paths are read beside the config file."""
+        """The engine's typed policy, read once; relative table paths are beside the config."""
+        if self._policy is None:
+            self._policy = self._read_policy()
+        return self._policy
+
+    def _read_policy(self) -> Policy:
         raw = self.settings.policy
         base = self.path.parent
         plan_rules = load_plan_rules(
