@@ -7,7 +7,7 @@ the write budget (`WriteBudget`) and batched writes (`send_writes`, `WriteJob`, 
 
 from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action, Verdict, classify
-from licsync.graph.client import GraphClient, GraphResponse
+from licsync.graph.client import GraphClient
 from licsync.graph.errors import (
     GraphAuthError,
     GraphError,
@@ -31,7 +31,6 @@ __all__ = [
     "GraphFatalError",
     "GraphPagingError",
     "GraphProblemError",
-    "GraphResponse",
     "GraphSettings",
     "GraphThrottledError",
     "GraphTransientError",

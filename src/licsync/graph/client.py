@@ -9,7 +9,6 @@ orjson into plain dicts: bulk reads never build SDK models.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
 from licsync.graph.auth import build_auth_provider, build_credential
 from licsync.graph.classify import Action, Verdict, classify, classify_exception, to_error
-from licsync.graph.errors import GraphTransientError
 from licsync.graph.paging import Paginator
 from licsync.graph.retry import RetryPolicy
 
@@ -66,16 +64,6 @@ def build_http_client(
         client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100, connect=30))
     client.base_url = httpx.URL(base_url)
     return GraphClientFactory.create_with_custom_middleware(sdk_middleware(), client=client)
-
-
-@dataclass(frozen=True, slots=True)
-class GraphResponse:
-    """One Graph answer: status, headers, parsed JSON body (or None) and its verdict."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: Any
-    verdict: Verdict
 
 
 class GraphClient:
@@ -151,38 +139,6 @@ class GraphClient:
             url = url.copy_merge_params({k: str(v) for k, v in params.items()})
         return str(url)
 
-    async def send(
-        self,
-        method: str,
-        path_or_url: str,
-        *,
-        params: Params | None = None,
-        headers: Headers | None = None,
-        json: Any = None,
-    ) -> GraphResponse:
-        """One attempt through the SDK adapter; never raises for an HTTP status."""
-        info = RequestInformation(Method[method.upper()])
-        info.url = self.url_for(path_or_url, params)
-        info.headers.try_add("Accept", "application/json")
-        for name, value in (headers or {}).items():
-            info.headers.add(name, value)
-        if json is not None:
-            info.content = orjson.dumps(json)
-            info.headers.add("Content-Type", "application/json")
-        info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-        response: httpx.Response = await self.adapter.send_primitive_async(info, "bytes", None)
-        body: Any = None
-        if response.content:
-            try:
-                body = orjson.loads(response.content)
-            except orjson.JSONDecodeError:
-                body = None
-                if 200 <= response.status_code < 300:
-                    verdict = Verdict(Action.RETRY, response.status_code, "InvalidJson", "")
-                    return GraphResponse(response.status_code, response.headers, None, verdict)
-        verdict = classify(response.status_code, response.headers, body)
-        return GraphResponse(response.status_code, response.headers, body, verdict)
-
     async def attempt_json(
         self,
         method: str,
@@ -192,18 +148,34 @@ class GraphClient:
         headers: Headers | None = None,
         json: Any = None,
     ) -> Any:
-        """One attempt; returns the parsed body on success, raises the verdict's GraphError."""
-        what = f"{method.upper()} {path_or_url.split('?', 1)[0]}"
+        """One attempt through the SDK adapter; returns the parsed body on success, raises the
+        verdict's GraphError otherwise (a transport failure is transient)."""
+        what = _what(method, path_or_url)
+        info = RequestInformation(Method[method.upper()])
+        info.url = self.url_for(path_or_url, params)
+        info.headers.try_add("Accept", "application/json")
+        for name, value in (headers or {}).items():
+            info.headers.add(name, value)
+        if json is not None:
+            info.content = orjson.dumps(json)
+            info.headers.add("Content-Type", "application/json")
+        info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
         try:
-            response = await self.send(
-                method, path_or_url, params=params, headers=headers, json=json
-            )
+            response: httpx.Response = await self.adapter.send_primitive_async(info, "bytes", None)
         except httpx.TransportError as exc:
-            verdict = classify_exception(exc)
-            raise GraphTransientError(f"{what}: {verdict.describe()}", verdict) from exc
-        if response.verdict.action is not Action.SUCCESS:
-            raise to_error(response.verdict, what)
-        return response.body
+            raise to_error(classify_exception(exc), what) from exc
+        body: Any = None
+        if response.content:
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                if 200 <= response.status_code < 300:
+                    verdict = Verdict(Action.RETRY, response.status_code, "InvalidJson", "")
+                    raise to_error(verdict, what) from None
+        verdict = classify(response.status_code, response.headers, body)
+        if verdict.action is not Action.SUCCESS:
+            raise to_error(verdict, what)
+        return body
 
     async def request_json(
         self,
@@ -221,10 +193,7 @@ class GraphClient:
                 method, path_or_url, params=params, headers=headers, json=json
             )
 
-        return await self.policy.call(
-            attempt,
-            what=f"{method.upper()} {path_or_url.split('?', 1)[0]}",
-        )
+        return await self.policy.call(attempt, what=_what(method, path_or_url))
 
     async def get_json(
         self, path: str, params: Params | None = None, headers: Headers | None = None
@@ -241,3 +210,8 @@ class GraphClient:
     ) -> Paginator:
         """Async iterator of page dicts; `.delta_link` holds the final delta link at the end."""
         return Paginator(self, path_or_url, params=params, headers=headers)
+
+
+def _what(method: str, path_or_url: str) -> str:
+    """A request's name in errors and logs: method and path, without the query."""
+    return f"{method.upper()} {path_or_url.split('?', 1)[0]}"
