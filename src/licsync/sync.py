@@ -38,6 +38,7 @@ from licsync.engine.membership import members_of
 from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome, load_graph_settings
+from licsync.graph.writes import assign_key, location_key
 from licsync.model import Ledger, LicenseError, Plan, Problem, Tenant, UserPlan
 from licsync.planning import make_plan
 from licsync.reader import (
@@ -64,7 +65,7 @@ from licsync.store import (
     settle_ledger,
     state_exists,
 )
-from licsync.writer import apply_plan, assign_key, location_key
+from licsync.writer import apply_plan
 
 log = structlog.get_logger("licsync.sync")
 

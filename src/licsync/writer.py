@@ -23,31 +23,21 @@ from licsync.model import Plan, UserPlan
 log = structlog.get_logger("licsync.writer")
 
 
-def location_key(user_id: str) -> str:
-    return f"{user_id}:usageLocation"
-
-
-def assign_key(user_id: str) -> str:
-    return f"{user_id}:assignLicense"
-
-
 def build_jobs(changes: Iterable[UserPlan]) -> list[WriteJob]:
     """The write jobs for `changes`, in order, each PATCH before its user's assignLicense."""
     jobs: list[WriteJob] = []
     for change in changes:
         after = None
         if change.usage_location:
-            after = location_key(change.user_id)
-            jobs.append(
-                WriteJob.set_usage_location(change.user_id, change.usage_location, key=after)
-            )
+            location = WriteJob.set_usage_location(change.user_id, change.usage_location)
+            after = location.key
+            jobs.append(location)
         if change.add_licenses or change.remove_licenses:
             jobs.append(
                 WriteJob.assign_license(
                     change.user_id,
                     [(a.sku_id, a.disabled_plans) for a in change.add_licenses],
                     change.remove_licenses,
-                    key=assign_key(change.user_id),
                     after=after,
                 )
             )

@@ -43,6 +43,16 @@ _CONFIRMABLE = (*_RETRYABLE, Action.PROBLEM)  # worth a read-back after a lost a
 CONFIRM_SELECT = "id,assignedLicenses,licenseAssignmentStates"
 
 
+def assign_key(user_id: str) -> str:
+    """The default key of a user's assignLicense job."""
+    return f"{user_id}:assignLicense"
+
+
+def location_key(user_id: str) -> str:
+    """The default key of a user's usageLocation job."""
+    return f"{user_id}:usageLocation"
+
+
 @dataclass(frozen=True, slots=True)
 class WriteJob:
     """One write: `key` is unique in a call; `after` names a job that must succeed first."""
@@ -71,7 +81,7 @@ class WriteJob:
             "removeLicenses": list(remove_licenses),
         }
         url = f"/users/{user_id}/assignLicense"
-        return cls(key or f"{user_id}:assignLicense", "POST", url, body, after)
+        return cls(key or assign_key(user_id), "POST", url, body, after)
 
     def applied(self, user: Mapping[str, Any]) -> bool:
         """Whether `user` (Graph JSON with `licenseAssignmentStates`) already shows this
@@ -100,7 +110,7 @@ class WriteJob:
     def set_usage_location(cls, user_id: str, country: str, *, key: str | None = None) -> WriteJob:
         """`PATCH /users/{id}` setting `usageLocation` (must precede assignLicense)."""
         body = {"usageLocation": country}
-        return cls(key or f"{user_id}:usageLocation", "PATCH", f"/users/{user_id}", body)
+        return cls(key or location_key(user_id), "PATCH", f"/users/{user_id}", body)
 
 
 @dataclass(frozen=True, slots=True)
