@@ -310,7 +310,7 @@ async def run_sync(
         if not dry_run:
             assert store is not None
             store.acquire_lease(holder, ttl)
-            renewer = asyncio.ensure_future(_keep_lease(store, holder, ttl))
+            renewer = asyncio.ensure_future(keep_lease(store, holder, ttl))
         if client is None:
             client = GraphClient.from_settings(graph_settings)
         read = await read_for_sync(
@@ -363,7 +363,7 @@ async def run_sync(
             store.close()
 
 
-async def _keep_lease(store: StateStore, holder: str, ttl: float) -> None:
+async def keep_lease(store: StateStore, holder: str, ttl: float) -> None:
     """Renew the write lease every third of its lifetime from its acquisition until the run
     records (a full read of a large tenant, or 100,000 writes at Graph's write limit, outlasts
     the default 900 s)."""

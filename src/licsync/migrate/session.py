@@ -16,7 +16,7 @@ from licsync.model import Problem, Tenant, User, guid
 from licsync.reader import USER_SELECT, stale_rows
 from licsync.snapshot import parse_user
 from licsync.store import AppliedChange, LedgerDiff, RunStatus, StateStore
-from licsync.sync import open_state
+from licsync.sync import keep_lease, open_state
 
 READ_CONCURRENCY = 8
 
@@ -43,12 +43,7 @@ class Session:
         """Renew the lease every third of its lifetime while writes are in flight, then once
         more at the end (a long wave outlives the lease)."""
 
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.ttl / 3)
-                self.store.renew_lease(self.holder, self.ttl)
-
-        task = asyncio.ensure_future(renew())
+        task = asyncio.ensure_future(keep_lease(self.store, self.holder, self.ttl))
         try:
             yield
         finally:
