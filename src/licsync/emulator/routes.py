@@ -442,21 +442,11 @@ class Dispatcher:
 
     def assign_user(self, req: Request, user_id: str) -> Reply:
         with self.tenant.lock:
-            user = self.tenant.assign_user_license(user_id, req.body)
-            body = {"@odata.context": f"{req.base}/$metadata#users/$entity"}
-            body.update(user_json(user, None))
-            body["accountEnabled"] = user.account_enabled
-            body["assignedLicenses"] = user.licenses
-        return Reply(200, body)
+            return _user_entity(req, self.tenant.assign_user_license(user_id, req.body))
 
     def reprocess(self, req: Request, user_id: str) -> Reply:
         with self.tenant.lock:
-            user = self.tenant.reprocess(user_id)
-            body = {"@odata.context": f"{req.base}/$metadata#users/$entity"}
-            body.update(user_json(user, None))
-            body["accountEnabled"] = user.account_enabled
-            body["assignedLicenses"] = user.licenses
-        return Reply(200, body)
+            return _user_entity(req, self.tenant.reprocess(user_id))
 
     # ----- groups -------------------------------------------------------------------------
     def _group_select(self, req: Request) -> list[str] | None:
@@ -671,6 +661,15 @@ class Dispatcher:
             )
         body["value"] = value
         return Reply(200, body)
+
+
+def _user_entity(req: Request, user: UserRecord) -> Reply:
+    """The user Graph returns from assignLicense and reprocessLicenseAssignment."""
+    body = {"@odata.context": f"{req.base}/$metadata#users/$entity"}
+    body.update(user_json(user, None))
+    body["accountEnabled"] = user.account_enabled
+    body["assignedLicenses"] = user.licenses
+    return Reply(200, body)
 
 
 def parse_query(raw: str) -> dict[str, str]:

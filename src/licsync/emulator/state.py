@@ -392,17 +392,21 @@ class Tenant:
         return found
 
     # ----- direct assignment --------------------------------------------------------------
+    def _check_user_skus(self, sku_ids: list[str]) -> None:
+        """Graph's 400s for a SKU the tenant lacks or one assigned to the company, not users."""
+        for sku_id in sku_ids:
+            sku = self.skus.get(sku_id)
+            if sku is None:
+                raise bad_request(R.MSG_UNKNOWN_SKU.format(sku=sku_id))
+            if sku.applies_to != "User":
+                raise bad_request(R.MSG_COMPANY_SKU.format(sku=sku_id))
+
     def assign_user_license(self, user_id: str, body: Any) -> UserRecord:
         """`POST /users/{id}/assignLicense`: validate everything, then apply as a whole."""
         adds, removes = parse_assign_body(body)
         with self.lock:
             user = self.user(user_id)
-            for sku_id in [a for a, _ in adds] + removes:
-                sku = self.skus.get(sku_id)
-                if sku is None:
-                    raise bad_request(R.MSG_UNKNOWN_SKU.format(sku=sku_id))
-                if sku.applies_to != "User":
-                    raise bad_request(R.MSG_COMPANY_SKU.format(sku=sku_id))
+            self._check_user_skus([a for a, _ in adds] + removes)
             direct = {s.sku for s in user.sources if s.group is None}
             for sku_id in removes:
                 if sku_id not in direct:
@@ -511,12 +515,7 @@ class Tenant:
         adds, removes = parse_assign_body(body)
         with self.lock:
             group = self.group(group_id)
-            for sku_id in [a for a, _ in adds] + removes:
-                sku = self.skus.get(sku_id)
-                if sku is None:
-                    raise bad_request(R.MSG_UNKNOWN_SKU.format(sku=sku_id))
-                if sku.applies_to != "User":
-                    raise bad_request(R.MSG_COMPANY_SKU.format(sku=sku_id))
+            self._check_user_skus([a for a, _ in adds] + removes)
             if not group.security_enabled:
                 raise bad_request("Licenses can only be assigned to security-enabled groups.")
             for sku_id in removes:
