@@ -165,7 +165,7 @@ def _failure_problems(
     change: UserPlan, outcome: WriteOutcome, plan_ledger: Ledger
 ) -> list[Problem]:
     error = outcome.license_error or LicenseError.OTHER
-    message = outcome.message or f"the write was not applied ({outcome.action})"
+    message = outcome.failure
     skus = [a.sku_id for a in change.add_licenses] + list(change.remove_licenses)
     problems = []
     for sku_id in skus:

@@ -131,6 +131,11 @@ class WriteOutcome:
     def ok(self) -> bool:
         return self.action is Action.SUCCESS
 
+    @property
+    def failure(self) -> str:
+        """Why the write was not applied, in Graph's words when it gave any."""
+        return self.message or f"the write was not applied ({self.action})"
+
     @classmethod
     def from_verdict(
         cls, key: str, verdict: Verdict, attempts: int, body: Any = None

@@ -166,7 +166,7 @@ async def _assign(
     for e in todo:
         key, o = (e.user_id, e.sku_id), outcomes[e.user_id]
         if not o.ok:
-            message = o.message or f"the write was not applied ({o.action})"
+            message = o.failure
             result.problems.append(_problem(e, message, o.license_error))
             result.outcomes[key] = f"failed: {message}"
         elif after[e.user_id].direct_licenses().get(e.sku_id) != e.disabled_plans:

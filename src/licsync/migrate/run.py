@@ -315,7 +315,7 @@ def _write_failures(wave: list[Decision], by_user: dict[str, WriteOutcome]) -> l
         outcome = by_user[d.user_id]
         if not outcome.ok:
             error = outcome.license_error or LicenseError.OTHER
-            message = outcome.message or f"the write was not applied ({outcome.action})"
+            message = outcome.failure
             problems.append(
                 Problem(d.user_id, d.user_principal_name, d.sku_id, None, error, message)
             )
