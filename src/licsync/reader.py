@@ -243,6 +243,11 @@ def wanted_groups(
     return {g for g in needed if g in shells} | seen
 
 
+def _typed(users: Iterable[str], groups: Iterable[str]) -> dict[str, str]:
+    """A group's user and group members as the view keeps them: id → `@odata.type`."""
+    return {**dict.fromkeys(users, USER_TYPE), **dict.fromkeys(groups, GROUP_TYPE)}
+
+
 def stale_rows(user_ids: Iterable[str]) -> list[CacheRow]:
     """Cache rows marking users the next incremental read must re-read in full (Graph's
     users/delta does not report a change to licenseAssignmentStates alone)."""
@@ -271,13 +276,7 @@ class TenantView:
             users={uid: user_json(u) for uid, u in tenant.users.items()},
             groups={gid: group_json(g) for gid, g in tenant.groups.items()},
         )
-        known = {
-            gid: {
-                **dict.fromkeys(g.member_users, USER_TYPE),
-                **dict.fromkeys(g.member_groups, GROUP_TYPE),
-            }
-            for gid, g in tenant.groups.items()
-        }
+        known = {gid: _typed(g.member_users, g.member_groups) for gid, g in tenant.groups.items()}
         view.members = {g: known[g] for g in wanted_groups(tenant.groups, config, known)}
         return view
 
@@ -510,11 +509,7 @@ async def _complete_members(
         if not missing:
             break
         for gid, found in await asyncio.gather(*(read(g) for g in missing)):
-            view.members[gid] = {
-                guid(m["id"]): m.get("@odata.type", USER_TYPE)
-                for m in found
-                if m.get("@odata.type", USER_TYPE) in (USER_TYPE, GROUP_TYPE)
-            }
+            view.members[gid] = _typed(*split_members(found))
         read_count += len(missing)
     for gid in set(view.members) - wanted:
         del view.members[gid]

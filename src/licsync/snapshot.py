@@ -55,7 +55,8 @@ def _plan_set(values: tuple[str, ...]) -> frozenset[str]:
 
 
 @lru_cache(maxsize=65536)
-def _sku_id(value: str) -> str:
+def _shared_id(value: str) -> str:
+    """A SKU or group id that many users repeat, as one shared string."""
     return sys.intern(guid(value))
 
 
@@ -67,7 +68,7 @@ def _word(value: str) -> str:
 
 @lru_cache(maxsize=65536)
 def _assignment(sku: str, disabled: tuple[str, ...]) -> Assignment:
-    return Assignment(_sku_id(sku), _plan_set(disabled) if disabled else frozenset())
+    return Assignment(_shared_id(sku), _plan_set(disabled) if disabled else frozenset())
 
 
 @lru_cache(maxsize=65536)
@@ -75,8 +76,8 @@ def _state(
     sku: str, group: str | None, disabled: tuple[str, ...], state: str, error: str | None
 ) -> AssignmentState:
     return AssignmentState(
-        sku_id=_sku_id(sku),
-        assigned_by_group=_sku_id(group) if group else None,
+        sku_id=_shared_id(sku),
+        assigned_by_group=_shared_id(group) if group else None,
         disabled_plans=_plan_set(disabled) if disabled else frozenset(),
         state=state.strip(),
         error=LicenseError.parse(error),
