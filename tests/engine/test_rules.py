@@ -8,7 +8,7 @@ from licsync.engine.plans import PlanIndex
 from licsync.model import LicenseError, Ownership, SourceKind
 from licsync.servicerules import load_plan_rules
 from tests.builders import TenantBuilder, catalogue_plan_id, object_id
-from tests.engine.scenario import adds, errors, plan_for, removes, user_plan
+from tests.engine.scenario import adds, apply_plan, errors, plan_for, removes, user_plan
 
 E3 = "ENTERPRISEPACK"
 EMS = "EMSPREMIUM"
@@ -109,6 +109,20 @@ def test_a_direct_assignment_joins_the_union_and_is_remembered_as_prior():
     plan = plan_for(b, sales_rule(f'{{ sku = "{E3}", disabled_plans = ["SWAY"] }}'))
     assert adds(plan, b, "ann") == {E3: {"SWAY"}}
     (entry,) = user_plan(plan, b, "ann").ownership
+    assert entry.prior_direct == frozenset(b.plan_ids(E3, ["SWAY", "FORMS_PLAN_E3"]))
+
+
+def test_later_plans_keep_the_prior_direct_of_the_first_take_over():
+    """Once licsync owns the SKU, the direct assignment Graph shows is licsync's own: recording
+    it as prior would lose the user's original one."""
+    b = tenant().user("ann", direct={E3: ["SWAY", "FORMS_PLAN_E3"]})
+    b.group("Sales", members=["ann"])
+    rule = sales_rule(f'{{ sku = "{E3}", disabled_plans = ["SWAY"] }}')
+    first = plan_for(b, rule)
+    again = plan_for(apply_plan(b.tenant(), first), rule, first.ledger)
+    assert again.changes == ()
+    assert again.ledger == first.ledger
+    (entry,) = again.ledger.values()
     assert entry.prior_direct == frozenset(b.plan_ids(E3, ["SWAY", "FORMS_PLAN_E3"]))
 
 

@@ -6,45 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from licsync.model import Assignment, Ownership
-from licsync.store import diff_ledger, hand_back, may_remove, normalise_ownership, settle_ledger
-from licsync.store import take_over as take
+from licsync.model import Ownership
+from licsync.store import diff_ledger, normalise_ownership, settle_ledger
 
 PLANS = frozenset({"plan-a"})
 
 
 def own(user: str, sku: str, *groups: str, prior: frozenset[str] | None = None) -> Ownership:
     return Ownership(user, sku, groups, prior)
-
-
-def test_licsync_may_remove_only_what_its_ledger_holds():
-    ledger = {("u1", "e3"): own("u1", "e3", "g1")}
-    assert may_remove(ledger, "u1", "e3")
-    assert may_remove(ledger, "U1", "E3")  # Graph sends mixed case
-    assert not may_remove(ledger, "u1", "e5")  # someone else's assignment
-    assert not may_remove(ledger, "u2", "e3")
-
-
-def test_the_first_take_over_records_the_users_own_direct_assignment():
-    assert take(None, "u1", "e3", ["g1"], PLANS).prior_direct == PLANS
-    assert take(None, "u1", "e3", ["g1"], None).prior_direct is None
-    assert take(None, "u1", "e3", ["g1"], frozenset()).prior_direct == frozenset()
-
-
-def test_later_take_overs_keep_the_original_prior_direct():
-    first = take(None, "u1", "e3", ["g1"], PLANS)
-    # licsync's own assignment now shows as direct with other disabled plans: it must not win
-    again = take(first, "u1", "e3", ["g2", "g1"], frozenset({"plan-z"}))
-    assert again.prior_direct == PLANS
-    assert again.groups == ("g1", "g2")
-    never_direct = take(None, "u1", "e3", ["g1"], None)
-    assert take(never_direct, "u1", "e3", ["g1"], frozenset()).prior_direct is None
-
-
-def test_handing_back_restores_the_prior_direct_assignment_or_removes():
-    assert hand_back(own("u1", "e3", "g1", prior=PLANS)) == Assignment("e3", PLANS)
-    assert hand_back(own("u1", "e3", "g1", prior=frozenset())) == Assignment("e3", frozenset())
-    assert hand_back(own("u1", "e3", "g1")) is None
 
 
 def test_normalising_lowers_ids_sorts_groups_and_refuses_no_group():

@@ -28,11 +28,8 @@ from licsync.store.base import (
 )
 from licsync.store.ownership import (
     diff_ledger,
-    hand_back,
-    may_remove,
     normalise_ownership,
     settle_ledger,
-    take_over,
 )
 from licsync.store.schema import CURRENT_VERSION
 from licsync.store.settings import StateSettings
@@ -57,14 +54,11 @@ __all__ = [
     "StateStore",
     "StateTransaction",
     "diff_ledger",
-    "hand_back",
-    "may_remove",
     "normalise_ownership",
     "open_store",
     "redact_url",
     "settle_ledger",
     "state_exists",
-    "take_over",
 ]
 
 

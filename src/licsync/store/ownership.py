@@ -1,14 +1,14 @@
-"""Ownership rules: which licences licsync may touch, decided in code above the SQL.
+"""The ownership ledger as the store keeps it: canonical entries, diffs, and settling a run.
 
-licsync only ever removes a licence it assigned itself, and it remembers the user's own direct
-assignment from before it took the SKU over (`prior_direct`) so that it can hand it back.
+The rules themselves (licsync removes only what it assigned, and hands back the user's own direct
+assignment, `prior_direct`) are the engine's (`licsync.engine.compute`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
-from licsync.model import Assignment, Ledger, Ownership, guid
+from licsync.model import Ledger, Ownership, guid
 from licsync.store.base import LedgerDiff
 
 
@@ -26,40 +26,6 @@ def normalise_ownership(entry: Ownership) -> Ownership:
         )
     prior = None if entry.prior_direct is None else frozenset(guid(p) for p in entry.prior_direct)
     return Ownership(guid(entry.user_id), guid(entry.sku_id), groups, prior)
-
-
-def may_remove(ledger: Ledger, user_id: str, sku_id: str) -> bool:
-    """Whether licsync may take `sku_id` away from `user_id`: only if its ledger says it
-    assigned it."""
-    return (guid(user_id), guid(sku_id)) in ledger
-
-
-def take_over(
-    previous: Ownership | None,
-    user_id: str,
-    sku_id: str,
-    groups: Iterable[str],
-    direct_disabled_plans: frozenset[str] | None,
-) -> Ownership:
-    """The ledger entry after licsync assigns `sku_id` to `user_id` because of `groups`.
-
-    `direct_disabled_plans` is what the user holds directly right now (None if nothing). It becomes
-    `prior_direct` only when licsync first takes the SKU over: once licsync owns it, the direct
-    assignment Graph shows is licsync's own, and recording it would lose the user's original one.
-    """
-    prior = previous.prior_direct if previous is not None else direct_disabled_plans
-    return normalise_ownership(Ownership(user_id, sku_id, tuple(groups), prior))
-
-
-def hand_back(entry: Ownership) -> Assignment | None:
-    """What to leave on the user when no rule grants the SKU any more.
-
-    The user's prior direct assignment is restored with its own disabled plans; without one the SKU
-    is removed (None).
-    """
-    if entry.prior_direct is None:
-        return None
-    return Assignment(entry.sku_id, entry.prior_direct)
 
 
 def diff_ledger(old: Ledger, new: Ledger) -> LedgerDiff:
