@@ -34,11 +34,11 @@ def measure(snapshot: Path, config: Path) -> dict[str, float]:
     import gc
 
     from licsync.cli import GC_THRESHOLD
-    from licsync.commands.output import write_report
     from licsync.config import load_config
+    from licsync.config.rules import resolve_rules
     from licsync.engine import compute_plan
     from licsync.reports.names import Names
-    from licsync.resolve import resolve_rules
+    from licsync.reports.output import write_report
     from licsync.snapshot import load_snapshot
 
     gc.set_threshold(*GC_THRESHOLD)  # as `licsync plan` runs

@@ -27,8 +27,14 @@ import httpx
 import orjson
 import structlog
 
+from licsync.connector.read_full import (
+    DEFAULT_CONCURRENCY,
+    GROUP_SELECT,
+    PAGE_SIZE,
+    USER_SELECT,
+    read_tenant,
+)
 from licsync.graph import GraphClient, WriteBudget, WriteJob, load_graph_settings, send_writes
-from licsync.reader import DEFAULT_CONCURRENCY, GROUP_SELECT, PAGE_SIZE, USER_SELECT, read_tenant
 
 WRITE_SKU = "FLOW_FREE"  # a self-service SKU with 1,000,000 seats: every write succeeds
 

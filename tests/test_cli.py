@@ -9,7 +9,7 @@ import pytest
 
 from licsync.cli import main
 from licsync.config import load_config
-from licsync.planning import make_plan
+from licsync.connector.planning import make_plan
 from licsync.reports.json_report import plan_document
 from licsync.reports.names import Names
 from licsync.snapshot import load_snapshot

@@ -13,9 +13,9 @@ import pytest
 import structlog
 
 from licsync.config import Config, parse_config
+from licsync.connector.sync import SyncResult, run_sync
 from licsync.emulator.server import Emulator
 from licsync.graph import WriteBudget
-from licsync.sync import SyncResult, run_sync
 from tests.builders import catalogue_plan_id as plan_id
 from tests.builders import catalogue_sku_id as sku_id
 from tests.builders import subscribed_sku_json

@@ -21,11 +21,11 @@ import pytest
 import structlog
 
 from licsync.config import Config
+from licsync.connector.sync import SyncResult, run_sync
 from licsync.emulator.generate import generate_rules
 from licsync.emulator.server import Emulator
 from licsync.emulator.throttle import FaultConfig, ThrottleConfig
 from licsync.graph import Action, GraphClient, RetryPolicy, WriteBudget, load_graph_settings
-from licsync.sync import SyncResult, run_sync
 from tests.e2e.conftest import direct_licences, make_config
 
 USERS, GROUPS, SEED, RULES = 3000, 200, 31, 5

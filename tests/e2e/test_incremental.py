@@ -15,15 +15,17 @@ import pytest
 
 from licsync.cli import main
 from licsync.config import parse_config
+from licsync.connector.read_delta import DeltaRefused, read_incremental
+from licsync.connector.view import TenantView
 from licsync.emulator.generate import generate_rules, generate_tenant
 from licsync.emulator.server import Emulator
 from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph.classify import Action, Verdict
 from licsync.graph.errors import GraphError
+from licsync.graphjson import parse_user, user_json
 from licsync.model import Tenant
-from licsync.reader import DeltaRefused, TenantView, read_incremental
-from licsync.snapshot import parse_user, tenant_from_json, user_json
+from licsync.snapshot import tenant_from_json
 from licsync.store import open_store
 from tests.e2e.conftest import (
     buy_seats,
@@ -326,7 +328,7 @@ def test_a_run_that_dies_after_its_writes_is_replayed_from_the_old_links(
     def crash(*args: Any) -> None:
         raise RuntimeError("killed between the writes and the record")
 
-    monkeypatch.setattr("licsync.sync._record", crash)
+    monkeypatch.setattr("licsync.connector.sync.record_run", crash)
     with pytest.raises(RuntimeError):
         sync(config)
     assert stored(tmp_path) == before
@@ -352,7 +354,7 @@ def test_the_lease_is_renewed_while_the_run_reads(
     )
     (tmp_path / "licsync.toml").write_text(text, encoding="utf-8")
     config = parse_config(text, tmp_path / "licsync.toml")
-    from licsync import sync as sync_module
+    from licsync.connector import sync as sync_module
 
     read_for_sync = sync_module.read_for_sync
     intruder: list[BaseException | None] = []

@@ -9,15 +9,15 @@ from typing import Any
 import orjson
 import pytest
 
-import licsync.sync
+import licsync.connector.sync
 from licsync.cli import main
 from licsync.emulator.generate import generate_rules
 from licsync.emulator.server import Emulator
+from licsync.errors import GuardrailError
 from licsync.exitcodes import ExitCode
 from licsync.model import LicenseError, Plan, Tenant
 from licsync.snapshot import tenant_from_json
 from licsync.store import open_store
-from licsync.sync import GuardrailError
 from tests.e2e.conftest import (
     direct_licences,
     group_id,
@@ -259,7 +259,7 @@ def test_a_refused_write_becomes_a_problem_and_keeps_the_old_ledger(
     """Someone takes a seat between licsync's read and its writes: Graph refuses one user."""
     config = make_config(tmp_path, small, RULES[:1])
     e3 = sku_id(E3)
-    real_read = licsync.sync.read_tenant
+    real_read = licsync.connector.sync.read_tenant
 
     async def read_then_steal(*args: Any, **kwargs: Any) -> Tenant:
         tenant = await real_read(*args, **kwargs)
@@ -267,7 +267,7 @@ def test_a_refused_write_becomes_a_problem_and_keeps_the_old_ledger(
         small.tenant.assign_user_license(user_id(9), body)
         return tenant
 
-    monkeypatch.setattr(licsync.sync, "read_tenant", read_then_steal)
+    monkeypatch.setattr(licsync.connector.sync, "read_tenant", read_then_steal)
     result = sync(config)
     monkeypatch.undo()
     assert len(result.plan.changes) == 2

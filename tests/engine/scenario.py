@@ -6,8 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from licsync.config import parse_config
+from licsync.connector.planning import make_plan
 from licsync.model import Assignment, AssignmentState, Ledger, Plan, Tenant, UserPlan
-from licsync.planning import make_plan
 from tests.builders import TenantBuilder
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from licsync.engine.plans import PlanIndex
+from licsync.config.service_rules import load_plan_rules
+from licsync.engine.service_plans import ServicePlanIndex
 from licsync.model import LicenseError, Ownership, SourceKind
-from licsync.servicerules import load_plan_rules
 from tests.builders import TenantBuilder, catalogue_plan_id, object_id
 from tests.engine.scenario import adds, apply_plan, errors, plan_for, removes, user_plan
 
@@ -281,7 +281,7 @@ def test_a_conflict_with_any_held_plan_counts_whatever_the_order(order):
     """A user who already holds both SharePoint plans (an old tenant) clashes with a new
     SHAREPOINTENTERPRISE through SHAREPOINTSTANDARD, however the held plans are listed."""
     b = tenant().sku("STANDARDPACK")
-    index = PlanIndex(b.tenant(), load_plan_rules())
+    index = ServicePlanIndex(b.tenant(), load_plan_rules())
     enterprise = catalogue_plan_id(E3, "SHAREPOINTENTERPRISE")
     standard = catalogue_plan_id("STANDARDPACK", "SHAREPOINTSTANDARD")
     assert index.conflict([enterprise], [enterprise, standard][::order]) == (enterprise, standard)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from licsync.config import load_config, parse_config
+from licsync.config.rules import resolve_rules
 from licsync.errors import ConfigError
 from licsync.graph import load_graph_settings
-from licsync.resolve import resolve_rules
 from tests.builders import TenantBuilder
 
 PATH = Path("site/licsync.toml")

@@ -9,8 +9,9 @@ import pytest
 
 from licsync.emulator.generate import generate_tenant
 from licsync.errors import SnapshotError
+from licsync.graphjson import parse_sku, parse_state, parse_user
 from licsync.model import LicenseError
-from licsync.snapshot import load_snapshot, parse_sku, parse_state, parse_user, tenant_from_json
+from licsync.snapshot import load_snapshot, tenant_from_json
 
 
 def sample(shared_data, name):

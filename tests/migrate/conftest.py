@@ -92,17 +92,17 @@ def cli_apply(config: Config, target: str, rollback: Path, *extra: str) -> int:
 
 def reread(config: Config) -> dict[str, dict[str, frozenset[str]]]:
     """Every user's effective enabled plans per SKU, re-read through Graph (over HTTP)."""
-    from licsync.engine.plans import PlanIndex
-    from licsync.migrate.session import effective_plans
-    from licsync.reader import read_tenant
-    from licsync.sync import graph_client
+    from licsync.connector.read_full import read_tenant
+    from licsync.engine.service_plans import ServicePlanIndex
+    from licsync.migrate.reread import effective_plans
+    from licsync.runtime import graph_client
 
     async def read() -> Tenant:
         async with graph_client(config) as client:
             return await read_tenant(client, config, progress=False)
 
     tenant = asyncio.run(read())
-    index = PlanIndex(tenant, config.policy().plan_rules)
+    index = ServicePlanIndex(tenant, config.policy().plan_rules)
     return {u.id: effective_plans(index, u) for u in tenant.users.values()}
 
 

@@ -12,13 +12,13 @@ import pytest
 
 from licsync.cli import main
 from licsync.config import Config
+from licsync.connector.read_full import read_tenant
 from licsync.emulator.server import Emulator
 from licsync.migrate import MigrateAction, Target
 from licsync.migrate.run import plan_migration
 from licsync.model import Tenant
-from licsync.reader import read_tenant
+from licsync.runtime import graph_client
 from licsync.store import open_store
-from licsync.sync import graph_client
 from tests.e2e.conftest import direct_licences, small_snapshot, sync, user_id
 from tests.migrate.conftest import (
     E3,

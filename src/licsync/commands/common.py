@@ -10,9 +10,9 @@ from pathlib import Path
 
 import structlog
 
-from licsync.commands.output import FORMATS, default_format, write_report
+from licsync.connector.sync import SyncResult
 from licsync.reports.names import Names
-from licsync.sync import SyncResult
+from licsync.reports.output import FORMATS, default_format, write_report
 
 
 def _stderr_logger(*_: object) -> structlog.PrintLogger:

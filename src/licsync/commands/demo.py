@@ -21,12 +21,12 @@ from typing import Any
 from rich.console import Console
 
 from licsync.commands.common import configure_logging
-from licsync.commands.output import write_report
 from licsync.config import load_config, rules_toml
+from licsync.connector.sync import SyncResult, run_sync
 from licsync.emulator.generate import generate_rules
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
-from licsync.sync import SyncResult, run_sync
+from licsync.reports.output import write_report
 
 DEMO_WRITE_RATE = 100  # writes/s, the most [graph] allows: the emulator is local (real Graph: 20)
 

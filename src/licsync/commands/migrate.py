@@ -15,16 +15,16 @@ from licsync.commands.common import (
     configure_logging,
     counted,
 )
-from licsync.commands.output import default_format
 from licsync.config import Config, load_config
 from licsync.exitcodes import ExitCode
 from licsync.migrate.classify import Target
-from licsync.migrate.report import document, rollback_document, write
 from licsync.migrate.restore import run_rollback
 from licsync.migrate.run import MigrationResult, apply_migration, plan_migration
 from licsync.migrate.select import UserList, read_users_file
 from licsync.model import Problem
+from licsync.reports.migration import document, rollback_document, write
 from licsync.reports.names import Names
+from licsync.reports.output import default_format
 
 EXITS = (
     "Exit 0: done; 10: problems recorded (a failed write, a wave that failed verification and "

@@ -12,13 +12,13 @@ from licsync.commands.common import (
     configure_logging,
     write_dry_run,
 )
-from licsync.commands.output import default_format, write_report
 from licsync.config import load_config
+from licsync.connector.planning import make_plan
+from licsync.connector.sync import run_sync
 from licsync.exitcodes import ExitCode
-from licsync.planning import make_plan
 from licsync.reports.names import Names
+from licsync.reports.output import default_format, write_report
 from licsync.snapshot import load_snapshot
-from licsync.sync import run_sync
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

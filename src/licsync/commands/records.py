@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from licsync.commands.common import add_config_argument, add_report_arguments, counted
-from licsync.commands.output import default_format, emit, show
 from licsync.config import load_config
 from licsync.exitcodes import ExitCode
+from licsync.reports.output import default_format, emit, show
 from licsync.reports.records import (
     PROBLEM_COLUMNS,
     RUN_COLUMNS,
@@ -19,8 +19,8 @@ from licsync.reports.records import (
     rows_table,
     run_rows,
 )
+from licsync.runtime import open_state
 from licsync.store import StateStore
-from licsync.sync import open_state
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 import orjson
 
 from licsync.commands.common import add_config_argument, configure_logging
-from licsync.commands.output import emit
 from licsync.config import load_config
+from licsync.connector.read_full import read_tenant
 from licsync.exitcodes import ExitCode
 from licsync.model import Tenant
-from licsync.reader import read_tenant
+from licsync.reports.output import emit
+from licsync.runtime import graph_client
 from licsync.snapshot import tenant_json
-from licsync.sync import graph_client
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

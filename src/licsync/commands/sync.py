@@ -15,9 +15,9 @@ from licsync.commands.common import (
     configure_logging,
     write_dry_run,
 )
-from licsync.commands.output import default_format, emit
 from licsync.config import load_config
-from licsync.sync import SyncResult, run_sync
+from licsync.connector.sync import SyncResult, run_sync
+from licsync.reports.output import default_format, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -29,7 +29,7 @@ from functools import reduce
 
 from licsync.engine.inputs import Policy, Rule, UsageLocationMode
 from licsync.engine.membership import GroupSource, sources_by_user
-from licsync.engine.plans import PlanIndex
+from licsync.engine.service_plans import ServicePlanIndex
 from licsync.model import (
     Assignment,
     Ledger,
@@ -98,7 +98,7 @@ class _Engine:
     def __init__(self, tenant: Tenant, rules: Sequence[Rule], policy: Policy, ledger: Ledger):
         self.tenant = tenant
         self.policy = policy
-        self.index = PlanIndex(tenant, policy.plan_rules)
+        self.index = ServicePlanIndex(tenant, policy.plan_rules)
         self.sources = sources_by_user(tenant, rules, policy)
         self.owned: dict[str, dict[str, Ownership]] = {}
         for (user_id, sku_id), entry in ledger.items():

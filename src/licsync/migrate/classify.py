@@ -25,7 +25,7 @@ from enum import StrEnum
 from licsync.engine import compute_plan
 from licsync.engine.inputs import Policy, Rule
 from licsync.engine.membership import sources_by_user
-from licsync.engine.plans import PlanIndex
+from licsync.engine.service_plans import ServicePlanIndex
 from licsync.model import AssignmentState, Ledger, SourceKind, SourceState, Tenant, User
 
 
@@ -101,7 +101,7 @@ class _Classifier:
     def __init__(self, tenant: Tenant, policy: Policy, ledger: Ledger) -> None:
         self.tenant = tenant
         self.ledger = ledger
-        self.index = PlanIndex(tenant, policy.plan_rules)
+        self.index = ServicePlanIndex(tenant, policy.plan_rules)
         self.entra_grants = _entra_grants(tenant)
 
     def group_name(self, group_id: str) -> str:

@@ -26,9 +26,10 @@ from licsync.config import Config
 from licsync.exitcodes import ExitCode
 from licsync.graph import WriteJob, send_writes
 from licsync.migrate.classify import MigrateAction
+from licsync.migrate.reread import read_users
 from licsync.migrate.rollbackfile import RESTORABLE, RollbackEntry, read_rollback
-from licsync.migrate.session import Session, read_users, session
 from licsync.model import Ledger, LicenseError, Ownership, Problem, User
+from licsync.runtime import Session, session
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger, normalise_ownership
 
 log = structlog.get_logger("licsync.migrate")

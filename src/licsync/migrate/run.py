@@ -22,14 +22,17 @@ from typing import Any
 import structlog
 
 from licsync.config import Config
+from licsync.config.rules import resolve_rules
+from licsync.connector.guardrail import check_guardrail
+from licsync.connector.read_full import read_tenant
 from licsync.engine.inputs import Rule
-from licsync.engine.plans import PlanIndex
+from licsync.engine.service_plans import ServicePlanIndex
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, WriteJob, WriteOutcome, send_writes
 from licsync.migrate.classify import Decision, MigrateAction, Target, classify
+from licsync.migrate.reread import effective_plans, plan_index, read_users
 from licsync.migrate.rollbackfile import RollbackEntry, write_rollback
 from licsync.migrate.select import UserList, select, waves
-from licsync.migrate.session import Session, effective_plans, plan_index, read_users, session
 from licsync.model import (
     AssignmentState,
     Ledger,
@@ -41,12 +44,10 @@ from licsync.model import (
     User,
     UserPlan,
 )
-from licsync.reader import read_tenant
 from licsync.reports.names import Names
-from licsync.resolve import resolve_rules
+from licsync.runtime import Session, graph_client, open_state, session
 from licsync.snapshot import load_snapshot
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger
-from licsync.sync import check_guardrail, graph_client, open_state
 
 log = structlog.get_logger("licsync.migrate")
 KIND = "migrate"
@@ -248,7 +249,7 @@ def _bad(state: AssignmentState) -> bool:
     return state.error is not None or state.state.casefold() != "active"
 
 
-def _lost_plans(index: PlanIndex, before: User, now: User) -> list[Problem]:
+def _lost_plans(index: ServicePlanIndex, before: User, now: User) -> list[Problem]:
     """A problem per SKU in which `now` has fewer enabled plans than `before`."""
     later = effective_plans(index, now)
     problems = []

@@ -25,6 +25,7 @@ from licsync.store.base import (
     RunStatus,
     StateStore,
     StateTransaction,
+    stale_rows,
 )
 from licsync.store.ownership import (
     diff_ledger,
@@ -58,6 +59,7 @@ __all__ = [
     "open_store",
     "redact_url",
     "settle_ledger",
+    "stale_rows",
     "state_exists",
 ]
 

@@ -117,6 +117,14 @@ class LedgerDiff:
 
 CacheKey = tuple[str, str]  # (kind, object id): kind is "user", "group", "stale" or "meta"
 CacheRow = tuple[str, str, Mapping[str, Any]]  # (kind, object id, the object as Graph JSON)
+
+
+def stale_rows(user_ids: Iterable[str]) -> list[CacheRow]:
+    """Cache rows marking users the next incremental read must re-read in full (Graph's
+    users/delta does not report a change to licenseAssignmentStates alone)."""
+    return [("stale", uid, {}) for uid in sorted(set(user_ids))]
+
+
 CachedObjects = dict[str, dict[str, dict[str, Any]]]  # kind → object id → object
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from licsync.config import Config, GroupLicenses, LicenseSpec
+from licsync.config.settings import Config, GroupLicenses, LicenseSpec
 from licsync.engine.inputs import Rule
 from licsync.errors import ConfigError
 from licsync.model import Group, Sku, Tenant, guid

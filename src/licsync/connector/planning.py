@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from licsync.config import Config
+from licsync.config.rules import resolve_rules
 from licsync.engine import compute_plan
 from licsync.engine.inputs import Rule
 from licsync.model import Ledger, Plan, Tenant
-from licsync.resolve import resolve_rules
 
 
 def make_plan(

@@ -14,7 +14,7 @@ from licsync.model import Tenant
 Key = tuple[str, frozenset[str]]
 
 
-class PlanIndex:
+class ServicePlanIndex:
     """Answers plan questions for one tenant and one set of compatibility tables."""
 
     def __init__(self, tenant: Tenant, rules: PlanRules) -> None:

@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from licsync.catalogue import default_catalogue
-from licsync.commands.output import emit
 from licsync.migrate.classify import Decision, MigrateAction, Target
 from licsync.reports.names import Names
+from licsync.reports.output import emit
 
 VERSION = 1
 CSV_COLUMNS = (

@@ -1,5 +1,6 @@
-"""What `migrate apply` and `migrate rollback` share: the store and lease, the Graph client and
-write budget, re-reading users, the effective plans of a user, and the store's run record."""
+"""One run's session: the state store, the write lease and its renewal, the Graph client and the
+write budget, shared by `sync`, `migrate apply|rollback` and the read-only commands.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +10,57 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
-from licsync.config import Config
-from licsync.engine.plans import PlanIndex
-from licsync.graph import GraphClient, WriteBudget, load_graph_settings
-from licsync.model import Problem, Tenant, User, guid
-from licsync.reader import USER_SELECT, stale_rows
-from licsync.snapshot import parse_user
-from licsync.store import AppliedChange, LedgerDiff, RunStatus, StateStore
-from licsync.sync import keep_lease, open_state
+import structlog
 
-READ_CONCURRENCY = 8
+from licsync.config import Config
+from licsync.errors import StateError
+from licsync.graph import GraphClient, WriteBudget, load_graph_settings
+from licsync.model import Problem
+from licsync.store import (
+    AppliedChange,
+    LedgerDiff,
+    RunStatus,
+    StateSettings,
+    StateStore,
+    open_store,
+    stale_rows,
+    state_exists,
+)
+
+log = structlog.get_logger("licsync.sync")
+
+
+def open_state(
+    config: Config, *, read_only: bool = False
+) -> tuple[StateStore | None, StateSettings]:
+    """The state store `[state] url` names (a relative SQLite path is relative to the config
+    file's directory). `read_only`: never create, migrate or write it; None when the SQLite file
+    does not exist."""
+    settings = StateSettings.from_config(config.settings.state, base_dir=config.path.parent)
+    if read_only:
+        if not state_exists(settings.url):
+            return None, settings
+        return open_store(settings.url, read_only=True), settings
+    return open_store(settings.url), settings
+
+
+def graph_client(config: Config) -> GraphClient:
+    settings = load_graph_settings(config.settings.graph, path=str(config.path))
+    return GraphClient.from_settings(settings)
+
+
+async def keep_lease(store: StateStore, holder: str, ttl: float) -> None:
+    """Renew the write lease every third of its lifetime from its acquisition until the run
+    records (a full read of a large tenant, or 100,000 writes at Graph's write limit, outlasts
+    the default 900 s)."""
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            store.renew_lease(holder, ttl)
+        except StateError as exc:  # lost: the run's final transaction will refuse to commit
+            log.warning("sync.lease_lost", holder=holder, reason=str(exc))
+            return
+        log.info("sync.lease_renewed", holder=holder)
 
 
 @dataclass
@@ -124,25 +166,3 @@ async def session(
                     store.release_lease(holder)
             finally:
                 store.close()
-
-
-async def read_users(client: GraphClient, user_ids: Iterable[str]) -> dict[str, User]:
-    """Re-read users with their licence properties (GET /users/{id}), a few at a time."""
-    semaphore = asyncio.Semaphore(READ_CONCURRENCY)
-
-    async def one(user_id: str) -> User:
-        async with semaphore:
-            raw = await client.get_json(f"/users/{user_id}", {"$select": USER_SELECT})
-        return parse_user(raw)
-
-    users = await asyncio.gather(*(one(u) for u in sorted(set(user_ids))))
-    return {guid(u.id): u for u in users}
-
-
-def effective_plans(index: PlanIndex, user: User) -> dict[str, frozenset[str]]:
-    """The user's enabled service plans per SKU held (what `assignedLicenses` adds up to)."""
-    return {a.sku_id: index.enabled(a.sku_id, a.disabled_plans) for a in user.assigned_licenses}
-
-
-def plan_index(tenant: Tenant, config: Config) -> PlanIndex:
-    return PlanIndex(tenant, config.policy().plan_rules)

@@ -1,7 +1,7 @@
 """`licsync.toml`: typed settings validated at the boundary.
 
 Every error names the file, the key (`group_licenses[2].licenses[0].sku`) and what is allowed.
-Names in rules are resolved against the tenant later, by `licsync.resolve`.
+Names in rules are resolved against the tenant later, by `licsync.config.rules`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from licsync.config.service_rules import load_plan_rules
 from licsync.engine.inputs import Policy, UsageLocationMode
 from licsync.errors import ConfigError
-from licsync.servicerules import load_plan_rules
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 
