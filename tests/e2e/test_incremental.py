@@ -328,7 +328,7 @@ def test_a_run_that_dies_after_its_writes_is_replayed_from_the_old_links(
     def crash(*args: Any) -> None:
         raise RuntimeError("killed between the writes and the record")
 
-    monkeypatch.setattr("licsync.connector.sync.record_run", crash)
+    monkeypatch.setattr("licsync.connector.sync.commit_run", crash)
     with pytest.raises(RuntimeError):
         sync(config)
     assert stored(tmp_path) == before

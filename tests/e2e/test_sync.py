@@ -313,7 +313,7 @@ def test_cli_dry_run_then_sync(
     summary = orjson.loads(captured.out)
     assert summary["writes_succeeded"] == 3
     assert "client_secret" not in captured.err
-    assert '"event": "sync.write"' in captured.err  # JSON log lines, stderr not a terminal
+    assert '"event": "licence.write"' in captured.err  # JSON log lines, stderr not a terminal
 
     for n in (1, 2):
         small.tenant.remove_member(group_id(1), user_id(n))

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from licsync.connector.licence_writes import LICENSE_RULES
 from licsync.graph.classify import Action, classify, classify_exception, parse_retry_after
 from licsync.model import LicenseError as LE
 
@@ -196,8 +197,8 @@ TABLE = [
 def test_table(
     status: int, headers: dict, body: Any, action: Action, error: LE | None, wait: float | None
 ) -> None:
-    verdict = classify(status, headers, body)
-    assert (verdict.action, verdict.license_error, verdict.retry_after) == (action, error, wait)
+    verdict = classify(status, headers, body, LICENSE_RULES)
+    assert (verdict.action, verdict.error_type, verdict.retry_after) == (action, error, wait)
     if action is Action.PROBLEM and error is not None:
         assert verdict.reason  # a specific reason text for every licence refusal
     if isinstance(body, dict) and "error" in body:
@@ -206,7 +207,7 @@ def test_table(
 
 def test_licence_other_reasons_are_specific() -> None:
     reasons = {
-        classify(400, {}, graph_error(m)).reason
+        classify(400, {}, graph_error(m), LICENSE_RULES).reason
         for m in (
             "License x does not correspond to a valid company License.",
             "License x cannot be assigned to a user.",

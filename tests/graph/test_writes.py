@@ -13,13 +13,14 @@ import pytest
 import respx
 from structlog.testing import capture_logs
 
+from licsync.connector.licence_writes import AssignLicense, SetUsageLocation, send_licence_writes
 from licsync.graph.batch import BatchRequest, build_batch_body, parse_batch_response
 from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action
 from licsync.graph.client import GraphClient
 from licsync.graph.retry import RetryPolicy
-from licsync.graph.writes import WriteJob, send_writes
-from licsync.model import LicenseError
+from licsync.graph.writes import send_writes
+from licsync.model import Assignment, LicenseError
 from tests.graph.fakes import LOOPBACK, FakeClock
 
 SKU = "84a661c4-e949-4bd2-a560-ed7766fcaf2b"
@@ -59,13 +60,21 @@ def ok(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
     return 200, {"Content-Type": "application/json"}, {"id": user, "assignedLicenses": []}
 
 
-def jobs_for(n: int) -> list[WriteJob]:
-    return [WriteJob.assign_license(f"user-{i}", [(SKU, [PLAN])], []) for i in range(n)]
+def assign(
+    user: str, add: Any = (), remove: Any = (), *, after: str | None = None
+) -> AssignLicense:
+    """An assignLicense job from (sku, disabled plans) pairs and removed SKU ids."""
+    adds = tuple(Assignment(sku, frozenset(plans)) for sku, plans in add)
+    return AssignLicense(user, adds, tuple(remove), after=after)
 
 
-def run(client: GraphClient, jobs: list[WriteJob], clock: FakeClock, **kwargs: Any) -> list:
+def jobs_for(n: int) -> list[AssignLicense]:
+    return [assign(f"user-{i}", [(SKU, [PLAN])], []) for i in range(n)]
+
+
+def run(client: GraphClient, jobs: list[Any], clock: FakeClock, **kwargs: Any) -> list:
     bucket = kwargs.pop("budget", None) or WriteBudget(20, clock=clock, sleep=clock.sleep)
-    return asyncio.run(send_writes(client, jobs, bucket, **kwargs))
+    return asyncio.run(send_licence_writes(client, jobs, bucket, **kwargs))
 
 
 def test_batch_body_shape() -> None:
@@ -162,7 +171,7 @@ def test_item_429_is_retried_alone_after_its_retry_after(
     assert all(o.ok for o in outcomes)
     assert sum(o.attempts for o in outcomes) == 11
     assert bucket.rate < 20  # the budget slowed down
-    writes = [e for e in logs if e["event"] == "graph.write"]
+    writes = [e for e in logs if e["event"] == "licence.write"]
     assert len(writes) == 10
     assert all(e["user"] and e["url"] and e["outcome"] and "request_id" in e for e in writes)
 
@@ -186,7 +195,7 @@ def test_permanent_failures_become_outcomes(
     outcomes = run(make_client(endpoint), jobs_for(3), clock)
     failed = outcomes[1]
     assert failed.action is Action.PROBLEM
-    assert failed.license_error is LicenseError.COUNT_VIOLATION
+    assert failed.error_type is LicenseError.COUNT_VIOLATION
     assert failed.request_id == "rid-count"
     assert failed.attempts == 1
     assert "available licenses" in failed.message
@@ -238,8 +247,8 @@ def test_usage_location_goes_first_and_gates_the_assignment(
 
     jobs = []
     for user in ("good", "bad"):
-        location = WriteJob.set_usage_location(user, "DE")
-        jobs += [location, WriteJob.assign_license(user, [(SKU, [])], after=location.key)]
+        location = SetUsageLocation(user, "DE")
+        jobs += [location, assign(user, [(SKU, [])], after=location.key)]
     endpoint = FakeBatchEndpoint(answer)
     outcomes = {o.key: o for o in run(make_client(endpoint), jobs, clock)}
     assert [item["method"] for item in endpoint.envelopes[0]] == ["PATCH", "PATCH"]
@@ -250,17 +259,17 @@ def test_usage_location_goes_first_and_gates_the_assignment(
 
 
 def test_job_checks() -> None:
-    job = WriteJob.assign_license("u", [])
+    job = assign("u", [])
     with pytest.raises(ValueError, match="unique"):
         asyncio.run(send_writes(None, [job, job], WriteBudget()))  # type: ignore[arg-type]
-    later = WriteJob.assign_license("u", [], after="x")
+    later = assign("u", [], after="x")
     with pytest.raises(ValueError, match="must come earlier"):
         asyncio.run(send_writes(None, [later], WriteBudget()))  # type: ignore[arg-type]
 
 
 def test_assign_license_body_is_camel_case_with_both_keys() -> None:
-    job = WriteJob.assign_license("u", [], ["sku-x"])
-    assert job.body == {"addLicenses": [], "removeLicenses": ["sku-x"]}
+    job = assign("u", [], ["sku-x"])
+    assert job.request()[2] == {"addLicenses": [], "removeLicenses": ["sku-x"]}
 
 
 REMOVED = {
@@ -301,7 +310,7 @@ def test_refused_retry_after_a_lost_answer_reads_the_user_back(
             raise httpx.RemoteProtocolError("peer closed connection", request=request)
         return response
 
-    job = WriteJob.assign_license("user-0", [], [SKU])
+    job = assign("user-0", [], [SKU])
     [outcome] = run(make_client(handler), [job], clock)
     assert sum(endpoint.attempts.values()) == 2
     assert [u.path for u in reads] == ["/v1.0/users/user-0"]
@@ -320,7 +329,7 @@ def test_refusal_without_an_unknown_attempt_is_not_read_back(
         assert request.method == "POST", "no read-back after a plain refusal"
         return FakeBatchEndpoint(lambda item, attempt: (400, {}, NOT_HELD))(request)
 
-    [outcome] = run(make_client(handler), [WriteJob.assign_license("u", [], [SKU])], clock)
+    [outcome] = run(make_client(handler), [assign("u", [], [SKU])], clock)
     assert outcome.action is Action.PROBLEM and outcome.attempts == 1
 
 
@@ -336,9 +345,9 @@ def test_refusal_without_an_unknown_attempt_is_not_read_back(
     ],
 )
 def test_applied_compares_direct_assignments(states: Any, applied: bool) -> None:
-    job = WriteJob.assign_license("u", [(SKU, [PLAN])], [REMOVED["skuId"]])
+    job = assign("u", [(SKU, [PLAN])], [REMOVED["skuId"]])
     assert job.applied({"id": "u", "licenseAssignmentStates": states}) is applied
-    assert not WriteJob.set_usage_location("u", "DE").applied({"licenseAssignmentStates": []})
+    assert not SetUsageLocation("u", "DE").applied({"licenseAssignmentStates": []})
 
 
 def test_items_throttled_together_are_retried_together(
@@ -360,7 +369,7 @@ def test_items_throttled_together_are_retried_together(
     # the budget on the fake clock: still closed whenever the first item is back, however
     # late the loop runs; the items really sleep their Retry-After
     bucket = WriteBudget(1000, clock=clock, sleep=clock.sleep)
-    outcomes = asyncio.run(send_writes(client, jobs_for(20), bucket))
+    outcomes = asyncio.run(send_licence_writes(client, jobs_for(20), bucket))
     assert all(o.ok and o.attempts == 2 for o in outcomes)
     assert [len(e) for e in endpoint.envelopes] == [20, 20]
 
@@ -397,9 +406,7 @@ def test_giving_up_after_a_lost_answer_reads_the_user_back(
     )
     user = {"id": "u", "licenseAssignmentStates": [{"skuId": SKU, "disabledPlans": [PLAN]}]}
     read = router.get("/users/u").mock(return_value=httpx.Response(200, json=user))
-    [outcome] = run(
-        make_client(router.handler), [WriteJob.assign_license("u", [(SKU, [PLAN])])], clock
-    )
+    [outcome] = run(make_client(router.handler), [assign("u", [(SKU, [PLAN])])], clock)
     assert outcome.ok and outcome.attempts == 5 and "answer was lost" in outcome.reason
     assert sends.call_count == 5 and read.call_count == 1
 
@@ -439,7 +446,9 @@ def test_an_item_that_gives_up_does_not_hold_the_others_back(
 
     endpoint = FakeBatchEndpoint(answer)
     bucket = WriteBudget(20, clock=clock, sleep=clock.sleep)
-    writes = send_writes(make_client(endpoint), jobs_for(2), bucket, max_batches_in_flight=1)
+    writes = send_licence_writes(
+        make_client(endpoint), jobs_for(2), bucket, max_batches_in_flight=1
+    )
     outcomes = asyncio.run(asyncio.wait_for(writes, timeout=30))  # a hang fails, never a race
     assert [(o.action, o.attempts) for o in outcomes] == [
         (Action.THROTTLED, 1),

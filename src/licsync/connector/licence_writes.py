@@ -1,78 +1,300 @@
-"""Push a plan to Graph: one `assignLicense` per user with changes, after its usage location.
+"""Licence writes: typed jobs, Graph's assignLicense refusals, one log line per write.
 
-    outcomes = await apply_plan(client, plan, budget)
+    outcomes = await apply_plan(client, plan, budget)             # sync
+    outcomes = await send_licence_writes(client, jobs, budget)    # migrate, rollback
 
-Each changed user gets at most two jobs: `PATCH /users/{id}` with `usageLocation` when the plan
-fills it (key `{user}:usageLocation`), then `POST /users/{id}/assignLicense` with the plan's
-`addLicenses` (and their disabled plans) and `removeLicenses` (key `{user}:assignLicense`), sent
-only if the PATCH succeeded. Jobs go through `send_writes` ($batch of 20, bounded in flight,
-write budget, per-item retries).
+Each changed user gets at most two jobs: `SetUsageLocation` (`PATCH /users/{id}`) when the plan
+fills the usage location, then `AssignLicense` (`POST /users/{id}/assignLicense` with the plan's
+`addLicenses`, their disabled plans, and `removeLicenses`), sent only if the PATCH succeeded.
+Jobs go through `licsync.graph.writes.send_writes` ($batch of 20, bounded in flight, write
+budget, per-item retries, read-back after a lost answer) with `LICENSE_RULES`, the assignLicense
+refusals matched on Graph's message text (rulebook sections 3-4), ahead of the generic table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
 from licsync.graph.budget import WriteBudget
+from licsync.graph.classify import Action, Rule, rule
 from licsync.graph.client import GraphClient
+from licsync.graph.retry import RetryPolicy
 from licsync.graph.writes import WriteJob, WriteOutcome, send_writes
-from licsync.model import Plan, UserPlan
+from licsync.model import Assignment, LicenseError, Plan, Problem, UserPlan
 
-log = structlog.get_logger("licsync.writer")
+log = structlog.get_logger("licsync.connector")
+
+CONFIRM_SELECT = "id,assignedLicenses,licenseAssignmentStates"
+
+LICENSE_RULES: tuple[Rule, ...] = (
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"invalid usage location",
+        error=LicenseError.PROHIBITED_IN_USAGE_LOCATION_VIOLATION,
+        reason="the user has no valid usage location",
+    ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"does not have any available licenses",
+        error=LicenseError.COUNT_VIOLATION,
+        reason="no seats left in the subscription",
+    ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"mutually exclusive|cannot be assigned at the same time",
+        error=LicenseError.MUTUALLY_EXCLUSIVE_VIOLATION,
+        reason="conflicting service plans",
+    ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"depends on the service plan",
+        error=LicenseError.DEPENDENCY_VIOLATION,
+        reason="a service plan needs another plan the user would not have",
+    ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"does not correspond to a valid company license",
+        error=LicenseError.OTHER,
+        reason="the SKU is not a subscription of this tenant",
+    ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"inherited from a group membership",
+        error=LicenseError.OTHER,
+        reason="the licence is inherited from a group and cannot be changed on the user",
+    ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"cannot be assigned to a user",
+        error=LicenseError.OTHER,
+        reason="the SKU applies to the company, not to users",
+    ),
+)
 
 
-def build_jobs(changes: Iterable[UserPlan]) -> list[WriteJob]:
+@dataclass(frozen=True, slots=True)
+class SetUsageLocation:
+    """`PATCH /users/{id}` setting `usageLocation` (must precede the user's assignLicense)."""
+
+    user_id: str
+    country: str
+    key: str = ""
+    after: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", f"{self.user_id}:usageLocation")
+
+    def request(self) -> tuple[str, str, Any]:
+        return "PATCH", f"/users/{self.user_id}", {"usageLocation": self.country}
+
+    def confirmation(self) -> None:
+        return None
+
+    def applied(self, found: Mapping[str, Any]) -> bool:
+        return False
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"usage_location": self.country}
+
+
+@dataclass(frozen=True, slots=True)
+class AssignLicense:
+    """`POST /users/{id}/assignLicense` adding `add` (with their disabled plans) and removing
+    the SKUs in `remove`; both keys are always in the body."""
+
+    user_id: str
+    add: tuple[Assignment, ...] = ()
+    remove: tuple[str, ...] = ()
+    key: str = ""
+    after: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", f"{self.user_id}:assignLicense")
+
+    def request(self) -> tuple[str, str, Any]:
+        body = {
+            "addLicenses": [
+                {"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)} for a in self.add
+            ],
+            "removeLicenses": list(self.remove),
+        }
+        return "POST", f"/users/{self.user_id}/assignLicense", body
+
+    def confirmation(self) -> tuple[str, dict[str, str | int]]:
+        return f"/users/{self.user_id}", {"$select": CONFIRM_SELECT}
+
+    def applied(self, found: Mapping[str, Any]) -> bool:
+        """Whether `found` (a user with `licenseAssignmentStates`) shows this write: each added
+        SKU assigned directly with exactly its disabled plans, each removed SKU no longer
+        assigned directly. False without the states."""
+        states = found.get("licenseAssignmentStates")
+        if not isinstance(states, list):
+            return False
+        direct = {
+            str(s.get("skuId", "")).lower(): _lowered(s.get("disabledPlans"))
+            for s in states
+            if isinstance(s, dict) and s.get("assignedByGroup") is None
+        }
+        adds_ok = all(
+            direct.get(a.sku_id.lower()) == frozenset(p.lower() for p in a.disabled_plans)
+            for a in self.add
+        )
+        return adds_ok and not any(sku.lower() in direct for sku in self.remove)
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"add": [a.sku_id for a in self.add], "remove": list(self.remove)}
+
+
+LicenceJob = SetUsageLocation | AssignLicense
+
+
+def _lowered(ids: Any) -> frozenset[str] | None:
+    """GUIDs compared case-insensitively; None when Graph sent no list."""
+    return frozenset(str(i).lower() for i in ids) if isinstance(ids, list) else None
+
+
+def license_error(outcome: WriteOutcome) -> LicenseError:
+    """The Entra error type a failed write is recorded with (`Other` when Graph named none)."""
+    error = outcome.error_type
+    return error if isinstance(error, LicenseError) else LicenseError.OTHER
+
+
+def failure_problem(
+    outcome: WriteOutcome, user_id: str, upn: str, sku_id: str, group_id: str | None = None
+) -> Problem:
+    """The problem record of a licence a failed write did not change."""
+    return Problem(user_id, upn, sku_id, group_id, license_error(outcome), outcome.failure)
+
+
+def build_jobs(changes: Iterable[UserPlan]) -> list[LicenceJob]:
     """The write jobs for `changes`, in order, each PATCH before its user's assignLicense."""
-    jobs: list[WriteJob] = []
+    jobs: list[LicenceJob] = []
     for change in changes:
         after = None
         if change.usage_location:
-            location = WriteJob.set_usage_location(change.user_id, change.usage_location)
+            location = SetUsageLocation(change.user_id, change.usage_location)
             after = location.key
             jobs.append(location)
         if change.add_licenses or change.remove_licenses:
             jobs.append(
-                WriteJob.assign_license(
-                    change.user_id,
-                    [(a.sku_id, a.disabled_plans) for a in change.add_licenses],
-                    change.remove_licenses,
-                    after=after,
+                AssignLicense(
+                    change.user_id, change.add_licenses, change.remove_licenses, after=after
                 )
             )
     return jobs
 
 
-async def apply_plan(
+async def send_by_user(
+    client: GraphClient, jobs: Sequence[LicenceJob], budget: WriteBudget
+) -> dict[str, WriteOutcome]:
+    """Send one job per user; the outcomes by user id."""
+    outcomes = await send_licence_writes(client, jobs, budget)
+    return {job.user_id: o for job, o in zip(jobs, outcomes, strict=True)}
+
+
+async def send_licence_writes(
     client: GraphClient,
-    plan: Plan,
+    jobs: Sequence[LicenceJob],
     budget: WriteBudget,
+    names: Mapping[str, str] | None = None,
+    *,
+    policy: RetryPolicy | None = None,
+    max_batches_in_flight: int | None = None,
 ) -> list[WriteOutcome]:
-    """Send the plan's changes; one outcome per job, in `build_jobs` order."""
-    todo = plan.changes
-    jobs = build_jobs(todo)
+    """Send `jobs` with the assignLicense refusal table; log one line per write (`names`: the
+    users' principal names by id, for the log). One outcome per job, in order."""
     if not jobs:
         return []
-    outcomes = await send_writes(client, jobs, budget)
-    by_user = {c.user_id: c for c in todo}
+    outcomes = await send_writes(
+        client,
+        jobs,
+        budget,
+        policy,
+        rules=LICENSE_RULES,
+        max_batches_in_flight=max_batches_in_flight,
+    )
     for job, outcome in zip(jobs, outcomes, strict=True):
-        user_id = job.user_id
-        change = by_user[user_id]
-        fields = {
-            "user": user_id,
-            "upn": change.user_principal_name,
+        method, url, _ = job.request()
+        fields: dict[str, Any] = {
+            "user": job.user_id,
+            "method": method,
+            "url": url,
+            "upn": (names or {}).get(job.user_id),
             "outcome": str(outcome.action),
             "status": outcome.status,
             "request_id": outcome.request_id,
+            "attempts": outcome.attempts,
+            **job.log_fields(),
         }
-        if job.method == "PATCH":
-            fields["usage_location"] = change.usage_location
-        else:
-            fields["add"] = [a.sku_id for a in change.add_licenses]
-            fields["remove"] = list(change.remove_licenses)
         if not outcome.ok:
-            fields["license_error"] = str(outcome.license_error) if outcome.license_error else None
-            fields["message"] = outcome.message or None
-        (log.info if outcome.ok else log.warning)("sync.write", **fields)
+            fields["license_error"] = str(license_error(outcome))
+            fields["message"] = outcome.message or outcome.reason or None
+        (log.info if outcome.ok else log.warning)("licence.write", **fields)
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class UserWrites:
+    """The outcomes of one user's jobs (None: that job was not needed)."""
+
+    location: WriteOutcome | None = None
+    assign: WriteOutcome | None = None
+
+    @property
+    def outcomes(self) -> tuple[WriteOutcome, ...]:
+        return tuple(o for o in (self.location, self.assign) if o is not None)
+
+    @property
+    def failure(self) -> WriteOutcome | None:
+        """The first job that did not succeed, if any."""
+        return next((o for o in self.outcomes if not o.ok), None)
+
+
+def pair_outcomes(
+    jobs: Sequence[LicenceJob], outcomes: Sequence[WriteOutcome]
+) -> dict[str, UserWrites]:
+    """The outcomes of `build_jobs`' jobs, by user."""
+    by_user: dict[str, UserWrites] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        writes = by_user.get(job.user_id, UserWrites())
+        if isinstance(job, SetUsageLocation):
+            by_user[job.user_id] = replace(writes, location=outcome)
+        else:
+            by_user[job.user_id] = replace(writes, assign=outcome)
+    return by_user
+
+
+async def apply_plan(client: GraphClient, plan: Plan, budget: WriteBudget) -> dict[str, UserWrites]:
+    """Send the plan's changes; the outcomes by user."""
+    jobs = build_jobs(plan.changes)
+    names = {c.user_id: c.user_principal_name for c in plan.changes}
+    return pair_outcomes(jobs, await send_licence_writes(client, jobs, budget, names))
+
+
+__all__ = [
+    "AssignLicense",
+    "LicenceJob",
+    "SetUsageLocation",
+    "UserWrites",
+    "WriteJob",
+    "apply_plan",
+    "build_jobs",
+    "failure_problem",
+    "license_error",
+    "pair_outcomes",
+    "send_by_user",
+    "send_licence_writes",
+]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +35,11 @@ import structlog
 
 from licsync.config import Config, resolve_rules
 from licsync.connector.guardrail import Guardrail, check_guardrail
-from licsync.connector.licence_writes import apply_plan
+from licsync.connector.licence_writes import UserWrites, apply_plan
 from licsync.connector.planning import make_plan
 from licsync.connector.read_delta import DeltaRefused, read_incremental, start_delta
 from licsync.connector.read_full import DELTA_RESOURCES, read_tenant
-from licsync.connector.record import record_run
+from licsync.connector.record import RunRecord, build_record, commit_run
 from licsync.connector.view import TenantView, TrackedRead
 from licsync.exitcodes import ExitCode
 from licsync.graph import GraphClient, WriteBudget, WriteOutcome, load_graph_settings
@@ -71,6 +72,14 @@ class SyncResult:
         if self.fatal:
             return ExitCode.GRAPH
         return ExitCode.PROBLEMS if self.problems else ExitCode.OK
+
+    def settle(self, record: RunRecord, writes: Mapping[str, UserWrites]) -> None:
+        """Take the outcome of the writes."""
+        self.outcomes = [o for w in writes.values() for o in w.outcomes]
+        self.succeeded_users = record.succeeded_users
+        self.failed_users = record.failed_users
+        self.problems = record.problems
+        self.fatal = record.fatal
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -190,11 +199,20 @@ async def run_sync(
         assert store is not None and renewer is not None
         if budget is None:
             budget = WriteBudget(graph_settings.write_rate)
-        outcomes = await apply_plan(client, plan, budget)
+        writes = await apply_plan(client, plan, budget)
         renewer.cancel()
         # re-take the lease if it lapsed meanwhile (fails only if another run holds it now)
         store.acquire_lease(holder, ttl)
-        record_run(store, holder, result, outcomes, ledger, read)
+        record = build_record(run_id, tenant, plan, ledger, writes)
+        result.settle(record, writes)
+        result.resolved = commit_run(
+            store,
+            holder,
+            run_id,
+            record,
+            read,
+            lambda n: {**result.summary(), "problems_resolved": n},
+        )
         log.info("sync.done", **result.summary())
         return result
     finally:

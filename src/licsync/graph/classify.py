@@ -2,18 +2,19 @@
 
 Every Graph answer, whether a top-level response or one item of a `$batch` envelope, goes
 through `classify()`; transport exceptions go through `classify_exception()`. The first row
-of `RULES` that matches wins.
+that matches wins: a caller's own rows (`extra`, e.g. the connector's assignLicense refusals,
+which name an Entra error type) before the generic `RULES`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 import httpx
@@ -26,7 +27,6 @@ from licsync.graph.errors import (
     GraphThrottledError,
     GraphTransientError,
 )
-from licsync.model import LicenseError
 
 
 class Action(StrEnum):
@@ -47,7 +47,7 @@ class Rule:
     code: str | None
     pattern: re.Pattern[str] | None
     action: Action
-    license_error: LicenseError | None = None
+    error_type: Enum | None = None  # what a per-object refusal is recorded as (caller's vocabulary)
     reason: str = ""
 
     def matches(self, status: int, code: str, message: str) -> bool:
@@ -58,84 +58,34 @@ class Rule:
         return self.pattern is None or self.pattern.search(message) is not None
 
 
-def _rule(
+def rule(
     statuses: Any,
     action: Action,
     *,
     code: str | None = None,
     pattern: str | None = None,
-    error: LicenseError | None = None,
+    error: Enum | None = None,
     reason: str = "",
 ) -> Rule:
+    """A table row: `statuses` is one status, a tuple or a range (empty tuple: any status)."""
     codes = frozenset(statuses if isinstance(statuses, range | tuple) else (statuses,))
     regex = re.compile(pattern, re.IGNORECASE) if pattern else None
     return Rule(codes, code, regex, action, error, reason)
 
 
 _SUCCESS = range(200, 300)
-_LE = LicenseError
 
 RULES: tuple[Rule, ...] = (
-    _rule(_SUCCESS, Action.SUCCESS),
-    _rule(429, Action.THROTTLED, reason="throttled by Graph"),
+    rule(_SUCCESS, Action.SUCCESS),
+    rule(429, Action.THROTTLED, reason="throttled by Graph"),
     # Reads and writes that set state: a 5xx is retried (writes.py reads back a refused retry).
-    _rule((500, 502, 503, 504), Action.RETRY, reason="Graph is temporarily unavailable"),
-    _rule(401, Action.AUTH, reason="access token refused"),
-    _rule(403, Action.FATAL, reason="permission missing (see docs/graph.md)"),
-    # assignLicense refusals (rulebook sections 3-4), matched on Graph's message text.
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"invalid usage location",
-        error=_LE.PROHIBITED_IN_USAGE_LOCATION_VIOLATION,
-        reason="the user has no valid usage location",
-    ),
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"does not have any available licenses",
-        error=_LE.COUNT_VIOLATION,
-        reason="no seats left in the subscription",
-    ),
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"mutually exclusive|cannot be assigned at the same time",
-        error=_LE.MUTUALLY_EXCLUSIVE_VIOLATION,
-        reason="conflicting service plans",
-    ),
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"depends on the service plan",
-        error=_LE.DEPENDENCY_VIOLATION,
-        reason="a service plan needs another plan the user would not have",
-    ),
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"does not correspond to a valid company license",
-        error=_LE.OTHER,
-        reason="the SKU is not a subscription of this tenant",
-    ),
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"inherited from a group membership",
-        error=_LE.OTHER,
-        reason="the licence is inherited from a group and cannot be changed on the user",
-    ),
-    _rule(
-        400,
-        Action.PROBLEM,
-        pattern=r"cannot be assigned to a user",
-        error=_LE.OTHER,
-        reason="the SKU applies to the company, not to users",
-    ),
-    _rule(400, Action.PROBLEM, reason="Graph refused the request for this object"),
-    _rule(404, Action.PROBLEM, reason="the object no longer exists"),
-    _rule(424, Action.PROBLEM, reason="a request this one depended on failed"),
-    _rule((), Action.FATAL, reason="unexpected answer from Graph"),
+    rule((500, 502, 503, 504), Action.RETRY, reason="Graph is temporarily unavailable"),
+    rule(401, Action.AUTH, reason="access token refused"),
+    rule(403, Action.FATAL, reason="permission missing (see docs/graph.md)"),
+    rule(400, Action.PROBLEM, reason="Graph refused the request for this object"),
+    rule(404, Action.PROBLEM, reason="the object no longer exists"),
+    rule(424, Action.PROBLEM, reason="a request this one depended on failed"),
+    rule((), Action.FATAL, reason="unexpected answer from Graph"),
 )
 
 
@@ -149,7 +99,7 @@ class Verdict:
     message: str = ""
     request_id: str | None = None
     retry_after: float | None = None
-    license_error: LicenseError | None = None
+    error_type: Enum | None = None
     reason: str = ""
 
     def describe(self) -> str:
@@ -181,8 +131,11 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def classify(status: int, headers: Mapping[str, str], body: Any) -> Verdict:
-    """Classify one Graph answer (top-level or a `$batch` item); `body` is the parsed JSON."""
+def classify(
+    status: int, headers: Mapping[str, str], body: Any, extra: Sequence[Rule] = ()
+) -> Verdict:
+    """Classify one Graph answer (top-level or a `$batch` item); `body` is the parsed JSON;
+    `extra` rows are tried before the generic table."""
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = str(error.get("code") or "")
@@ -191,19 +144,19 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Verdict:
     request_id = _header(headers, "request-id") or (
         inner.get("request-id") if isinstance(inner, dict) else None
     )
-    rule = next(r for r in RULES if r.matches(status, code, message))
+    row = next(r for r in (*extra, *RULES) if r.matches(status, code, message))
     retry_after = None
-    if rule.action in (Action.THROTTLED, Action.RETRY):
+    if row.action in (Action.THROTTLED, Action.RETRY):
         retry_after = parse_retry_after(_header(headers, "Retry-After"))
     return Verdict(
-        action=rule.action,
+        action=row.action,
         status=status,
         code=code,
         message=message,
         request_id=request_id,
         retry_after=retry_after,
-        license_error=rule.license_error,
-        reason=rule.reason,
+        error_type=row.error_type,
+        reason=row.reason,
     )
 
 

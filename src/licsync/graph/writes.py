@@ -7,21 +7,25 @@ outcomes. The write budget is consulted before each `$batch`; at most `max_batch
 envelopes are in flight. After a fatal answer (403 …) no further job is sent.
 
 A 5xx, a missing item or a dropped connection leaves it unknown whether Graph applied the write.
-assignLicense is not idempotent for removals (removing a SKU the user no longer has is a 400), so
-when a job after such an attempt is refused or runs out of retries, the user is read back: if
-the write's effect is there, the job succeeded (an earlier attempt applied it and its answer was
-lost). A fatal answer also cuts short the retry waits of other jobs: they keep their last answer.
+Some writes are not idempotent (assignLicense refuses to remove a SKU the user no longer has),
+so when a job after such an attempt is refused or runs out of retries, the object is read back
+(`WriteJob.confirmation`): if the write's effect is there (`WriteJob.applied`), the job
+succeeded (an earlier attempt applied it and its answer was lost). A fatal answer also cuts
+short the retry waits of other jobs: they keep their last answer.
+
+Jobs are typed values of the caller's (`licsync.connector.licence_writes`); the method, url and
+JSON body are rendered only when the `$batch` item is built. The caller's own classification
+rows (`rules`) are tried before the generic table.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-import structlog
+from enum import Enum
+from typing import Any, Protocol
 
 from licsync.graph.batch import (
     MAX_BATCH_SIZE,
@@ -30,87 +34,42 @@ from licsync.graph.batch import (
     parse_batch_response,
 )
 from licsync.graph.budget import WriteBudget
-from licsync.graph.classify import Action, Verdict, classify, classify_exception, to_error
+from licsync.graph.classify import (
+    Action,
+    Rule,
+    Verdict,
+    classify,
+    classify_exception,
+    to_error,
+)
 from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphError
 from licsync.graph.retry import RetryPolicy, Sleep
-from licsync.model import LicenseError
-
-log = structlog.get_logger("licsync.graph")
 
 _RETRYABLE = (Action.THROTTLED, Action.RETRY, Action.AUTH)
 _CONFIRMABLE = (*_RETRYABLE, Action.PROBLEM)  # worth a read-back after a lost answer
-CONFIRM_SELECT = "id,assignedLicenses,licenseAssignmentStates"
 
 
-def assign_key(user_id: str) -> str:
-    """The default key of a user's assignLicense job."""
-    return f"{user_id}:assignLicense"
-
-
-def location_key(user_id: str) -> str:
-    """The default key of a user's usageLocation job."""
-    return f"{user_id}:usageLocation"
-
-
-@dataclass(frozen=True, slots=True)
-class WriteJob:
+class WriteJob(Protocol):
     """One write: `key` is unique in a call; `after` names a job that must succeed first."""
 
-    key: str
-    method: str
-    url: str  # relative to the version root: "/users/{id}/assignLicense"
-    body: Any = None
-    after: str | None = None
-
-    @classmethod
-    def assign_license(
-        cls,
-        user_id: str,
-        add_licenses: Iterable[tuple[str, Iterable[str]]] = (),
-        remove_licenses: Iterable[str] = (),
-        *,
-        key: str | None = None,
-        after: str | None = None,
-    ) -> WriteJob:
-        """`POST /users/{id}/assignLicense` with both (camelCase) keys always present."""
-        body = {
-            "addLicenses": [
-                {"skuId": sku, "disabledPlans": sorted(disabled)} for sku, disabled in add_licenses
-            ],
-            "removeLicenses": list(remove_licenses),
-        }
-        url = f"/users/{user_id}/assignLicense"
-        return cls(key or assign_key(user_id), "POST", url, body, after)
-
-    def applied(self, user: Mapping[str, Any]) -> bool:
-        """Whether `user` (Graph JSON with `licenseAssignmentStates`) already shows this
-        assignLicense: each added SKU assigned directly with exactly its disabled plans, each
-        removed SKU no longer assigned directly. False for other jobs or without the states."""
-        states = user.get("licenseAssignmentStates")
-        if not self.url.endswith("/assignLicense") or not isinstance(states, list):
-            return False
-        direct = {
-            str(s.get("skuId", "")).lower(): _lowered(s.get("disabledPlans"))
-            for s in states
-            if isinstance(s, dict) and s.get("assignedByGroup") is None
-        }
-        adds_ok = all(
-            direct.get(a["skuId"].lower()) == _lowered(a["disabledPlans"])
-            for a in self.body["addLicenses"]
-        )
-        return adds_ok and not any(sku.lower() in direct for sku in self.body["removeLicenses"])
+    @property
+    def key(self) -> str: ...
 
     @property
-    def user_id(self) -> str:
-        """The user a `/users/{id}/…` job writes to."""
-        return self.url.split("/")[2]
+    def after(self) -> str | None: ...
 
-    @classmethod
-    def set_usage_location(cls, user_id: str, country: str, *, key: str | None = None) -> WriteJob:
-        """`PATCH /users/{id}` setting `usageLocation` (must precede assignLicense)."""
-        body = {"usageLocation": country}
-        return cls(key or location_key(user_id), "PATCH", f"/users/{user_id}", body)
+    def request(self) -> tuple[str, str, Any]:
+        """(method, url relative to the version root, JSON body)."""
+        ...
+
+    def confirmation(self) -> tuple[str, dict[str, str | int]] | None:
+        """The GET (path, query) that shows whether the write took effect; None: none."""
+        ...
+
+    def applied(self, found: Mapping[str, Any]) -> bool:
+        """Whether `found` (the confirmation's answer) already shows this write."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +79,7 @@ class WriteOutcome:
     key: str
     action: Action
     status: int | None
-    license_error: LicenseError | None
+    error_type: Enum | None
     message: str
     request_id: str | None
     attempts: int
@@ -144,7 +103,7 @@ class WriteOutcome:
             key=key,
             action=verdict.action,
             status=verdict.status,
-            license_error=verdict.license_error,
+            error_type=verdict.error_type,
             message=verdict.message,
             request_id=verdict.request_id,
             attempts=attempts,
@@ -170,8 +129,11 @@ class _Batcher:
     pending items and items waiting for the budget are never sent.
     """
 
-    def __init__(self, client: GraphClient, budget: WriteBudget, in_flight: int) -> None:
+    def __init__(
+        self, client: GraphClient, budget: WriteBudget, in_flight: int, rules: Sequence[Rule]
+    ) -> None:
         self._client = client
+        self._rules = rules
         self._budget = budget
         self._in_flight = in_flight
         self._size = max(1, min(MAX_BATCH_SIZE, int(budget.burst)))
@@ -269,7 +231,11 @@ class _Batcher:
         answers = []
         for request in requests:
             item = items.get(request.id)
-            verdict = _MISSING if item is None else classify(item.status, item.headers, item.body)
+            verdict = (
+                _MISSING
+                if item is None
+                else classify(item.status, item.headers, item.body, self._rules)
+            )
             if verdict.action is Action.THROTTLED:
                 self._budget.throttled(verdict.retry_after)
             elif verdict.action is Action.SUCCESS:
@@ -309,6 +275,7 @@ async def send_writes(
     budget: WriteBudget,
     policy: RetryPolicy | None = None,
     *,
+    rules: Sequence[Rule] = (),
     max_batches_in_flight: int | None = None,
 ) -> list[WriteOutcome]:
     """Send `jobs` through `$batch`; one outcome per job, in the jobs' order.
@@ -319,7 +286,7 @@ async def send_writes(
     """
     _check_jobs(jobs)
     in_flight = max_batches_in_flight or client.max_batches_in_flight
-    batcher = _Batcher(client, budget, in_flight)
+    batcher = _Batcher(client, budget, in_flight, rules)
     base = policy or client.policy
     policy = replace(base, sleep=_stoppable(batcher.stopped, base.sleep))
     done: dict[str, asyncio.Event] = {job.key: asyncio.Event() for job in jobs}
@@ -348,7 +315,6 @@ async def send_writes(
                 outcome = WriteOutcome.from_verdict(job.key, classify_exception(exc), 0)
             outcomes[job.key] = outcome
             done[job.key].set()
-            _log(job, outcome)
 
     workers = min(len(jobs), in_flight * MAX_BATCH_SIZE * 2)
     try:
@@ -363,7 +329,8 @@ async def _run_job(
 ) -> WriteOutcome:
     """Send `job` as `$batch` item `item_id` under `policy`; read the user back if an attempt
     whose answer was lost may have applied it and the job did not end in success."""
-    request = BatchRequest(item_id, job.method, job.url, job.body)
+    method, url, body = job.request()
+    request = BatchRequest(item_id, method, url, body)
     attempts = 0
     unknown = False  # an attempt failed in a way that may have applied the write anyway
     last: tuple[Verdict, Any] = (_STOPPED, None)
@@ -376,7 +343,7 @@ async def _run_job(
         verdict, body = last = await batcher.submit(request)
         unknown = unknown or _maybe_applied(verdict)
         if verdict.action in _RETRYABLE:
-            raise to_error(verdict, f"{job.method} {job.url}")
+            raise to_error(verdict, f"{method} {url}")
         return verdict, body
 
     try:
@@ -407,24 +374,20 @@ def _maybe_applied(verdict: Verdict) -> bool:
 async def _confirm(
     client: GraphClient, job: WriteJob, verdict: Verdict, body: Any
 ) -> tuple[Verdict, Any]:
-    """`verdict` ended a job after an attempt whose answer was lost; if the user shows the
-    write's effect, that attempt applied it: success. Otherwise (or if the user cannot be
-    read) the verdict stands."""
-    if not job.url.endswith("/assignLicense"):
+    """`verdict` ended a job after an attempt whose answer was lost; if the object shows the
+    write's effect, that attempt applied it: success. Otherwise (or if it cannot be read) the
+    verdict stands."""
+    confirmation = job.confirmation()
+    if confirmation is None:
         return verdict, body
     try:
-        user = await client.get_json(f"/users/{job.user_id}", {"$select": CONFIRM_SELECT})
+        found = await client.get_json(*confirmation)
     except GraphError:
         return verdict, body
-    if not job.applied(user):
+    if not job.applied(found):
         return verdict, body
     reason = f"applied by an earlier attempt whose answer was lost (then {verdict.describe()})"
-    return Verdict(Action.SUCCESS, 200, request_id=verdict.request_id, reason=reason), user
-
-
-def _lowered(ids: Any) -> frozenset[str] | None:
-    """GUIDs compared case-insensitively; None when Graph sent no list."""
-    return frozenset(str(i).lower() for i in ids) if isinstance(ids, list) else None
+    return Verdict(Action.SUCCESS, 200, request_id=verdict.request_id, reason=reason), found
 
 
 def _check_jobs(jobs: Sequence[WriteJob]) -> None:
@@ -439,20 +402,3 @@ def _check_jobs(jobs: Sequence[WriteJob]) -> None:
 
 def _skipped(job: WriteJob, message: str) -> WriteOutcome:
     return WriteOutcome(job.key, Action.SKIPPED, None, None, message, None, 0)
-
-
-def _log(job: WriteJob, outcome: WriteOutcome) -> None:
-    event = log.info if outcome.ok else log.warning
-    event(
-        "graph.write",
-        key=job.key,
-        user=job.user_id,
-        method=job.method,
-        url=job.url,
-        outcome=str(outcome.action),
-        status=outcome.status,
-        license_error=str(outcome.license_error) if outcome.license_error else None,
-        message=outcome.message or None,
-        request_id=outcome.request_id,
-        attempts=outcome.attempts,
-    )

@@ -23,12 +23,12 @@ from typing import Any
 import structlog
 
 from licsync.config import Config
+from licsync.connector.licence_writes import AssignLicense, failure_problem, send_by_user
 from licsync.exitcodes import ExitCode
-from licsync.graph import WriteJob, send_writes
 from licsync.migrate.classify import MigrateAction
 from licsync.migrate.reread import read_users
 from licsync.migrate.rollbackfile import RESTORABLE, RollbackEntry, read_rollback
-from licsync.model import Ledger, LicenseError, Ownership, Problem, User
+from licsync.model import Assignment, Ledger, LicenseError, Ownership, Problem, User
 from licsync.runtime import Session, session
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger, normalise_ownership
 
@@ -58,10 +58,8 @@ class RollbackResult:
         }
 
 
-def _problem(e: RollbackEntry, message: str, error: LicenseError | None = None) -> Problem:
-    return Problem(
-        e.user_id, e.user_principal_name, e.sku_id, None, error or LicenseError.OTHER, message
-    )
+def _problem(e: RollbackEntry, message: str) -> Problem:
+    return Problem(e.user_id, e.user_principal_name, e.sku_id, None, LicenseError.OTHER, message)
 
 
 def _same(a: Ownership | None, b: Ownership | None) -> bool:
@@ -157,19 +155,18 @@ async def _assign(
     for e in todo:
         by_user.setdefault(e.user_id, []).append(e)
     jobs = [
-        WriteJob.assign_license(u, [(e.sku_id, e.disabled_plans) for e in es], (), key=u)
+        AssignLicense(u, tuple(Assignment(e.sku_id, e.disabled_plans) for e in es))
         for u, es in sorted(by_user.items())
     ]
     async with s.keeping_lease():
-        outcomes = {o.key: o for o in await send_writes(s.client, jobs, s.budget)}
+        outcomes = await send_by_user(s.client, jobs, s.budget)
     after = await read_users(s.client, [u for u, o in outcomes.items() if o.ok])
     changes = []
     for e in todo:
         key, o = (e.user_id, e.sku_id), outcomes[e.user_id]
         if not o.ok:
-            message = o.failure
-            result.problems.append(_problem(e, message, o.license_error))
-            result.outcomes[key] = f"failed: {message}"
+            result.problems.append(failure_problem(o, e.user_id, e.user_principal_name, e.sku_id))
+            result.outcomes[key] = f"failed: {o.failure}"
         elif after[e.user_id].direct_licenses().get(e.sku_id) != e.disabled_plans:
             message = "re-read after the rollback: the direct assignment differs from the file"
             result.problems.append(_problem(e, message))

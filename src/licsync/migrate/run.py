@@ -24,11 +24,12 @@ import structlog
 from licsync.config import Config
 from licsync.config.rules import resolve_rules
 from licsync.connector.guardrail import check_guardrail
+from licsync.connector.licence_writes import AssignLicense, failure_problem, send_by_user
 from licsync.connector.read_full import read_tenant
 from licsync.engine.inputs import Rule
 from licsync.engine.service_plans import ServicePlanIndex
 from licsync.exitcodes import ExitCode
-from licsync.graph import Action, WriteJob, WriteOutcome, send_writes
+from licsync.graph import Action, WriteOutcome
 from licsync.migrate.classify import Decision, MigrateAction, Target, classify
 from licsync.migrate.reread import effective_plans, plan_index, read_users
 from licsync.migrate.rollbackfile import RollbackEntry, write_rollback
@@ -311,16 +312,11 @@ def _verify(
 
 
 def _write_failures(wave: list[Decision], by_user: dict[str, WriteOutcome]) -> list[Problem]:
-    problems = []
-    for d in wave:
-        outcome = by_user[d.user_id]
-        if not outcome.ok:
-            error = outcome.license_error or LicenseError.OTHER
-            message = outcome.failure
-            problems.append(
-                Problem(d.user_id, d.user_principal_name, d.sku_id, None, error, message)
-            )
-    return problems
+    return [
+        failure_problem(by_user[d.user_id], d.user_id, d.user_principal_name, d.sku_id)
+        for d in wave
+        if not by_user[d.user_id].ok
+    ]
 
 
 async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteOutcome]:
@@ -328,10 +324,9 @@ async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteOutcome
     skus: dict[str, list[str]] = {}
     for d in wave:
         skus.setdefault(d.user_id, []).append(d.sku_id)
-    jobs = [WriteJob.assign_license(u, (), sk, key=u) for u, sk in skus.items()]
+    jobs = [AssignLicense(u, remove=tuple(sk)) for u, sk in skus.items()]
     async with s.keeping_lease():
-        outcomes = await send_writes(s.client, jobs, s.budget)
-    return {o.key: o for o in outcomes}
+        return await send_by_user(s.client, jobs, s.budget)
 
 
 def _gone(d: Decision, outcome: WriteOutcome, after: User) -> bool:
