@@ -229,7 +229,7 @@ async def read_incremental(
     for outcome in rounds:
         if isinstance(outcome, BaseException):
             raise outcome
-    (user_items, users_link), (group_items, groups_link), (country, skus) = rounds  # type: ignore[misc]
+    (user_items, users_link), (group_items, groups_link), (country, skus) = rounds
     changed = _patch_users(view, user_items)
     reread = await _refresh_users(client, view, changed, concurrency)
     _patch_groups(view, group_items)

@@ -90,7 +90,7 @@ def groups_to_read(groups: dict[str, Group], config: Config | None) -> tuple[set
 
 async def read_members(client: GraphClient, group_id: str) -> list[Any]:
     """A group's direct members (ids and types), every page."""
-    params = {"$select": "id", "$top": PAGE_SIZE}
+    params: dict[str, str | int] = {"$select": "id", "$top": PAGE_SIZE}
     return await client.iterate_pages(f"/groups/{group_id}/members", params).collect()
 
 
@@ -124,13 +124,13 @@ async def read_tenant(
         users: dict[str, User] = {}
 
         async def read_users() -> None:
-            params = {"$select": USER_SELECT, "$top": PAGE_SIZE}
+            params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
             async for page in client.iterate_pages("/users", params):
                 value = page.get("value") or ()
                 users.update((u.id, u) for u in map(parse_user, value))  # while Graph pages
                 bar.advance("users", len(value))
 
-        group_params = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
+        group_params: dict[str, str | int] = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
         groups_task = client.iterate_pages("/groups", group_params).collect()
         (country, skus), groups_raw, _ = await asyncio.gather(
             read_org_and_skus(client), groups_task, read_users()

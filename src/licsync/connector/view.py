@@ -119,7 +119,7 @@ class TenantView:
             if gid in self.members:
                 g = {**g, "members": _members_json(self.members[gid])}
             out[("group", gid)] = g
-        out.update(((kind, uid), row) for kind, uid, row in stale_rows({*self.stale, *stale}))
+        out.update(((kind, uid), dict(row)) for kind, uid, row in stale_rows({*self.stale, *stale}))
         return out
 
     def tenant(self, country: str | None, skus: dict[str, Any]) -> Tenant:

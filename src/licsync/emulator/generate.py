@@ -104,7 +104,7 @@ def _disabled_choice(pool: list[str], rng: random.Random) -> tuple[str, ...]:
     return tuple(sorted(rng.sample(pool, rng.randint(1, 3))))
 
 
-def build_tenant(users: int, groups: int, seed: int) -> Tenant:
+def build_tenant(users: int, groups: int, seed: int) -> Tenant:  # noqa: C901 (one recipe)
     """A live tenant with `users` users and `groups` groups, the same for the same seed."""
     rng = random.Random(seed)
     rules = default_rules()
@@ -220,14 +220,16 @@ def build_tenant(users: int, groups: int, seed: int) -> Tenant:
     for group in rng.sample(candidates, min(count, len(candidates))):
         sku = tenant.skus[by_part[rng.choice(licensable)][0].id]
         group.licenses[sku.id] = _disabled_choice(pools[sku.id], rng)
-        for uid, kind in group.members.items():
-            if kind == "user":
+        for uid, member_kind in group.members.items():
+            if member_kind == "user":
                 tenant.reconcile(tenant.users[uid])
     tenant.clock = live_clock
     _set_seats(tenant, roles, rng)
     tenant.seq = 1
-    for obj in [*tenant.users.values(), *tenant.groups.values()]:
-        obj.version = 1
+    for user in tenant.users.values():
+        user.version = 1
+    for group in tenant.groups.values():
+        group.version = 1
     return tenant
 
 

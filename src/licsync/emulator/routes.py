@@ -130,9 +130,10 @@ _USER_FIELDS: dict[str, Callable[[UserRecord], Any]] = {
 
 @lru_cache(maxsize=256)
 def _user_renderer(select: tuple[str, ...]) -> Callable[[UserRecord], dict[str, Any]]:
-    getters = tuple(
-        (name, _USER_FIELDS.get(name) or (lambda u, n=name: u.extra.get(n))) for name in select
-    )
+    def extra(name: str) -> Callable[[UserRecord], Any]:
+        return lambda user: user.extra.get(name)
+
+    getters = tuple((name, _USER_FIELDS.get(name) or extra(name)) for name in select)
     return lambda user: {name: get(user) for name, get in getters}
 
 
@@ -641,6 +642,7 @@ class Dispatcher:
             count = len(members or ())
             if value and members_on_page + count > self.member_chunk:
                 break
+            item: dict[str, Any]
             if obj_id in self.tenant.removed:  # in the recycle bin: restorable for 30 days
                 item = {"id": obj_id, "@removed": {"reason": "changed"}}
             elif current.kind == "users":
@@ -665,7 +667,7 @@ class Dispatcher:
 
 def _user_entity(req: Request, user: UserRecord) -> Reply:
     """The user Graph returns from assignLicense and reprocessLicenseAssignment."""
-    body = {"@odata.context": f"{req.base}/$metadata#users/$entity"}
+    body: dict[str, Any] = {"@odata.context": f"{req.base}/$metadata#users/$entity"}
     body.update(user_json(user, None))
     body["accountEnabled"] = user.account_enabled
     body["assignedLicenses"] = user.licenses

@@ -64,8 +64,11 @@ class FaultDispatcher(Dispatcher):
             if self._not_before.pop(key, 0.0) > self.clock():
                 self.stats.add("early_retries")
         reply = super().handle(req, allow_drop)
-        injected = reply is not None and reply.status == 429
-        if injected and "x-ms-throttle-information" not in reply.headers:
+        if (
+            reply is not None
+            and reply.status == 429
+            and "x-ms-throttle-information" not in reply.headers
+        ):
             self.hold(key, float(reply.headers.get("Retry-After", "0")))
         return reply
 
@@ -215,9 +218,10 @@ class Emulator:
     ) -> None:
         if tenant is None:
             if snapshot is not None:
-                if not isinstance(snapshot, dict):
-                    snapshot = orjson.loads(Path(snapshot).read_bytes())
-                tenant = Tenant.from_snapshot(snapshot)
+                data = snapshot
+                if not isinstance(data, dict):
+                    data = orjson.loads(Path(data).read_bytes())
+                tenant = Tenant.from_snapshot(data)
             else:
                 tenant = build_tenant(users, groups, seed)
         self.tenant = tenant

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,7 +198,7 @@ class Tenant:
         self.removed: dict[str, tuple[str, int]] = {}
         self._user_list: list[UserRecord] | None = None
         self.lock = threading.RLock()
-        self.clock = now_iso
+        self.clock: Callable[[], str] = now_iso
 
     # ----- construction -------------------------------------------------------------------
     @property

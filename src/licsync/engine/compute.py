@@ -239,7 +239,7 @@ class _Engine:
             return result
         return _rebind(result, user)
 
-    def _decide(self, user: User, available: set[str]) -> _Outcome:
+    def _decide(self, user: User, available: set[str]) -> _Outcome:  # noqa: C901
         """Everything but the seat counters for one user, given which new seats are available."""
         index = self.index
         admin = self._admin_direct(user)

@@ -63,7 +63,10 @@ def build_http_client(
     else:
         client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100, connect=30))
     client.base_url = httpx.URL(base_url)
-    return GraphClientFactory.create_with_custom_middleware(sdk_middleware(), client=client)
+    piped: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
+        sdk_middleware(), client=client
+    )
+    return piped
 
 
 class GraphClient:
@@ -161,9 +164,13 @@ class GraphClient:
             info.headers.add("Content-Type", "application/json")
         info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
         try:
-            response: httpx.Response = await self.adapter.send_primitive_async(info, "bytes", None)
+            response: httpx.Response | None = await self.adapter.send_primitive_async(
+                info, "bytes", None
+            )
         except httpx.TransportError as exc:
             raise to_error(classify_exception(exc), what) from exc
+        if response is None:  # the native response handler always returns the response
+            raise to_error(classify_exception(RuntimeError("no response")), what)
         body: Any = None
         if response.content:
             try:

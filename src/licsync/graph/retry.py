@@ -49,15 +49,15 @@ class RetryPolicy:
         """Seconds to wait before the next attempt."""
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, GraphError) and exc.retry_after is not None:
-            return exc.retry_after
-        backoff = min(self.max_delay, self.base_delay * 2 ** (retry_state.attempt_number - 1))
-        return backoff * (0.5 + 0.5 * self.jitter())  # "equal jitter": never below half
+            return float(exc.retry_after)
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (retry_state.attempt_number - 1))
+        return float(backoff * (0.5 + 0.5 * self.jitter()))  # "equal jitter": never below half
 
-    def _should_retry(self, exc: BaseException, state: RetryCallState) -> bool:
+    def _should_retry(self, exc: BaseException | None, state: RetryCallState) -> bool:
         if isinstance(exc, GraphThrottledError | GraphTransientError):
             return True
         if isinstance(exc, GraphAuthError):
-            auth_failures = state.retry_object.statistics.get("licsync_auth_failures", 0) + 1
+            auth_failures = int(state.retry_object.statistics.get("licsync_auth_failures", 0)) + 1
             state.retry_object.statistics["licsync_auth_failures"] = auth_failures
             return auth_failures <= self.max_auth_retries
         return False

@@ -183,7 +183,7 @@ class _Batcher:
             await self._ready.wait()
             await self._budget.wait_open()
             await self._rejoined.wait()
-            chunk = []
+            chunk: list[_Pending] = []
             while self._pending and len(chunk) < self._size:
                 entry = self._pending.popleft()
                 if not entry[1].done():

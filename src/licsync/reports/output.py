@@ -60,4 +60,8 @@ def stream(produce: Callable[[Writer], None], output: Path | None) -> None:
 
 def emit(data: bytes, output: Path | None) -> None:
     """Write a rendered report to `output`, or to standard output when none is given."""
-    stream(lambda write: write(data), output)
+
+    def produce(write: Writer) -> None:
+        write(data)
+
+    stream(produce, output)

@@ -509,7 +509,7 @@ class SqlTransaction:
             if prior in prior_seen:
                 prior_value = prior_seen[prior]
             else:
-                prior_value = prior_seen[prior] = enc({guid(p) for p in prior})
+                prior_value = prior_seen[prior] = enc({guid(p) for p in prior or ()})
             yield (guid(e.user_id), guid(e.sku_id), groups, prior_value)
 
     def upsert_ownership(self, entries: Iterable[Ownership]) -> int:
