@@ -7,15 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import structlog
-
-from licsync.config import Config
+from licsync.config.settings import GuardrailSettings
 from licsync.engine.inputs import Rule
 from licsync.engine.membership import members_of
 from licsync.errors import GuardrailError
-from licsync.model import Ledger, Plan, Tenant
-
-log = structlog.get_logger("licsync.sync")
+from licsync.model import Ledger, Tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +27,35 @@ class Guardrail:
         )
 
 
+def emptied_rule_groups(
+    tenant: Tenant, rules: Sequence[Rule], ledger: Ledger
+) -> tuple[tuple[str, str], ...]:
+    """(id, name) of rule groups that read empty although the ledger says licsync licensed
+    members through them (a membership read gone wrong looks exactly like this)."""
+    owned = {g for entry in ledger.values() for g in entry.groups}
+    return tuple(
+        (rule.group_id, tenant.groups[rule.group_id].display_name)
+        for rule in rules
+        if rule.group_id in owned and not members_of(tenant, rule.group_id, rule.nested)
+    )
+
+
+def licensed_users(tenant: Tenant) -> int:
+    """Users holding at least one licence (the base of `max_removal_percent`)."""
+    return sum(1 for u in tenant.users.values() if u.assigned_licenses)
+
+
 def check_guardrail(
-    tenant: Tenant,
-    config: Config,
-    plan: Plan,
-    ledger: Ledger,
-    allow_removals: int | None,
-    rules: Sequence[Rule],
+    settings: GuardrailSettings,
+    *,
+    removals: int,
+    licensed: int,
+    emptied_groups: Sequence[tuple[str, str]] = (),
+    allow_removals: int | None = None,
 ) -> Guardrail:
-    """Count the plan's removals against `[guardrail]`; find rule groups (of the resolved `rules`)
-    that read empty although the ledger says licsync licensed members through them."""
-    settings = config.settings.guardrail
-    removals = sum(len(u.remove_licenses) for u in plan.changes)
-    licensed = sum(1 for u in tenant.users.values() if u.assigned_licenses)
+    """The verdict on `removals` licence removals in a tenant of `licensed` licensed users
+    under `[guardrail]`, and on rule groups that read empty (`emptied_rule_groups`)."""
     limit = min(settings.max_removals, int(licensed * settings.max_removal_percent / 100))
-    owned_groups = {g for entry in ledger.values() for g in entry.groups}
-    suspicious = []
-    for rule in rules:
-        if rule.group_id in owned_groups and not members_of(tenant, rule.group_id, rule.nested):
-            suspicious.append(rule.group_id)
     reasons = []
     if removals > limit:
         reasons.append(
@@ -57,11 +63,10 @@ def check_guardrail(
             f"(max_removals = {settings.max_removals}, max_removal_percent = "
             f"{settings.max_removal_percent:g}% of {licensed} licensed users)"
         )
-    for group_id in suspicious:
-        name = tenant.groups[group_id].display_name
-        reasons.append(
-            f"rule group {name!r} ({group_id}) reads empty, but licsync licensed members "
-            "through it before"
-        )
+    reasons.extend(
+        f"rule group {name!r} ({group_id}) reads empty, but licsync licensed members "
+        "through it before"
+        for group_id, name in emptied_groups
+    )
     approved = allow_removals is not None and allow_removals >= removals
     return Guardrail(removals, bool(reasons) and not approved, tuple(reasons))

@@ -34,7 +34,12 @@ from typing import Any
 import structlog
 
 from licsync.config import Config, resolve_rules
-from licsync.connector.guardrail import Guardrail, check_guardrail
+from licsync.connector.guardrail import (
+    Guardrail,
+    check_guardrail,
+    emptied_rule_groups,
+    licensed_users,
+)
 from licsync.connector.licence_writes import UserWrites, apply_plan
 from licsync.connector.planning import make_plan
 from licsync.connector.read_delta import DeltaRefused, read_incremental, start_delta
@@ -174,7 +179,13 @@ async def run_sync(
         ledger = store.load_ledger() if store is not None else {}
         rules = resolve_rules(tenant, config)
         plan = make_plan(tenant, config, ledger, rules)
-        guard = check_guardrail(tenant, config, plan, ledger, allow_removals, rules)
+        guard = check_guardrail(
+            config.settings.guardrail,
+            removals=sum(len(u.remove_licenses) for u in plan.changes),
+            licensed=licensed_users(tenant),
+            emptied_groups=emptied_rule_groups(tenant, rules, ledger),
+            allow_removals=allow_removals,
+        )
         log.info(
             "sync.plan",
             run_id=run_id,

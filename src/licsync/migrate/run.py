@@ -23,7 +23,7 @@ import structlog
 
 from licsync.config import Config
 from licsync.config.rules import resolve_rules
-from licsync.connector.guardrail import check_guardrail
+from licsync.connector.guardrail import check_guardrail, emptied_rule_groups, licensed_users
 from licsync.connector.licence_writes import AssignLicense, failure_problem, send_by_user
 from licsync.connector.read_full import read_tenant
 from licsync.engine.inputs import Rule
@@ -39,11 +39,9 @@ from licsync.model import (
     Ledger,
     LicenseError,
     Ownership,
-    Plan,
     Problem,
     Tenant,
     User,
-    UserPlan,
 )
 from licsync.reports.names import Names
 from licsync.runtime import Session, graph_client, open_state, session
@@ -145,15 +143,13 @@ def _guardrail(
     chosen: list[Decision],
     allow: int | None,
 ) -> None:
-    removals: dict[str, list[str]] = {}
-    for d in chosen:
-        if d.action is MigrateAction.REMOVE_DIRECT:
-            removals.setdefault(d.user_id, []).append(d.sku_id)
-    users = tuple(
-        UserPlan(u, tenant.users[u].user_principal_name, (), (), remove_licenses=tuple(s))
-        for u, s in sorted(removals.items())
+    guard = check_guardrail(
+        config.settings.guardrail,
+        removals=sum(1 for d in chosen if d.action is MigrateAction.REMOVE_DIRECT),
+        licensed=licensed_users(tenant),
+        emptied_groups=emptied_rule_groups(tenant, rules, ledger),
+        allow_removals=allow,
     )
-    guard = check_guardrail(tenant, config, Plan(users, (), ()), ledger, allow, rules)
     if guard.tripped:
         raise guard.error(
             "Migrate in smaller waves (--limit, --users), or approve with "
