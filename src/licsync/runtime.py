@@ -127,6 +127,26 @@ class Session:
 
 
 @asynccontextmanager
+async def read_only_session(
+    config: Config, *, client: GraphClient | None = None
+) -> AsyncIterator[tuple[StateStore | None, GraphClient]]:
+    """The store opened read-only (None when the SQLite file does not exist: nothing is
+    created) and a Graph client, for dry runs and reports; closed on the way out."""
+    store, _ = open_state(config, read_only=True)
+    own_client = client is None
+    graph = client or graph_client(config)
+    try:
+        yield store, graph
+    finally:
+        try:
+            if own_client:
+                await graph.aclose()
+        finally:
+            if store is not None:
+                store.close()
+
+
+@asynccontextmanager
 async def session(
     config: Config,
     kind: str,

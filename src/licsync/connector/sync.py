@@ -25,10 +25,10 @@ Nothing is written to the store on a path that fails before the writes (the leas
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -47,9 +47,9 @@ from licsync.connector.read_full import DELTA_RESOURCES, read_tenant
 from licsync.connector.record import RunRecord, build_record, commit_run
 from licsync.connector.view import TenantView, TrackedRead
 from licsync.exitcodes import ExitCode
-from licsync.graph import GraphClient, WriteBudget, WriteOutcome, load_graph_settings
-from licsync.model import Plan, Problem, Tenant
-from licsync.runtime import keep_lease, open_state
+from licsync.graph import GraphClient, WriteBudget, WriteOutcome
+from licsync.model import Ledger, Plan, Problem, Tenant
+from licsync.runtime import read_only_session, session
 from licsync.store import (
     StateStore,
 )
@@ -145,6 +145,48 @@ async def read_for_sync(
     return TrackedRead(tenant, TenantView.from_tenant(tenant, config), new_links, incremental=False)
 
 
+async def _plan_run(
+    client: GraphClient,
+    config: Config,
+    store: StateStore | None,
+    run_id: str,
+    *,
+    dry_run: bool,
+    allow_removals: int | None,
+    full: bool,
+    progress: bool | None,
+) -> tuple[SyncResult, TrackedRead, Ledger]:
+    """Read, plan and judge the plan (steps 2-3); writes nothing."""
+    read = await read_for_sync(
+        client, config, store, full=full, track=not dry_run, progress=progress
+    )
+    tenant = read.tenant
+    ledger = store.load_ledger() if store is not None else {}
+    rules = resolve_rules(tenant, config)
+    plan = make_plan(tenant, config, ledger, rules)
+    guard = check_guardrail(
+        config.settings.guardrail,
+        removals=sum(len(u.remove_licenses) for u in plan.changes),
+        licensed=licensed_users(tenant),
+        emptied_groups=emptied_rule_groups(tenant, rules, ledger),
+        allow_removals=allow_removals,
+    )
+    log.info(
+        "sync.plan",
+        run_id=run_id,
+        read="incremental" if read.incremental else "full",
+        users=len(tenant.users),
+        changes=len(plan.changes),
+        removals=guard.removals,
+        problems=len(plan.problems),
+        dry_run=dry_run,
+    )
+    result = SyncResult(
+        run_id, dry_run, tenant, plan, guard, read.incremental, problems=plan.problems
+    )
+    return result, read, ledger
+
+
 async def run_sync(
     config: Config,
     *,
@@ -158,80 +200,34 @@ async def run_sync(
     """Run one sync (see the module docstring). Raises GuardrailError, GraphError, StateError,
     ConfigError; the store is left untouched by all of them (they happen before any write).
     `full` re-reads the whole tenant instead of following the stored delta links."""
-    graph_settings = load_graph_settings(config.settings.graph, path=str(config.path))
-    store, state_settings = open_state(config, read_only=dry_run)
-    run_id = uuid.uuid4().hex
-    holder = f"sync-{run_id}"
-    renewer: asyncio.Future[None] | None = None
-    own_client = client is None
-    ttl = state_settings.lease_ttl_seconds
-    try:
-        if not dry_run:
-            assert store is not None
-            store.acquire_lease(holder, ttl)
-            renewer = asyncio.ensure_future(keep_lease(store, holder, ttl))
-        if client is None:
-            client = GraphClient.from_settings(graph_settings)
-        read = await read_for_sync(
-            client, config, store, full=full, track=not dry_run, progress=progress
-        )
-        tenant = read.tenant
-        ledger = store.load_ledger() if store is not None else {}
-        rules = resolve_rules(tenant, config)
-        plan = make_plan(tenant, config, ledger, rules)
-        guard = check_guardrail(
-            config.settings.guardrail,
-            removals=sum(len(u.remove_licenses) for u in plan.changes),
-            licensed=licensed_users(tenant),
-            emptied_groups=emptied_rule_groups(tenant, rules, ledger),
-            allow_removals=allow_removals,
-        )
-        log.info(
-            "sync.plan",
-            run_id=run_id,
-            read="incremental" if read.incremental else "full",
-            users=len(tenant.users),
-            changes=len(plan.changes),
-            removals=guard.removals,
-            problems=len(plan.problems),
-            dry_run=dry_run,
-        )
-        result = SyncResult(
-            run_id, dry_run, tenant, plan, guard, read.incremental, problems=plan.problems
-        )
-        if guard.tripped and not dry_run:
-            raise guard.error(
-                "Review the plan with `licsync sync --dry-run`, then approve with "
-                f"`--allow-removals {guard.removals}` (or raise [guardrail] in the config)."
-            )
-        if dry_run:
+    plan_run = partial(
+        _plan_run, config=config, allow_removals=allow_removals, full=full, progress=progress
+    )
+    if dry_run:
+        async with read_only_session(config, client=client) as (store, graph):
+            result, _, _ = await plan_run(graph, store=store, run_id=uuid.uuid4().hex, dry_run=True)
             return result
-
-        assert store is not None and renewer is not None
-        if budget is None:
-            budget = WriteBudget(graph_settings.write_rate)
-        writes = await apply_plan(client, plan, budget)
-        renewer.cancel()
-        # re-take the lease if it lapsed meanwhile (fails only if another run holds it now)
-        store.acquire_lease(holder, ttl)
-        record = build_record(run_id, tenant, plan, ledger, writes)
+    async with session(config, "sync", client=client, budget=budget) as s:
+        async with s.keeping_lease():  # from the lease's acquisition until the record
+            result, read, ledger = await plan_run(
+                s.client, store=s.store, run_id=s.run_id, dry_run=False
+            )
+            if result.guardrail.tripped:
+                raise result.guardrail.error(
+                    "Review the plan with `licsync sync --dry-run`, then approve with "
+                    f"`--allow-removals {result.guardrail.removals}` (or raise [guardrail] in "
+                    "the config)."
+                )
+            writes = await apply_plan(s.client, result.plan, s.budget)
+        record = build_record(s.run_id, result.tenant, result.plan, ledger, writes)
         result.settle(record, writes)
         result.resolved = commit_run(
-            store,
-            holder,
-            run_id,
+            s.store,
+            s.holder,
+            s.run_id,
             record,
             read,
             lambda n: {**result.summary(), "problems_resolved": n},
         )
-        log.info("sync.done", **result.summary())
-        return result
-    finally:
-        if renewer is not None:
-            renewer.cancel()
-        if own_client and client is not None:
-            await client.aclose()
-        if store is not None:
-            if renewer is not None:
-                store.release_lease(holder)
-            store.close()
+    log.info("sync.done", **result.summary())
+    return result

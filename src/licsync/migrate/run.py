@@ -44,7 +44,7 @@ from licsync.model import (
     User,
 )
 from licsync.reports.names import Names
-from licsync.runtime import Session, graph_client, open_state, session
+from licsync.runtime import Session, read_only_session, session
 from licsync.snapshot import load_snapshot
 from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger
 
@@ -103,17 +103,6 @@ def decide(
     return select(found, tenant, users=users, limit=limit)
 
 
-def _read_ledger(config: Config) -> Ledger:
-    """The ledger, read only: a dry run never creates or migrates the store."""
-    store, _ = open_state(config, read_only=True)
-    if store is None:
-        return {}
-    try:
-        return store.load_ledger()
-    finally:
-        store.close()
-
-
 async def plan_migration(
     config: Config,
     target: Target,
@@ -127,9 +116,9 @@ async def plan_migration(
         tenant = load_snapshot(snapshot)
         ledger: Ledger = {}
     else:
-        async with graph_client(config) as client:
+        async with read_only_session(config) as (store, client):
             tenant = await read_tenant(client, config)
-        ledger = _read_ledger(config)
+            ledger = store.load_ledger() if store is not None else {}
     rules = target_rules(tenant, config, target)
     decisions = decide(tenant, config, rules, target, ledger, users, limit)
     return MigrationResult(target, "plan", tenant, decisions)
