@@ -9,7 +9,7 @@ import pytest
 
 from licsync.errors import StateError
 from licsync.model import Ownership
-from licsync.store import CURRENT_VERSION, RunStatus, open_store
+from licsync.store import CURRENT_VERSION, Intent, RunStatus, open_store
 from licsync.store.schema import STEPS, steps_after
 
 DATA = Path(__file__).parent / "data"
@@ -77,11 +77,21 @@ def test_a_frozen_database_upgrades_with_its_data(backend, clock, version):
             tx.resolve_problems(run.id, [(U2, SKU)])
         assert store.delta_link("users") == "v2-link"
         assert store.list_problems() == []
-        # version 3: the cached tenant view starts empty and works
-        assert store.load_tenant_cache() == {}
+        # version 3: the cached tenant view (kept when frozen at v3, else empty) works
+        assert store.load_tenant_cache() == ({"user": {U1: {"id": U1}}} if version == 3 else {})
         with store.transaction() as tx:
             tx.replace_tenant_cache([("user", U1, {"id": U1})])
         assert store.load_tenant_cache() == {"user": {U1: {"id": U1}}}
+        # version 4: the intent journal starts empty and works
+        assert store.pending_intents() == []
+        after = Ownership(U1, SKU, (G1,), None)
+        intent = Intent(run.id, U1, SKU, frozenset({PLAN}), None, after)
+        with store.transaction() as tx:
+            tx.record_intents([intent])
+        assert store.pending_intents() == [intent]
+        with store.transaction() as tx:
+            tx.clear_intents(run.id, [U1])
+        assert store.pending_intents() == []
     assert backend.raw("SELECT version FROM licsync_schema") == [(CURRENT_VERSION,)]
 
 

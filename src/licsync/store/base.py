@@ -22,6 +22,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABORTED = "aborted"
+    INTERRUPTED = "interrupted"  # never finished (killed); a later run reconciled its writes
 
 
 class ChangeAction(StrEnum):
@@ -98,6 +99,23 @@ class ProblemRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Intent:
+    """A licence write a sync is about to send, recorded before it is sent.
+
+    `expect` is the user's direct assignment of the SKU once the write is applied (its disabled
+    plans; None: no direct assignment); `before` and `after` are licsync's ledger entries for
+    that user and SKU before and after (None: no entry).
+    """
+
+    run_id: str
+    user_id: str
+    sku_id: str
+    expect: frozenset[str] | None
+    before: Ownership | None
+    after: Ownership | None
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     holder: str
     acquired_at: datetime
@@ -149,6 +167,10 @@ class StateTransaction(Protocol):
     def record_problems(self, run_id: str, problems: Iterable[Problem]) -> int: ...
     def resolve_problems(self, run_id: str, succeeded: Iterable[tuple[str, str]]) -> int: ...
 
+    # the write-ahead journal
+    def record_intents(self, intents: Iterable[Intent]) -> int: ...
+    def clear_intents(self, run_id: str, user_ids: Iterable[str] | None = None) -> int: ...
+
     # delta links
     def hold_delta_link(self, run_id: str, resource: str, link: str) -> None: ...
     def commit_delta_links(self, run_id: str) -> tuple[str, ...]: ...
@@ -190,6 +212,7 @@ class StateStore(Protocol):
     def delta_link(self, resource: str) -> str | None: ...
     def pending_delta_links(self, run_id: str) -> dict[str, str]: ...
     def load_tenant_cache(self) -> CachedObjects: ...
+    def pending_intents(self) -> list[Intent]: ...
 
     # lease
     def acquire_lease(self, holder: str, ttl: timedelta | float) -> Lease: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ class PostgresDatabase:
         "SELECT user_id, sku_id, groups::text, prior_direct::text FROM ownership"
     )
     for_update = " FOR UPDATE"
+    fresh = True  # an empty database on a server is a new store (the operator created it)
 
     def __init__(self, url: str, *, connect_timeout: int = 10, read_only: bool = False) -> None:
         """`read_only`: the session refuses every write (dry runs), as SQLite's `mode=ro`."""
@@ -68,26 +70,45 @@ class PostgresDatabase:
         return self._safe_url
 
     def begin(self) -> None:
-        self._conn.execute("BEGIN")
+        self.execute("BEGIN")
 
     def commit(self) -> None:
-        self._conn.execute("COMMIT")
+        self.execute("COMMIT")
 
     def rollback(self) -> None:
+        """Best effort: after a lost connection there is nothing left to roll back."""
         if self._conn.closed:
             return
-        self._conn.execute("ROLLBACK")
+        with suppress(psycopg.Error):
+            self._conn.execute("ROLLBACK")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self._conn.execute(_pg(sql), params or None)
+        try:
+            return self._conn.execute(_pg(sql), params or None)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         rows = list(rows)
         if not rows:
             return 0
-        with self._conn.cursor() as cur:
-            cur.executemany(_pg(sql), rows)
-            return max(cur.rowcount, 0)
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(_pg(sql), rows)
+                return max(cur.rowcount, 0)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: psycopg.Error) -> StateError:
+        """Every failure of the server (restarted, unreachable, a table missing) as one
+        StateError naming the database (never its password)."""
+        return StateError(f"{self._safe_url}: {str(exc).strip()}")
+
+    def has_tables(self) -> bool:
+        row = self.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchone()
+        return row is not None
 
     def lock_schema(self) -> None:
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))

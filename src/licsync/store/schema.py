@@ -11,6 +11,9 @@ History:
      which the run's final transaction commits together with the ledger and problems.
   3  tenant_cache: the last-known tenant view (users, groups and the memberships licsync reads)
      that incremental runs patch with Graph's delta pages; committed with the delta links.
+  4  intents: the write-ahead journal. Before a sync sends a licence write it records, per user
+     and SKU, the direct assignment the write leaves and the ledger entries before and after;
+     a run that never finished leaves them for the next run to reconcile against Graph.
 """
 
 from __future__ import annotations
@@ -209,10 +212,26 @@ _V3_POSTGRESQL = (
     )""",
 )
 
+# v4: the write-ahead intent journal. `expect` is the direct assignment's disabled plans after
+# the write (JSON list; NULL: no direct assignment of the SKU); `before`/`after` the ledger
+# entries (JSON {"groups": [...], "prior_direct": [...] | null}; NULL: no entry).
+_V4 = (
+    """CREATE TABLE intents (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        user_id TEXT NOT NULL,
+        sku_id TEXT NOT NULL,
+        expect TEXT,
+        before TEXT,
+        after TEXT,
+        PRIMARY KEY (run_id, user_id, sku_id)
+    )""",
+)
+
 STEPS: dict[int, MigrationStep] = {
     1: MigrationStep(1, "initial schema", _V1_SQLITE, _V1_POSTGRESQL),
     2: MigrationStep(2, "pending delta links", _V2_SQLITE, _V2_POSTGRESQL),
     3: MigrationStep(3, "cached tenant view", _V3_SQLITE, _V3_POSTGRESQL),
+    4: MigrationStep(4, "write-ahead intents", _V4, _V4),
 }
 
 CURRENT_VERSION = max(STEPS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ class SqliteDatabase:
     ) -> None:
         """`read_only` opens an existing file without ever writing or creating it."""
         self.path = str(path)
+        # a new store is created only where no file exists: an existing file must hold one
+        self.fresh = self.path == ":memory:" or not Path(self.path).exists()
         if self.path != ":memory:":
             file = Path(self.path).resolve()
             if not file.parent.is_dir():
@@ -59,24 +62,42 @@ class SqliteDatabase:
             raise StateError(f"state database {self.path}: cannot start a write: {exc}") from exc
 
     def commit(self) -> None:
-        self._conn.execute("COMMIT")
+        self.execute("COMMIT")
 
     def rollback(self) -> None:
+        """Best effort: a failed rollback must not hide the error that called for it."""
         if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self._conn.execute(sql, params)
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        cursor = self._conn.executemany(sql, rows)
+        try:
+            cursor = self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         return max(cursor.rowcount, 0)
+
+    def _error(self, exc: sqlite3.Error) -> StateError:
+        """Every failure of the file (locked, damaged, read-only, a table missing) as one
+        StateError naming the file."""
+        return StateError(f"state database {self.path}: {exc}")
 
     def lock_schema(self) -> None:
         """BEGIN IMMEDIATE already serialises writers on the file."""
 
+    def has_tables(self) -> bool:
+        return (
+            self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone() is not None
+        )
+
     def table_exists(self, name: str) -> bool:
-        row = self._conn.execute(
+        row = self.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()
         return row is not None

@@ -24,6 +24,7 @@ from licsync.store.base import (
     CacheKey,
     CacheRow,
     ChangeAction,
+    Intent,
     Lease,
     LedgerDiff,
     ProblemRecord,
@@ -52,6 +53,35 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _entry_json(entry: Ownership | None) -> str | None:
+    if entry is None:
+        return None
+    prior = None if entry.prior_direct is None else sorted(entry.prior_direct)
+    return orjson.dumps({"groups": list(entry.groups), "prior_direct": prior}).decode()
+
+
+def _entry(user_id: str, sku_id: str, text: str | None) -> Ownership | None:
+    if text is None:
+        return None
+    data = orjson.loads(text)
+    prior = data["prior_direct"]
+    return Ownership(
+        user_id, sku_id, tuple(data["groups"]), None if prior is None else frozenset(prior)
+    )
+
+
+@contextmanager
+def _decoding(db: Database) -> Iterator[None]:
+    """A value the store cannot decode means the store is damaged: a StateError (exit 4)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, orjson.JSONDecodeError) as exc:
+        raise StateError(
+            f"{db.describe()}: the state store is damaged ({type(exc).__name__}: {exc}); "
+            "restore it from a backup"
+        ) from exc
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -69,6 +99,9 @@ class Database(Protocol):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
     def lock_schema(self) -> None: ...  # serialise migrations (inside a transaction)
     def table_exists(self, name: str) -> bool: ...
+    def has_tables(self) -> bool: ...  # whether the database holds any table at all
+    @property
+    def fresh(self) -> bool: ...  # opening it created it (no file existed): may become a store
     def bulk_insert(  # many new rows at once (COPY on PostgreSQL)
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> int: ...
@@ -145,12 +178,21 @@ class SqlStateStore:
         self.close()
 
     def _read_version(self) -> int:
+        """The schema version; 0 for an empty database. A database that holds tables but no
+        licsync schema is refused: it is not licsync's (or its schema table was lost)."""
         if not self._db.table_exists(SCHEMA_TABLE):
+            if self._db.has_tables() or not self._db.fresh:
+                raise StateError(
+                    f"{self._db.describe()} exists but holds no licsync schema (an empty or "
+                    "foreign file, or a damaged store): restore it from a backup, or point "
+                    "[state] url at a path where no file exists to start a new store"
+                )
             return 0
         rows = self._db.execute(f"SELECT version FROM {SCHEMA_TABLE}").fetchall()
-        if len(rows) != 1:
+        if len(rows) != 1 or not isinstance(rows[0][0], int):
             raise StateError(
-                f"{self._db.describe()}: {SCHEMA_TABLE} must hold one row, found {len(rows)}"
+                f"{self._db.describe()}: {SCHEMA_TABLE} must hold one integer version, found "
+                f"{[r[0] for r in rows][:3]!r}: the store is damaged; restore it from a backup"
             )
         return int(rows[0][0])
 
@@ -188,8 +230,8 @@ class SqlStateStore:
             )
         if self._in_transaction:
             raise StateError("a state transaction is already open on this store")
+        self._db.begin()  # a failure here (locked, server gone) leaves no transaction open
         self._in_transaction = True
-        self._db.begin()
         tx = SqlTransaction(self._db, self._clock)
         try:
             if holder is not None:
@@ -241,17 +283,18 @@ class SqlStateStore:
     def load_ledger(self) -> Ledger:
         """The whole ledger. Backends return the id lists as text; the few distinct group sets
         and plan sets are decoded once each, which keeps 100k entries well under a second."""
-        decode = self._db.dec_ids_text
-        rows = self._db.execute(self._db.select_ownership_text).fetchall()
-        groups = {text: decode(text) for text in {row[2] for row in rows}}
-        priors: dict[str | None, frozenset[str] | None] = {
-            text: None if text is None else frozenset(decode(text))
-            for text in {row[3] for row in rows}
-        }
-        return {
-            (user_id, sku_id): Ownership(user_id, sku_id, groups[g], priors[p])
-            for user_id, sku_id, g, p in rows
-        }
+        with _decoding(self._db):
+            decode = self._db.dec_ids_text
+            rows = self._db.execute(self._db.select_ownership_text).fetchall()
+            groups = {text: decode(text) for text in {row[2] for row in rows}}
+            priors: dict[str | None, frozenset[str] | None] = {
+                text: None if text is None else frozenset(decode(text))
+                for text in {row[3] for row in rows}
+            }
+            return {
+                (user_id, sku_id): Ownership(user_id, sku_id, groups[g], priors[p])
+                for user_id, sku_id, g, p in rows
+            }
 
     def list_changes(
         self, *, run_id: str | None = None, user_id: str | None = None
@@ -330,10 +373,31 @@ class SqlStateStore:
         if self._version < 3:
             return objects
         rows = self._db.execute("SELECT kind, object_id, data FROM tenant_cache").fetchall()
-        with _gc_paused():
+        with _gc_paused(), _decoding(self._db):
             for kind, object_id, data in rows:
                 objects.setdefault(kind, {})[object_id] = orjson.loads(data)
         return objects
+
+    def pending_intents(self) -> list[Intent]:
+        """Every write-ahead intent still in the journal (runs that never finished)."""
+        if self._version < 4:
+            return []
+        rows = self._db.execute(
+            "SELECT run_id, user_id, sku_id, expect, before, after FROM intents "
+            "ORDER BY run_id, user_id, sku_id"
+        ).fetchall()
+        with _decoding(self._db):
+            return [
+                Intent(
+                    r[0],
+                    r[1],
+                    r[2],
+                    None if r[3] is None else frozenset(orjson.loads(r[3])),
+                    _entry(r[1], r[2], r[4]),
+                    _entry(r[1], r[2], r[5]),
+                )
+                for r in rows
+            ]
 
     # --- lease -----------------------------------------------------------------------------
 
@@ -465,7 +529,7 @@ class SqlTransaction:
         db = self._open()
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
-            raise ValueError("finish a run with succeeded, failed or aborted")
+            raise ValueError("finish a run with succeeded, failed, aborted or interrupted")
         row = db.execute(
             "SELECT kind, status, started_at FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
@@ -602,6 +666,34 @@ class SqlTransaction:
         )
 
     # delta links
+
+    def record_intents(self, intents: Iterable[Intent]) -> int:
+        """Journal licence writes before they are sent (see `Intent`)."""
+        return self._open().executemany(
+            "INSERT INTO intents (run_id, user_id, sku_id, expect, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    i.run_id,
+                    i.user_id,
+                    i.sku_id,
+                    None if i.expect is None else orjson.dumps(sorted(i.expect)).decode(),
+                    _entry_json(i.before),
+                    _entry_json(i.after),
+                )
+                for i in intents
+            ),
+        )
+
+    def clear_intents(self, run_id: str, user_ids: Iterable[str] | None = None) -> int:
+        """Drop `run_id`'s intents (of `user_ids` only, when given): their outcome is recorded."""
+        db = self._open()
+        if user_ids is None:
+            return int(db.execute("DELETE FROM intents WHERE run_id = ?", (run_id,)).rowcount)
+        return db.executemany(
+            "DELETE FROM intents WHERE run_id = ? AND user_id = ?",
+            ((run_id, u) for u in sorted(set(user_ids))),
+        )
 
     def hold_delta_link(self, run_id: str, resource: str, link: str) -> None:
         """Keep `link` pending for `run_id`; `delta_link(resource)` still answers the old one."""
