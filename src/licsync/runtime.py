@@ -5,10 +5,11 @@ write budget, shared by `sync`, `migrate apply|rollback` and the read-only comma
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -49,18 +50,48 @@ def graph_client(config: Config) -> GraphClient:
     return GraphClient.from_settings(settings)
 
 
-async def keep_lease(store: StateStore, holder: str, ttl: float) -> None:
-    """Renew the write lease every third of its lifetime from its acquisition until the run
-    records (a full read of a large tenant, or 100,000 writes at Graph's write limit, outlasts
-    the default 900 s)."""
+FENCE_SHARE = 0.75  # stop writing when the lease went unrenewed for this share of its TTL
+
+
+@dataclass
+class LeaseGuard:
+    """Whether this run may still send writes: its lease was renewed recently enough that no
+    other run can hold it, and the run is within its deadline. Asked before every `$batch`."""
+
+    ttl: float
+    deadline: float  # on `clock`'s scale
+    clock: Callable[[], float] = time.monotonic
+    renewed_at: float = field(default_factory=time.monotonic)
+    lost: str | None = None
+
+    def lapsed(self) -> str | None:
+        """Why nothing more may be sent, or None."""
+        if self.lost is not None:
+            return self.lost
+        now = self.clock()
+        if now - self.renewed_at > self.ttl * FENCE_SHARE:
+            return (
+                f"the write lease was last renewed {now - self.renewed_at:.1f} s ago (TTL "
+                f"{self.ttl:g} s): another run may hold it now"
+            )
+        if now > self.deadline:
+            return "the run reached its deadline ([state] max_run_seconds)"
+        return None
+
+
+async def keep_lease(store: StateStore, holder: str, guard: LeaseGuard) -> None:
+    """Renew the write lease every third of its lifetime (the heartbeat) until cancelled; a
+    renewal that fails marks the guard lost, which stops the writes."""
     while True:
-        await asyncio.sleep(ttl / 3)
+        await asyncio.sleep(guard.ttl / 3)
         try:
-            store.renew_lease(holder, ttl)
-        except StateError as exc:  # lost: the run's final transaction will refuse to commit
-            log.warning("sync.lease_lost", holder=holder, reason=str(exc))
+            store.renew_lease(holder, guard.ttl)
+        except StateError as exc:
+            guard.lost = f"the write lease could not be renewed: {exc}"
+            log.warning("run.lease_lost", holder=holder, reason=str(exc))
             return
-        log.info("sync.lease_renewed", holder=holder)
+        guard.renewed_at = guard.clock()
+        log.debug("run.lease_renewed", holder=holder)
 
 
 @dataclass
@@ -72,20 +103,21 @@ class Session:
     client: GraphClient
     budget: WriteBudget
     holder: str
-    ttl: float
+    guard: LeaseGuard
     run_id: str
     started: bool = False
 
     def renew(self) -> None:
         """Re-take the lease (renews it; raises StateError if another run holds it now)."""
-        self.store.acquire_lease(self.holder, self.ttl)
+        self.store.acquire_lease(self.holder, self.guard.ttl)
+        self.guard.renewed_at = self.guard.clock()
 
     @asynccontextmanager
     async def keeping_lease(self) -> AsyncIterator[None]:
         """Renew the lease every third of its lifetime while writes are in flight, then once
         more at the end (a long wave outlives the lease)."""
 
-        task = asyncio.ensure_future(keep_lease(self.store, self.holder, self.ttl))
+        task = asyncio.ensure_future(keep_lease(self.store, self.holder, self.guard))
         try:
             yield
         finally:
@@ -173,9 +205,18 @@ async def session(
             client,
             budget or WriteBudget(graph_settings.write_rate),
             holder,
-            state_settings.lease_ttl_seconds,
+            LeaseGuard(
+                state_settings.lease_ttl_seconds,
+                time.monotonic() + state_settings.max_run_seconds,
+            ),
             run_id,
         )
+    except BaseException:
+        if leased:  # the error that got us here is the one to report
+            with suppress(StateError):
+                store.release_lease(holder)
+            leased = False
+        raise
     finally:
         try:
             if own_client and client is not None:

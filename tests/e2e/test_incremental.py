@@ -316,8 +316,9 @@ def test_a_failing_run_does_not_advance_the_links_or_the_view(
 def test_a_run_that_dies_after_its_writes_is_replayed_from_the_old_links(
     small: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The writes reached Graph but the final transaction never ran (a crash, a lost store):
-    links and view stay as they were, and the next run replays the same delta onto them."""
+    """The writes reached Graph and their outcomes were recorded, but the final transaction
+    never ran (a crash, a lost store): links stay as they were (the view only gains the written
+    users' re-read marks), and the next run replays the same delta onto them."""
     config = make_config(tmp_path, small, RULES[:1])
     sync(config)
     sync(config)
@@ -325,13 +326,16 @@ def test_a_run_that_dies_after_its_writes_is_replayed_from_the_old_links(
     add_member(small, group_id(1), user_id(3))
     remove_member(small, group_id(1), user_id(1))
 
-    def crash(*args: Any) -> None:
+    def crash(*args: Any, **kw: Any) -> None:
         raise RuntimeError("killed between the writes and the record")
 
     monkeypatch.setattr("licsync.connector.sync.commit_run", crash)
     with pytest.raises(RuntimeError):
         sync(config)
-    assert stored(tmp_path) == before
+    links, view = stored(tmp_path)
+    assert links == before[0]
+    assert {k: v for k, v in view.items() if k != "stale"} == before[1]
+    assert set(view["stale"]) == {user_id(1), user_id(3)}
     assert direct_licences(small)[user_id(3)] and direct_licences(small)[user_id(1)] == {}
     monkeypatch.undo()
     replayed = sync(config)

@@ -59,6 +59,9 @@ class PolicySettings(_Strict):
 class GuardrailSettings(_Strict):
     max_removals: int = Field(default=50, ge=0, description="removals a run may make unasked")
     max_removal_percent: float = Field(default=5.0, ge=0, le=100)
+    # a full read with this share fewer users, or rule-group members, than the last run's view
+    # stops before any write (a read gone wrong looks like a mass exodus); 100 turns it off
+    max_shrink_percent: float = Field(default=50.0, ge=0, le=100)
 
 
 class Settings(_Strict):

@@ -13,7 +13,8 @@ refusals matched on Graph's message text (rulebook sections 3-4), ahead of the g
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action, Rule, rule
 from licsync.graph.client import GraphClient
 from licsync.graph.retry import RetryPolicy
-from licsync.graph.writes import WriteJob, WriteOutcome, send_writes
+from licsync.graph.writes import Halt, OnOutcome, WriteJob, WriteOutcome, send_writes
 from licsync.model import Assignment, LicenseError, Plan, Problem, UserPlan
 
 log = structlog.get_logger("licsync.connector")
@@ -213,6 +214,8 @@ async def send_licence_writes(
     *,
     policy: RetryPolicy | None = None,
     max_batches_in_flight: int | None = None,
+    halt: Halt | None = None,
+    on_outcome: OnOutcome | None = None,
 ) -> list[WriteOutcome]:
     """Send `jobs` with the assignLicense refusal table; log one line per write (`names`: the
     users' principal names by id, for the log). One outcome per job, in order."""
@@ -225,6 +228,8 @@ async def send_licence_writes(
         policy,
         rules=LICENSE_RULES,
         max_batches_in_flight=max_batches_in_flight,
+        halt=halt,
+        on_outcome=on_outcome,
     )
     for job, outcome in zip(jobs, outcomes, strict=True):
         method, url, _ = job.request()
@@ -264,12 +269,14 @@ class UserWrites:
 
 
 def pair_outcomes(
-    jobs: Sequence[LicenceJob], outcomes: Sequence[WriteOutcome]
+    jobs: Sequence[LicenceJob],
+    outcomes: Sequence[WriteOutcome],
+    start: UserWrites | None = None,
 ) -> dict[str, UserWrites]:
-    """The outcomes of `build_jobs`' jobs, by user."""
+    """The outcomes of `build_jobs`' jobs, by user (`start`: what one user already had)."""
     by_user: dict[str, UserWrites] = {}
     for job, outcome in zip(jobs, outcomes, strict=True):
-        writes = by_user.get(job.user_id, UserWrites())
+        writes = by_user.get(job.user_id, start or UserWrites())
         if isinstance(job, SetUsageLocation):
             by_user[job.user_id] = replace(writes, location=outcome)
         else:
@@ -277,11 +284,36 @@ def pair_outcomes(
     return by_user
 
 
-async def apply_plan(client: GraphClient, plan: Plan, budget: WriteBudget) -> dict[str, UserWrites]:
-    """Send the plan's changes; the outcomes by user."""
+async def apply_plan(
+    client: GraphClient,
+    plan: Plan,
+    budget: WriteBudget,
+    *,
+    halt: Halt | None = None,
+    on_user_done: Callable[[str, UserWrites], None] | None = None,
+) -> dict[str, UserWrites]:
+    """Send the plan's changes; the outcomes by user. `on_user_done(user, writes)` is called as
+    soon as all of a user's jobs have ended (the writes recorded as they arrive); `halt` is
+    asked before each `$batch` whether anything more may be sent."""
     jobs = build_jobs(plan.changes)
     names = {c.user_id: c.user_principal_name for c in plan.changes}
-    return pair_outcomes(jobs, await send_licence_writes(client, jobs, budget, names))
+    waiting = Counter(job.user_id for job in jobs)
+    ended: dict[str, UserWrites] = {}
+
+    by_key = {job.key: job for job in jobs}
+
+    def on_outcome(sent: WriteJob, outcome: WriteOutcome) -> None:
+        job = by_key[sent.key]
+        user = job.user_id
+        ended[user] = pair_outcomes([job], [outcome], ended.get(user))[user]
+        waiting[user] -= 1
+        if waiting[user] == 0 and on_user_done is not None:
+            on_user_done(user, ended[user])
+
+    outcomes = await send_licence_writes(
+        client, jobs, budget, names, halt=halt, on_outcome=on_outcome
+    )
+    return pair_outcomes(jobs, outcomes)
 
 
 __all__ = [

@@ -1,11 +1,23 @@
-"""What a sync commits when its writes are done, computed by a pure function (`build_record`)
-and persisted by another (`commit_run`): the run, its changes, the ledger, problems and the
-tenant view, in one state-store transaction.
+"""What a sync commits, and when.
+
+Pure functions compute it (`user_record` for one user's writes, `build_record` for the run);
+the commits only persist it, each in one state-store transaction under the lease:
+
+1. `begin_run`, before the first write: the run (status `running`) and every write's intent
+   (`licsync.connector.recovery.intents_for`); if they cannot be recorded nothing is sent;
+2. `OutcomeRecorder`, as the writes end: every few hundred users (or every second), their
+   changes, ledger entries, failure problems and resolved problems, and their intents cleared;
+3. `commit_run`, after the writes: the predicted problems, the ledger entries of users without a
+   change, the delta links and the cached view, and the run's status and summary.
+
+A run killed between 1 and 3 leaves its unrecorded intents and a `running` run: the next run
+reconciles them against Graph (`licsync.connector.recovery`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +28,7 @@ from licsync.model import Ledger, Plan, Problem, Tenant, UserPlan
 from licsync.store import (
     AppliedChange,
     ChangeAction,
+    Intent,
     LedgerDiff,
     RunStatus,
     StateStore,
@@ -25,19 +38,39 @@ from licsync.store import (
     stale_rows,
 )
 
+FLUSH_USERS = 200  # users per outcome transaction
+FLUSH_SECONDS = 1.0  # at the latest, a second after the first unrecorded outcome
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """What one user's writes commit."""
+
+    user_id: str
+    changes: tuple[AppliedChange, ...]
+    problems: tuple[Problem, ...]
+    resolved: tuple[tuple[str, str], ...]
+    ledger_diff: LedgerDiff
+    ok: bool
+    fatal: bool
+
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """What a sync commits for its writes: computed by `build_record`, persisted by
-    `commit_run`."""
+    """A whole run's writes, from its user records (for the result and its summary)."""
 
-    changes: tuple[AppliedChange, ...]
     succeeded_users: tuple[str, ...]
     failed_users: tuple[str, ...]
     problems: tuple[Problem, ...]
-    resolved_keys: tuple[tuple[str, str], ...]
-    ledger_diff: LedgerDiff
     fatal: bool
+
+
+def by_user(ledger: Ledger) -> dict[str, Ledger]:
+    """The ledger split by user."""
+    split: dict[str, Ledger] = {}
+    for key, entry in ledger.items():
+        split.setdefault(key[0], {})[key] = entry
+    return split
 
 
 def _failure_problems(
@@ -102,62 +135,142 @@ def _changes(
     return records
 
 
-def build_record(
-    run_id: str, tenant: Tenant, plan: Plan, ledger: Ledger, writes: Mapping[str, UserWrites]
-) -> RunRecord:
-    """What the run commits, from the plan, the ledger it started from and the writes' outcomes
-    by user: the ledger takes the plan's entries for users whose writes all succeeded (and users
-    without a change) and keeps the old ones for the rest."""
-    succeeded: list[str] = []
-    failed: list[str] = []
-    changes: list[AppliedChange] = []
-    problems = list(plan.problems)
-    resolved: list[tuple[str, str]] = []
-    for change in plan.changes:
-        mine = writes.get(change.user_id, UserWrites())
-        changes.extend(_changes(run_id, tenant, change, mine))
-        bad = mine.failure
-        if bad is None:
-            succeeded.append(change.user_id)
-            resolved.extend((change.user_id, a.sku_id) for a in change.add_licenses)
-            resolved.extend((change.user_id, s) for s in change.remove_licenses)
-        else:
-            failed.append(change.user_id)
-            problems.extend(_failure_problems(change, bad, plan.ledger))
-    unchanged = {u.user_id for u in plan.users if not u.has_change}
-    settled = settle_ledger(ledger, plan.ledger, unchanged | set(succeeded))
-    return RunRecord(
-        changes=tuple(changes),
-        succeeded_users=tuple(succeeded),
-        failed_users=tuple(failed),
-        problems=tuple(problems),
-        resolved_keys=tuple(resolved),
-        ledger_diff=diff_ledger(ledger, settled),
-        fatal=any(o.action is Action.FATAL for w in writes.values() for o in w.outcomes),
+def user_record(
+    run_id: str,
+    tenant: Tenant,
+    change: UserPlan,
+    writes: UserWrites,
+    before: Ledger,
+    planned: Ledger,
+) -> UserRecord:
+    """What `change`'s writes commit: the plan's ledger entries for the user (`planned`) if they
+    all succeeded, the old ones (`before`) and a problem per licence otherwise."""
+    bad = writes.failure
+    if bad is None:
+        resolved = [(change.user_id, a.sku_id) for a in change.add_licenses]
+        resolved += [(change.user_id, s) for s in change.remove_licenses]
+        diff, problems = diff_ledger(before, planned), []
+    else:
+        resolved, diff = [], LedgerDiff()
+        problems = _failure_problems(change, bad, planned)
+    return UserRecord(
+        change.user_id,
+        tuple(_changes(run_id, tenant, change, writes)),
+        tuple(problems),
+        tuple(resolved),
+        diff,
+        ok=bad is None,
+        fatal=any(o.action is Action.FATAL for o in writes.outcomes),
     )
+
+
+def build_record(plan: Plan, records: Iterable[UserRecord]) -> RunRecord:
+    """The run's record: predicted problems first, then those of failed writes (in the plan's
+    order of users, whatever order the writes ended in)."""
+    order = {c.user_id: i for i, c in enumerate(plan.changes)}
+    records = sorted(records, key=lambda r: order.get(r.user_id, len(order)))
+    return RunRecord(
+        succeeded_users=tuple(r.user_id for r in records if r.ok),
+        failed_users=tuple(r.user_id for r in records if not r.ok),
+        problems=(*plan.problems, *(p for r in records for p in r.problems)),
+        fatal=any(r.fatal for r in records),
+    )
+
+
+def begin_run(store: StateStore, holder: str, run_id: str, intents: Iterable[Intent]) -> None:
+    """Record the run and its write intents before the first write (raises StateError: then
+    nothing may be sent)."""
+    with store.transaction(holder=holder) as tx:
+        tx.start_run("sync", run_id)
+        tx.record_intents(intents)
+
+
+class OutcomeRecorder:
+    """Commits each user's outcome soon after it arrives, in small transactions."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        holder: str,
+        run_id: str,
+        tenant: Tenant,
+        plan: Plan,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store, self._holder, self._run_id = store, holder, run_id
+        self._tenant = tenant
+        self._changes = {c.user_id: c for c in plan.changes}
+        self._before, self._planned = by_user(ledger), by_user(plan.ledger)
+        self._clock = clock
+        self._buffer: list[UserRecord] = []
+        self._since: float | None = None
+        self.records: list[UserRecord] = []
+        self.resolved = 0
+
+    def add(self, user_id: str, writes: UserWrites) -> None:
+        """Take one user's finished writes; commit when enough have gathered."""
+        record = user_record(
+            self._run_id,
+            self._tenant,
+            self._changes[user_id],
+            writes,
+            self._before.get(user_id, {}),
+            self._planned.get(user_id, {}),
+        )
+        self.records.append(record)
+        self._buffer.append(record)
+        if self._since is None:
+            self._since = self._clock()
+        if len(self._buffer) >= FLUSH_USERS or self._clock() - self._since >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is buffered (raises StateError if the store fails or the lease is lost)."""
+        if not self._buffer:
+            return
+        users = [r.user_id for r in self._buffer]
+        with self._store.transaction(holder=self._holder) as tx:
+            tx.record_changes(c for r in self._buffer for c in r.changes)
+            tx.apply_ledger_diff(
+                LedgerDiff(
+                    tuple(e for r in self._buffer for e in r.ledger_diff.upserts),
+                    tuple(k for r in self._buffer for k in r.ledger_diff.deletes),
+                )
+            )
+            tx.record_problems(self._run_id, (p for r in self._buffer for p in r.problems))
+            self.resolved += tx.resolve_problems(
+                self._run_id, (k for r in self._buffer for k in r.resolved)
+            )
+            tx.clear_intents(self._run_id, users)
+            tx.patch_tenant_cache(stale_rows(users))  # re-read next run whatever happens
+        self._buffer.clear()
+        self._since = None
 
 
 def commit_run(
     store: StateStore,
     holder: str,
     run_id: str,
-    record: RunRecord,
+    plan: Plan,
+    ledger: Ledger,
     read: TrackedRead,
-    summary: Callable[[int], Mapping[str, Any]],
-) -> int:
-    """Persist `record` in one transaction under the lease; returns the problems it resolved.
-    `summary(resolved)` is the run's summary for its `runs` row."""
+    *,
+    written: Sequence[str],
+    fatal: bool,
+    summary: Callable[[], Mapping[str, Any]],
+) -> None:
+    """The run's last transaction (after every user's outcome is recorded): predicted problems,
+    the ledger of users without a change, the view and delta links, the run's status."""
+    unchanged = {u.user_id for u in plan.users if not u.has_change}
     with store.transaction(holder=holder) as tx:
-        tx.start_run("sync", run_id)
-        tx.record_changes(record.changes)
-        tx.apply_ledger_diff(record.ledger_diff)
-        tx.record_problems(run_id, record.problems)
-        resolved = tx.resolve_problems(run_id, record.resolved_keys)
-        written = {c.user_id for c in record.changes}
-        _save_view(tx, run_id, read, written=written, advance=not record.fatal)
-        status = RunStatus.FAILED if record.fatal else RunStatus.SUCCEEDED
-        tx.finish_run(run_id, status, summary(resolved))
-    return resolved
+        tx.record_problems(run_id, plan.problems)
+        tx.apply_ledger_diff(diff_ledger(ledger, settle_ledger(ledger, plan.ledger, unchanged)))
+        tx.clear_intents(run_id)
+        _save_view(tx, run_id, read, written=set(written), advance=not fatal)
+        status = RunStatus.FAILED if fatal else RunStatus.SUCCEEDED
+        tx.finish_run(run_id, status, summary())
 
 
 def _save_view(

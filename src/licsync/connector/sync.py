@@ -1,32 +1,36 @@
-"""`licsync sync`, the connector's main job: read → plan → guardrail → write → record.
+"""`licsync sync`, the connector's main job: read → reconcile → plan → guardrail → write →
+record.
 
     result = await run_sync(config, dry_run=False, allow_removals=None, full=False)
 
-1. open the state store (`[state] url`) and, unless this is a dry run, take the write lease
-   (renewed every third of its TTL until the run records, reads included); a dry run opens the
-   store read-only, and plans with an empty ledger when the SQLite file does not exist (it
-   creates nothing, and takes no delta links it could not keep);
+1. `runtime.session`: open the state store (`[state] url`) and take the write lease, renewed
+   by a heartbeat every third of its TTL until the run has recorded (reads included); a dry
+   run opens the store read-only (`runtime.read_only_session`) and creates nothing;
 2. read the tenant through Graph (`connector.read_full`, `connector.read_delta`):
    incrementally, by patching the cached tenant view with `users/delta` and `groups/delta`
-   from the stored delta links, or in full
-   (`full=True`, no cache yet, or Graph refused a link), taking new links first; load the ledger;
-3. `make_plan`; then the guardrail: too many removals, or a rule group that reads empty while
-   the ledger says licsync licensed members through it, stops the run before any write
-   (`GuardrailError`, exit 6) unless `--allow-removals N` covers the count;
-4. send the writes (`licsync.connector.licence_writes`);
-5. in ONE store transaction: the run, every change with its outcome and request id, the ledger
-   for users whose writes succeeded (the others keep their old entries), the problems (predicted
-   and failed writes), the problems resolved by successful writes and, unless a write was
-   fatal, the new delta links and the cached tenant view;
+   from the stored delta links, or in full (`full=True`, no cache yet, or Graph refused a
+   link), taking new links first; a full read far smaller than the last view stops here;
+3. reconcile the intents a dead run left (`connector.recovery`), then `make_plan` and the
+   guardrail: too many removals, or a rule group that reads empty while the ledger says
+   licsync licensed members through it, stops the run before any write (`GuardrailError`,
+   exit 6) unless `--allow-removals N` covers the count;
+4. record the run and every write's intent, then send the writes
+   (`connector.licence_writes`), recording each user's outcome as it arrives
+   (`connector.record`); before every `$batch` the lease guard is asked: a lease that could
+   not be renewed, or went unrenewed for most of its TTL, or the run's deadline, stops the
+   sending;
+5. one last transaction: predicted problems, the ledger of users without a change and, unless
+   a write was fatal, the new delta links and the cached tenant view; the run's status;
 6. release the lease.
 
-Nothing is written to the store on a path that fails before the writes (the lease aside).
+Nothing is written to the store on a path that fails before step 4 (the lease and a
+reconciliation aside).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -44,8 +48,16 @@ from licsync.connector.licence_writes import UserWrites, apply_plan
 from licsync.connector.planning import make_plan
 from licsync.connector.read_delta import DeltaRefused, read_incremental, start_delta
 from licsync.connector.read_full import DELTA_RESOURCES, read_tenant
-from licsync.connector.record import RunRecord, build_record, commit_run
+from licsync.connector.record import (
+    OutcomeRecorder,
+    RunRecord,
+    begin_run,
+    build_record,
+    commit_run,
+)
+from licsync.connector.recovery import apply_diff, intents_for, reconcile, recover
 from licsync.connector.view import TenantView, TrackedRead
+from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph import GraphClient, WriteBudget, WriteOutcome
 from licsync.model import Ledger, Plan, Problem, Tenant
@@ -78,8 +90,9 @@ class SyncResult:
             return ExitCode.GRAPH
         return ExitCode.PROBLEMS if self.problems else ExitCode.OK
 
-    def settle(self, record: RunRecord, writes: Mapping[str, UserWrites]) -> None:
+    def settle(self, record: RunRecord, writes: Mapping[str, UserWrites], resolved: int) -> None:
         """Take the outcome of the writes."""
+        self.resolved = resolved
         self.outcomes = [o for w in writes.values() for o in w.outcomes]
         self.succeeded_users = record.succeeded_users
         self.failed_users = record.failed_users
@@ -121,16 +134,19 @@ async def read_for_sync(
     full: bool = False,
     track: bool = True,
     progress: bool | None = None,
+    reread: Iterable[str] = (),
 ) -> TrackedRead:
     """Read incrementally when the store holds a tenant view and delta links (and `full` is not
     asked); otherwise, or when Graph refuses a link, in full. `track` takes fresh delta links
-    before a full read (a dry run has nowhere to keep them)."""
+    before a full read (a dry run has nowhere to keep them). `reread`: users an incremental
+    read must read again whatever the delta says (a dead run's intents)."""
     links = _stored_links(store) if not full else None
     if links is not None:
         assert store is not None
         stored = store.load_tenant_cache()
         cached = TenantView.from_cache(stored)
         if cached is not None:
+            cached.stale.update(u for u in reread if u in cached.users)
             try:
                 read = await read_incremental(client, config, cached, links)
             except DeltaRefused as exc:
@@ -145,23 +161,64 @@ async def read_for_sync(
     return TrackedRead(tenant, TenantView.from_tenant(tenant, config), new_links, incremental=False)
 
 
+def check_shrink(config: Config, store: StateStore | None, read: TrackedRead) -> None:
+    """Stop (GuardrailError) when a full read returns far fewer users, or members of the groups
+    licsync reads, than the view the last run kept (`[guardrail] max_shrink_percent`)."""
+    share = config.settings.guardrail.max_shrink_percent / 100
+    if read.incremental or store is None or share >= 1 or store.schema_version < 3:
+        return
+    before = TenantView.from_cache(store.load_tenant_cache())
+    if before is None:
+        return
+    counts = [
+        ("users", len(before.users), len(read.view.users)),
+        (
+            "members of the groups licsync reads",
+            sum(map(len, before.members.values())),
+            sum(map(len, read.view.members.values())),
+        ),
+    ]
+    for what, was, now in counts:
+        if was and now < was * (1 - share):
+            raise GuardrailError(
+                f"guardrail: nothing was written. The full read returned {now} {what}; the last "
+                f"run saw {was} (more than {share:.0%} fewer). If the tenant really shrank, raise "
+                "[guardrail] max_shrink_percent (100 turns this check off) and run again."
+            )
+
+
 async def _plan_run(
     client: GraphClient,
     config: Config,
     store: StateStore | None,
     run_id: str,
     *,
-    dry_run: bool,
+    holder: str | None,
     allow_removals: int | None,
     full: bool,
     progress: bool | None,
 ) -> tuple[SyncResult, TrackedRead, Ledger]:
-    """Read, plan and judge the plan (steps 2-3); writes nothing."""
+    """Read, reconcile a dead run's intents, plan and judge the plan (steps 2-3). A dry run
+    (`holder` None) reconciles in memory; a leased run records the reconciliation."""
+    pending = store.pending_intents() if store is not None else []
+    dead = store.unfinished_runs() if store is not None and holder is not None else []
     read = await read_for_sync(
-        client, config, store, full=full, track=not dry_run, progress=progress
+        client,
+        config,
+        store,
+        full=full,
+        track=holder is not None,
+        progress=progress,
+        reread={i.user_id for i in pending},
     )
+    check_shrink(config, store, read)
     tenant = read.tenant
     ledger = store.load_ledger() if store is not None else {}
+    if pending or dead:
+        recovery = reconcile(pending, tenant)
+        if store is not None and holder is not None:
+            recover(store, holder, run_id, recovery, dead)
+        ledger = apply_diff(ledger, recovery.diff)
     rules = resolve_rules(tenant, config)
     plan = make_plan(tenant, config, ledger, rules)
     guard = check_guardrail(
@@ -171,6 +228,7 @@ async def _plan_run(
         emptied_groups=emptied_rule_groups(tenant, rules, ledger),
         allow_removals=allow_removals,
     )
+    dry_run = holder is None
     log.info(
         "sync.plan",
         run_id=run_id,
@@ -197,20 +255,21 @@ async def run_sync(
     budget: WriteBudget | None = None,
     progress: bool | None = None,
 ) -> SyncResult:
-    """Run one sync (see the module docstring). Raises GuardrailError, GraphError, StateError,
-    ConfigError; the store is left untouched by all of them (they happen before any write).
+    """Run one sync (see the module docstring). Raises GuardrailError, GraphError and
+    ConfigError before any write, leaving the store untouched; StateError whenever the store
+    fails or the lease is lost (writes stop; what was sent is in the intent journal).
     `full` re-reads the whole tenant instead of following the stored delta links."""
     plan_run = partial(
         _plan_run, config=config, allow_removals=allow_removals, full=full, progress=progress
     )
     if dry_run:
         async with read_only_session(config, client=client) as (store, graph):
-            result, _, _ = await plan_run(graph, store=store, run_id=uuid.uuid4().hex, dry_run=True)
+            result, _, _ = await plan_run(graph, store=store, run_id=uuid.uuid4().hex, holder=None)
             return result
     async with session(config, "sync", client=client, budget=budget) as s:
         async with s.keeping_lease():  # from the lease's acquisition until the record
             result, read, ledger = await plan_run(
-                s.client, store=s.store, run_id=s.run_id, dry_run=False
+                s.client, store=s.store, run_id=s.run_id, holder=s.holder
             )
             if result.guardrail.tripped:
                 raise result.guardrail.error(
@@ -218,16 +277,27 @@ async def run_sync(
                     f"`--allow-removals {result.guardrail.removals}` (or raise [guardrail] in "
                     "the config)."
                 )
-            writes = await apply_plan(s.client, result.plan, s.budget)
-        record = build_record(s.run_id, result.tenant, result.plan, ledger, writes)
-        result.settle(record, writes)
-        result.resolved = commit_run(
+            plan = result.plan
+            begin_run(s.store, s.holder, s.run_id, intents_for(s.run_id, plan, ledger))
+            recorder = OutcomeRecorder(s.store, s.holder, s.run_id, result.tenant, plan, ledger)
+            writes = await apply_plan(
+                s.client, plan, s.budget, halt=s.guard.lapsed, on_user_done=recorder.add
+            )
+            recorder.flush()
+        lost = s.guard.lost
+        if lost is not None:
+            raise StateError(f"{lost}; writes stopped (the next run reconciles what was sent)")
+        result.settle(build_record(plan, recorder.records), writes, recorder.resolved)
+        commit_run(
             s.store,
             s.holder,
             s.run_id,
-            record,
+            plan,
+            ledger,
             read,
-            lambda n: {**result.summary(), "problems_resolved": n},
+            written=[c.user_id for c in plan.changes],
+            fatal=result.fatal,
+            summary=result.summary,
         )
     log.info("sync.done", **result.summary())
     return result

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
 
+import structlog
+
 from licsync.graph.batch import (
     MAX_BATCH_SIZE,
     BatchRequest,
@@ -45,6 +47,8 @@ from licsync.graph.classify import (
 from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphError
 from licsync.graph.retry import RetryPolicy, Sleep
+
+log = structlog.get_logger("licsync.graph")
 
 _RETRYABLE = (Action.THROTTLED, Action.RETRY, Action.AUTH)
 _CONFIRMABLE = (*_RETRYABLE, Action.PROBLEM)  # worth a read-back after a lost answer
@@ -112,6 +116,9 @@ class WriteOutcome:
         )
 
 
+Halt = Callable[[], str | None]  # before each envelope: a reason to send nothing more, or None
+OnOutcome = Callable[[WriteJob, "WriteOutcome"], None]
+
 _Pending = tuple[BatchRequest, "asyncio.Future[tuple[Verdict, Any]]"]
 _STOPPED = Verdict(Action.SKIPPED, None, "", "not sent: the run stopped")
 _MISSING = Verdict(Action.RETRY, None, "MissingResponse", "not in the $batch answer")
@@ -130,10 +137,16 @@ class _Batcher:
     """
 
     def __init__(
-        self, client: GraphClient, budget: WriteBudget, in_flight: int, rules: Sequence[Rule]
+        self,
+        client: GraphClient,
+        budget: WriteBudget,
+        in_flight: int,
+        rules: Sequence[Rule],
+        halt: Halt | None = None,
     ) -> None:
         self._client = client
         self._rules = rules
+        self._halt = halt
         self._budget = budget
         self._in_flight = in_flight
         self._size = max(1, min(MAX_BATCH_SIZE, int(budget.burst)))
@@ -197,6 +210,13 @@ class _Batcher:
         try:
             if not await _unless_set(self.stopped, lambda: self._budget.acquire(len(chunk))):
                 _settle(chunk, [(_STOPPED, None)] * len(chunk))
+                return
+            reason = self._halt() if self._halt is not None else None
+            if reason is not None:  # the caller's fence: nothing more may be sent
+                log.warning("graph.writes_halted", reason=reason)
+                halted = Verdict(Action.SKIPPED, None, "", f"not sent: {reason}")
+                _settle(chunk, [(halted, None)] * len(chunk))
+                self.stop()
                 return
             answers = await self._post([request for request, _ in chunk])
             self._track_returning(chunk, answers)
@@ -277,6 +297,8 @@ async def send_writes(
     *,
     rules: Sequence[Rule] = (),
     max_batches_in_flight: int | None = None,
+    halt: Halt | None = None,
+    on_outcome: OnOutcome | None = None,
 ) -> list[WriteOutcome]:
     """Send `jobs` through `$batch`; one outcome per job, in the jobs' order.
 
@@ -286,7 +308,8 @@ async def send_writes(
     """
     _check_jobs(jobs)
     in_flight = max_batches_in_flight or client.max_batches_in_flight
-    batcher = _Batcher(client, budget, in_flight, rules)
+    batcher = _Batcher(client, budget, in_flight, rules, halt)
+    failures: list[Exception] = []
     base = policy or client.policy
     policy = replace(base, sleep=_stoppable(batcher.stopped, base.sleep))
     done: dict[str, asyncio.Event] = {job.key: asyncio.Event() for job in jobs}
@@ -315,12 +338,20 @@ async def send_writes(
                 outcome = WriteOutcome.from_verdict(job.key, classify_exception(exc), 0)
             outcomes[job.key] = outcome
             done[job.key].set()
+            if on_outcome is not None and not failures:
+                try:
+                    on_outcome(job, outcome)
+                except Exception as exc:  # the caller could not keep the outcome: stop sending
+                    failures.append(exc)
+                    batcher.stop()
 
     workers = min(len(jobs), in_flight * MAX_BATCH_SIZE * 2)
     try:
         await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
         await batcher.aclose()
+    if failures:
+        raise failures[0]
     return [outcomes[job.key] for job in jobs]
 
 

@@ -28,7 +28,10 @@ class StateSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: str = Field(default=DEFAULT_STATE_URL, repr=False)
-    lease_ttl_seconds: float = Field(default=900.0, gt=0)
+    # short, renewed by a heartbeat: a run that dies blocks the next one for at most a minute
+    lease_ttl_seconds: float = Field(default=60.0, gt=0)
+    # a run stops sending writes after this long, whatever is left (the next run goes on)
+    max_run_seconds: float = Field(default=6 * 3600.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

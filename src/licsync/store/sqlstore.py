@@ -261,6 +261,14 @@ class SqlStateStore:
         ).fetchone()
         return None if row is None else self._run(row)
 
+    def unfinished_runs(self) -> list[Run]:
+        rows = self._db.execute(
+            "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
+            "WHERE status = ? ORDER BY started_at, run_id",
+            (RunStatus.RUNNING.value,),
+        ).fetchall()
+        return [self._run(r) for r in rows]
+
     def list_runs(self, limit: int = 20) -> list[Run]:
         rows = self._db.execute(
             "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
