@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "licsync.commands.sync",
     "licsync.commands.migrate",
     "licsync.commands.records",
+    "licsync.commands.unlock",
     "licsync.commands.snapshot",
     "licsync.emulator.cli",
 )

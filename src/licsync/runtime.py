@@ -5,11 +5,14 @@ write budget, shared by `sync`, `migrate apply|rollback` and the read-only comma
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 
@@ -48,6 +51,50 @@ def open_state(
 def graph_client(config: Config) -> GraphClient:
     settings = load_graph_settings(config.settings.graph, path=str(config.path))
     return GraphClient.from_settings(settings)
+
+
+def holder_name(kind: str, run_id: str) -> str:
+    """Who holds the lease: the run, and where it runs (so `licsync unlock` can tell a dead
+    process from a live one on the same host)."""
+    return f"{kind}-{run_id}@{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_alive(holder: str) -> bool | None:
+    """Whether the process named in `holder` still runs: None when it runs on another host
+    (or the name says nothing of where), which cannot be checked from here."""
+    _, _, place = holder.rpartition("@")
+    host, _, pid = place.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def unlock(store: StateStore) -> str:
+    """Release a lease whose run is gone (expired, or its process no longer runs on this host);
+    raise StateError while its holder may be alive."""
+    lease = store.current_lease()
+    if lease is None:
+        return "the state store is not leased: nothing to unlock"
+    expired = lease.expires_at <= datetime.now(UTC)
+    alive = holder_alive(lease.holder)
+    if not expired and alive is not False:
+        where = "that process is alive" if alive else "it may be running on another host"
+        raise StateError(
+            f"the lease is held by {lease.holder!r} until {lease.expires_at:%Y-%m-%dT%H:%M:%SZ} "
+            f"and {where}: not unlocked (it expires by itself when its run dies)"
+        )
+    store.release_lease(lease.holder)
+    why = "it had expired" if expired else "its process no longer runs"
+    return (
+        f"released the lease of {lease.holder!r} ({why}); the next sync reconciles the writes "
+        "that run sent and marks it interrupted"
+    )
 
 
 FENCE_SHARE = 0.75  # stop writing when the lease went unrenewed for this share of its TTL
@@ -191,7 +238,7 @@ async def session(
     store, state_settings = open_state(config)
     assert store is not None  # a writable store is always opened (or created)
     run_id = uuid.uuid4().hex
-    holder = f"{kind}-{run_id}"
+    holder = holder_name(kind, run_id)
     own_client = client is None
     leased = False
     try:
