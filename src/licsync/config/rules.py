@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from licsync.config.names import GroupNames
 from licsync.config.settings import Config, GroupLicenses, LicenseSpec
 from licsync.engine.inputs import Rule
 from licsync.errors import ConfigError
@@ -24,29 +25,25 @@ def _closest(word: str, options: Iterable[str]) -> str:
 class _Resolver:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.groups_by_name: dict[str, list[Group]] = {}
-        for group in tenant.groups.values():
-            self.groups_by_name.setdefault(group.display_name.casefold(), []).append(group)
+        self.group_names = GroupNames(tenant.groups)
         self.skus_by_part = {s.part_number.casefold(): s for s in tenant.skus.values()}
         self.plan_names = sorted({p.name for s in tenant.skus.values() for p in s.plans})
         self.problems: list[str] = []
 
     def group(self, key: str, value: str) -> Group | None:
-        found = self.tenant.groups.get(guid(value))
-        if found is None:
-            matches = self.groups_by_name.get(value.casefold(), [])
-            if len(matches) > 1:
-                ids = ", ".join(sorted(g.id for g in matches))
-                self.problems.append(
-                    f"{key}: {value!r} names {len(matches)} groups ({ids}); "
-                    "use the object id of the one you mean"
-                )
-                return None
-            if not matches:
-                names = (g.display_name for g in self.tenant.groups.values())
-                self.problems.append(f"{key}: no group named {value!r}{_closest(value, names)}")
-                return None
-            found = matches[0]
+        matches = self.group_names.matching(value)
+        if len(matches) > 1:
+            ids = ", ".join(sorted(g.id for g in matches))
+            self.problems.append(
+                f"{key}: {value!r} names {len(matches)} groups ({ids}); "
+                "use the object id of the one you mean"
+            )
+            return None
+        if not matches:
+            names = (g.display_name for g in self.tenant.groups.values())
+            self.problems.append(f"{key}: no group named {value!r}{_closest(value, names)}")
+            return None
+        found = matches[0]
         if not found.security_enabled:
             self.problems.append(
                 f"{key}: group {found.display_name!r} ({found.id}) is not "
