@@ -103,6 +103,20 @@ def test_leaving_a_group_that_holds_a_prerequisite_is_a_dependency_violation(tin
     assert {a["skuId"] for a in held} == {E3, meet}
 
 
+def test_an_add_on_needs_its_prerequisite_in_the_same_group(tiny, http):
+    """Entra docs: with group-based licensing the add-on and its prerequisite must be in the
+    same group; bob's direct E3 (Skype for Business Plan 2) does not count for the group."""
+    meet = sku_id("MCOMEETADV")
+    assert user_assign(http, tiny, "bob", [(E3, [])]).status_code == 200
+    group_assign(http, tiny, "licensed", [meet])
+    _, states = licences(tiny, "bob")
+    inherited = [s for s in states if s["assignedByGroup"]]
+    assert [(s["state"], s["error"]) for s in inherited] == [("Error", "DependencyViolation")]
+    group_assign(http, tiny, "licensed", [E3])  # now the group holds the prerequisite too
+    _, states = licences(tiny, "bob")
+    assert {s["error"] for s in states if s["assignedByGroup"]} == {"None"}
+
+
 def test_inherited_licence_cannot_be_removed_from_user(tiny, http):
     group_assign(http, tiny, "licensed", [E3])
     response = user_assign(http, tiny, "bob", [], [E3])

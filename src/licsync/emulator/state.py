@@ -456,6 +456,12 @@ class Tenant:
             Source(sku, group.id, dis, updated=stamp) for sku, dis in group.licenses.items()
         ]
         errors: dict[str, str] = {}
+        # the add-on and its prerequisite must be in the same group (Entra docs, "Identify
+        # and resolve license assignment problems for a group"): the group's own plans count
+        own = self.enabled_plans(trial[len(base) :])
+        for plan, _needs in self.rules.missing_prerequisites(set(own)):
+            for sku in own[plan]:
+                errors.setdefault(sku, "DependencyViolation")
         for error, _message, skus in self._violations(sources, trial):
             for sku in skus & set(group.licenses):
                 errors.setdefault(sku, error)
