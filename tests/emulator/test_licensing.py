@@ -175,6 +175,23 @@ def test_patch_usage_location_then_assign(tiny, http):
     assert user_assign(http, tiny, "carol", [(PBI, [])]).status_code == 200
 
 
+@pytest.mark.parametrize("code", ["UK", "USA", "XX", "G1", 44])
+def test_an_unknown_usage_location_is_refused_as_graph_does(tiny, http, code):
+    """Graph's user resource: usageLocation is "a two-letter country code (ISO standard 3166)"."""
+    patch = http.patch(f"{tiny.url}/users/{IDS['carol']}", json={"usageLocation": code})
+    assert patch.status_code == 400
+    assert patch.json()["error"]["message"] == (
+        "Invalid value specified for property 'usageLocation'."
+    )
+    assert tiny.tenant.users[IDS["carol"]].usage_location is None
+
+
+def test_a_known_usage_location_is_accepted_in_any_case(tiny, http):
+    patch = http.patch(f"{tiny.url}/users/{IDS['carol']}", json={"usageLocation": "gb"})
+    assert patch.status_code == 204
+    assert tiny.tenant.users[IDS["carol"]].usage_location == "GB"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
