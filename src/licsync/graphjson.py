@@ -7,6 +7,7 @@ The `parse_*` functions read what Graph returns for the properties licsync `$sel
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -20,8 +21,8 @@ from licsync.model import (
     ServicePlan,
     Sku,
     User,
-    guid,
 )
+from licsync.validation import shown
 
 USER_TYPE = "#microsoft.graph.user"
 
@@ -33,6 +34,12 @@ class ShapeError(ValueError):
     """A Graph object lacks a property licsync needs or has one of the wrong type."""
 
 
+_GUID = re.compile(r"\s*[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\s*")
+_GUID_MATCH = _GUID.fullmatch
+MAX_UNITS = 2**31 - 1  # prepaidUnits and consumedUnits are Int32 in Graph's schema
+GUID_EXAMPLE = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+
+
 def _require(obj: Mapping[str, Any], key: str) -> Any:
     value = obj.get(key)
     if value is None:
@@ -40,15 +47,74 @@ def _require(obj: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    """A string property (None when absent and not required)."""
+    value = _require(obj, key) if required else obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ShapeError(f"{key!r} must be a string, got {shown(value)}")
+    return value
+
+
+def _id(value: Any, key: str) -> str:
+    """A Graph object id: a GUID in any case, returned in licsync's canonical form."""
+    if type(value) is not str or _GUID_MATCH(value) is None:
+        raise ShapeError(f"{key!r} must be a GUID such as {GUID_EXAMPLE}, got {shown(value)}")
+    return value.strip().lower()  # guid()
+
+
+def _list(obj: Mapping[str, Any], key: str) -> list[Any]:
+    """A list property (empty when absent); a string is refused, not split into characters."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ShapeError(f"{key!r} must be a list, got {shown(value)}")
+    return value
+
+
+def _texts(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    values = tuple(_list(obj, key))
+    for value in values:
+        if not isinstance(value, str):
+            raise ShapeError(f"{key!r} must list strings, got {shown(value)}")
+    return values
+
+
+def _flag(obj: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ShapeError(f"{key!r} must be true or false, got {shown(value)}")
+    return value
+
+
+def _units(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNITS:
+        raise ShapeError(
+            f"{key!r} must be a whole number from 0 to {MAX_UNITS}, got {shown(value)}"
+        )
+    return value
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ShapeError(f"{what} must be a JSON object, got {shown(value)}")
+    return value
+
+
 @lru_cache(maxsize=65536)
 def _plan_set(values: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(sys.intern(guid(v)) for v in values)
+    return frozenset(sys.intern(_id(v, "disabledPlans")) for v in values)
 
 
 @lru_cache(maxsize=65536)
-def _shared_id(value: str) -> str:
+def _shared_id(value: str, key: str = "skuId") -> str:
     """A SKU or group id that many users repeat, as one shared string."""
-    return sys.intern(guid(value))
+    return sys.intern(_id(value, key))
 
 
 @lru_cache(maxsize=1024)
@@ -58,52 +124,112 @@ def _word(value: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _assignment(sku: str, disabled: tuple[str, ...]) -> Assignment:
-    return Assignment(_shared_id(sku), _plan_set(disabled) if disabled else frozenset())
+def _assignment(sku: Any, disabled: tuple[Any, ...]) -> Assignment:
+    return Assignment(_shared_id(_string(sku, "skuId")), _plans(disabled))
 
 
 @lru_cache(maxsize=65536)
 def _state(
-    sku: str, group: str | None, disabled: tuple[str, ...], state: str, error: str | None
+    sku: Any, group: Any, disabled: tuple[Any, ...], state: Any, error: Any
 ) -> AssignmentState:
+    group = _string(group, "assignedByGroup", optional=True)
     return AssignmentState(
-        sku_id=_shared_id(sku),
-        assigned_by_group=_shared_id(group) if group else None,
-        disabled_plans=_plan_set(disabled) if disabled else frozenset(),
-        state=state.strip(),
-        error=LicenseError.parse(error),
+        sku_id=_shared_id(_string(sku, "skuId")),
+        assigned_by_group=_shared_id(group, "assignedByGroup") if group else None,
+        disabled_plans=_plans(disabled),
+        state=(_string(state, "state", optional=True) or "Active").strip(),
+        error=LicenseError.parse(_string(error, "error", optional=True)),
     )
+
+
+def _string(value: Any, key: str, *, optional: bool = False) -> Any:
+    if value is None and not optional:
+        raise ShapeError(f"missing required property {key!r}")
+    if value is not None and type(value) is not str:
+        raise ShapeError(f"{key!r} must be a string, got {shown(value)}")
+    return value
+
+
+def _plans(disabled: tuple[Any, ...]) -> frozenset[str]:
+    for value in disabled:
+        if type(value) is not str:
+            raise ShapeError(f"'disabledPlans' must list plan ids, got {shown(value)}")
+    return _plan_set(disabled) if disabled else frozenset()
+
+
+def _disabled(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    disabled = obj.get("disabledPlans")
+    if not disabled:
+        return ()
+    if type(disabled) is not list:
+        raise ShapeError(f"'disabledPlans' must be a list, got {shown(disabled)}")
+    return tuple(disabled)
+
+
+def _cached(make: Any, *args: Any) -> Any:
+    """`make(*args)` through its cache; a value that cannot be a cache key (a list or an
+    object where a string belongs) is refused like any other wrong type."""
+    try:
+        return make(*args)
+    except TypeError:
+        raise ShapeError(
+            "skuId, assignedByGroup, disabledPlans, state and error must be strings"
+        ) from None
 
 
 def parse_assignment(obj: Mapping[str, Any]) -> Assignment:
     """One `assignedLicenses` entry; equal entries share one object (tenants repeat a few)."""
-    return _assignment(_require(obj, "skuId"), tuple(obj.get("disabledPlans") or ()))
+    if type(obj) is not dict:
+        raise ShapeError(f"an assignedLicenses entry must be a JSON object, got {shown(obj)}")
+    return _cached(_assignment, obj.get("skuId"), _disabled(obj))
 
 
 def parse_state(obj: Mapping[str, Any]) -> AssignmentState:
     """One `licenseAssignmentStates` entry, shared like `parse_assignment`'s."""
-    return _state(
-        _require(obj, "skuId"),
-        obj.get("assignedByGroup") or None,
-        tuple(obj.get("disabledPlans") or ()),
-        obj.get("state") or "Active",
-        obj.get("error"),
+    if type(obj) is not dict:
+        raise ShapeError(f"a licenseAssignmentStates entry must be a JSON object, got {shown(obj)}")
+    get = obj.get
+    return _cached(
+        _state, get("skuId"), get("assignedByGroup"), _disabled(obj), get("state"), get("error")
     )
 
 
+@lru_cache(maxsize=1024)
+def _location(location: str) -> str | None:
+    """A usage location as one shared upper-case string; None for an empty one."""
+    code = location.strip()
+    if not code:
+        return None
+    if len(code) != 2 or not code.isalpha():
+        raise ShapeError(f"'usageLocation' must be a two-letter country code, got {shown(code)}")
+    return sys.intern(code.upper())
+
+
 def parse_user(obj: Mapping[str, Any]) -> User:
-    states = obj.get("licenseAssignmentStates")
-    location = obj.get("usageLocation")
+    get = obj.get
+    user_id = _id(_require(obj, "id"), "id")
+    upn, location, kind = get("userPrincipalName"), get("usageLocation"), get("userType")
+    if type(upn) is not str:
+        upn = _text(obj, "userPrincipalName") or user_id
+    if location is not None and type(location) is not str:
+        _text(obj, "usageLocation")
+    if kind is not None and type(kind) is not str:
+        _text(obj, "userType")
+    enabled = get("accountEnabled")
+    assigned = get("assignedLicenses")
+    states = get("licenseAssignmentStates")
     return User(
-        id=guid(_require(obj, "id")),
-        user_principal_name=obj.get("userPrincipalName") or obj["id"],
-        account_enabled=obj.get("accountEnabled") is not False,
-        usage_location=_word(location.upper()) if location and location.strip() else None,
-        user_type=_word(obj.get("userType") or "Member"),
-        assigned_licenses=tuple([parse_assignment(a) for a in obj.get("assignedLicenses") or ()]),
+        id=user_id,
+        user_principal_name=upn or user_id,
+        account_enabled=True if enabled is None else _flag(obj, "accountEnabled", True),
+        usage_location=_location(location) if location else None,
+        user_type=_word(kind or "Member"),
+        assigned_licenses=tuple([parse_assignment(a) for a in assigned])
+        if type(assigned) is list
+        else tuple(_list(obj, "assignedLicenses")),
         license_assignment_states=None
         if states is None
-        else tuple([parse_state(s) for s in states]),
+        else tuple([parse_state(s) for s in _list(obj, "licenseAssignmentStates")]),
     )
 
 
@@ -112,45 +238,50 @@ def split_members(members: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, ...]
     users: list[str] = []
     groups: list[str] = []
     for member in members:
+        if type(member) is not dict:
+            raise ShapeError(f"a member must be a JSON object, got {shown(member)}")
         kind = member.get("@odata.type", USER_TYPE)
         if kind == USER_TYPE:
-            users.append(guid(_require(member, "id")))
+            users.append(_id(member.get("id"), "members[].id"))
         elif kind == GROUP_TYPE:
-            groups.append(guid(_require(member, "id")))
+            groups.append(_id(member.get("id"), "members[].id"))
     return tuple(users), tuple(groups)
 
 
 def parse_group(obj: Mapping[str, Any]) -> Group:
-    users, groups = split_members(obj.get("members") or ())
+    group_id = _id(_require(obj, "id"), "id")
+    users, groups = split_members(_list(obj, "members"))
     return Group(
-        id=guid(_require(obj, "id")),
-        display_name=obj.get("displayName") or obj["id"],
-        security_enabled=bool(obj.get("securityEnabled")),
-        mail_enabled=bool(obj.get("mailEnabled")),
-        group_types=tuple(obj.get("groupTypes") or ()),
-        assigned_licenses=tuple(parse_assignment(a) for a in obj.get("assignedLicenses") or ()),
+        id=group_id,
+        display_name=_text(obj, "displayName") or group_id,
+        security_enabled=_flag(obj, "securityEnabled", False),
+        mail_enabled=_flag(obj, "mailEnabled", False),
+        group_types=_texts(obj, "groupTypes"),
+        assigned_licenses=tuple(parse_assignment(a) for a in _list(obj, "assignedLicenses")),
         member_users=users,
         member_groups=groups,
     )
 
 
+def _plan(obj: Any) -> ServicePlan:
+    obj = _object(obj, "a servicePlans entry")
+    return ServicePlan(
+        _id(_require(obj, "servicePlanId"), "servicePlanId"),
+        _text(obj, "servicePlanName", required=True),  # type: ignore[arg-type]
+        _text(obj, "appliesTo") or "User",
+    )
+
+
 def parse_sku(obj: Mapping[str, Any]) -> Sku:
-    prepaid = obj.get("prepaidUnits") or {}
+    prepaid = _object(obj.get("prepaidUnits") or {}, "'prepaidUnits'")
     return Sku(
-        id=guid(_require(obj, "skuId")),
-        part_number=_require(obj, "skuPartNumber").strip(),
-        applies_to=obj.get("appliesTo") or "User",
-        capability_status=obj.get("capabilityStatus") or "Enabled",
-        enabled_units=int(prepaid.get("enabled") or 0),
-        consumed_units=int(obj.get("consumedUnits") or 0),
-        plans=tuple(
-            ServicePlan(
-                guid(_require(p, "servicePlanId")),
-                _require(p, "servicePlanName"),
-                p.get("appliesTo") or "User",
-            )
-            for p in obj.get("servicePlans") or ()
-        ),
+        id=_id(_require(obj, "skuId"), "skuId"),
+        part_number=_text(obj, "skuPartNumber", required=True).strip(),  # type: ignore[union-attr]
+        applies_to=_text(obj, "appliesTo") or "User",
+        capability_status=_text(obj, "capabilityStatus") or "Enabled",
+        enabled_units=_units(prepaid, "enabled"),
+        consumed_units=_units(obj, "consumedUnits"),
+        plans=tuple(_plan(p) for p in _list(obj, "servicePlans")),
     )
 
 

@@ -32,22 +32,59 @@ from licsync.jsonstream import JsonCursor
 from licsync.model import (
     Tenant,
 )
+from licsync.validation import shown
+
+MAX_LISTED = 50  # problems listed one by one; the rest are counted
 
 
-def _parse_all(path: str, section: str, items: Any, parse: Any) -> dict[str, Any]:
-    """Parse a section's objects (a list, or an iterator streaming them) keyed by id."""
+class _Problems:
+    """Every problem of one snapshot file, reported together at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.found: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.found.append(message)
+
+    def raise_any(self) -> None:
+        if not self.found:
+            return
+        listed = self.found[:MAX_LISTED]
+        more = len(self.found) - len(listed)
+        lines = "\n".join(f"  - {p}" for p in listed)
+        tail = f"\n  - … and {more} more" if more else ""
+        raise SnapshotError(
+            f"{self.path}: {len(self.found)} problem(s); fix or remove those objects:\n"
+            f"{lines}{tail}"
+        )
+
+
+def _ident(item: Any) -> str:
+    ident = item.get("id") or item.get("skuId") if isinstance(item, dict) else None
+    return f" (id {shown(ident)})" if ident else ""
+
+
+def _parse_all(problems: _Problems, section: str, items: Any, parse: Any) -> dict[str, Any]:
+    """Parse a section's objects (a list, or an iterator streaming them) keyed by id; a bad or
+    repeated object is a problem, and the others are still checked."""
     if not isinstance(items, (list, Iterator)):
-        raise SnapshotError(f"{path}: {section!r} must be a list of Graph objects")
+        problems.add(f"{section!r} must be a list of Graph objects")
+        return {}
     parsed: dict[str, Any] = {}
+    first: dict[str, int] = {}
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise ShapeError("is not a JSON object")
             obj = parse(item)
         except (ShapeError, AttributeError, TypeError, ValueError) as exc:
-            ident = item.get("id") or item.get("skuId") if isinstance(item, dict) else None
-            where = f"{section}[{index}]" + (f" (id {ident})" if ident else "")
-            raise SnapshotError(f"{path}: {where}: {exc}; fix or remove that object") from None
+            problems.add(f"{section}[{index}]{_ident(item)}: {exc}")
+            continue
+        if obj.id in first:
+            problems.add(f"{section}[{index}]: id {obj.id} is also {section}[{first[obj.id]}]")
+            continue
+        first[obj.id] = index
         parsed[obj.id] = obj
     return parsed
 
@@ -75,17 +112,26 @@ PARSERS = {"subscribedSkus": parse_sku, "users": parse_user, "groups": parse_gro
 NOT_A_SNAPSHOT = "a snapshot is a JSON object with 'subscribedSkus', 'users' and 'groups'"
 
 
-def _tenant(path: str, organization: Any, sections: dict[str, dict[str, Any]]) -> Tenant:
-    missing = [k for k in PARSERS if k not in sections]
-    if missing:
-        raise SnapshotError(f"{path}: missing top-level key(s) {', '.join(missing)}")
+def _country(problems: _Problems, organization: Any) -> str | None:
     if isinstance(organization, list):  # GET /organization returns a collection
         organization = organization[0] if organization else {}
     if not isinstance(organization, dict):
-        organization = {}
+        return None
     country = organization.get("countryLetterCode") or None
+    if country is not None and not isinstance(country, str):
+        problems.add(f"organization.countryLetterCode must be a string, got {shown(country)}")
+        return None
+    return country.strip().upper() if country else None
+
+
+def _tenant(problems: _Problems, organization: Any, sections: dict[str, dict[str, Any]]) -> Tenant:
+    missing = [k for k in PARSERS if k not in sections]
+    if missing:
+        problems.add(f"missing top-level key(s) {', '.join(missing)}")
+    country = _country(problems, organization)
+    problems.raise_any()
     return Tenant(
-        country=country.strip().upper() if country else None,
+        country=country,
         skus=sections["subscribedSkus"],
         users=sections["users"],
         groups=sections["groups"],
@@ -93,19 +139,21 @@ def _tenant(path: str, organization: Any, sections: dict[str, dict[str, Any]]) -
 
 
 def tenant_from_json(data: Any, path: str = "<snapshot>") -> Tenant:
-    """Build a tenant from a decoded snapshot object; errors name `path` and the bad object."""
+    """Build a tenant from a decoded snapshot object; errors name `path` and the bad objects."""
     if not isinstance(data, dict):
         raise SnapshotError(f"{path}: {NOT_A_SNAPSHOT}")
+    problems = _Problems(path)
     sections = {
-        key: _parse_all(path, key, data[key], parse)
+        key: _parse_all(problems, key, data[key], parse)
         for key, parse in PARSERS.items()
         if key in data
     }
-    return _tenant(path, data.get("organization"), sections)
+    return _tenant(problems, data.get("organization"), sections)
 
 
 def load_snapshot(path: Path) -> Tenant:
-    """Read a snapshot file; a missing file, bad JSON or bad object raises SnapshotError.
+    """Read a snapshot file; a missing file, bad JSON or bad objects raise SnapshotError
+    listing every problem.
 
     Users and groups are parsed one by one as the file is decoded, so a 100k-user snapshot
     never exists as dicts all at once."""
@@ -118,13 +166,14 @@ def load_snapshot(path: Path) -> Tenant:
     cursor = JsonCursor(text)
     if cursor.peek() != "{":
         raise SnapshotError(f"{path}: {NOT_A_SNAPSHOT}")
+    problems = _Problems(str(path))
     organization: Any = None
     sections: dict[str, dict[str, Any]] = {}
     try:
         for key in cursor.members():
             if key in PARSERS:
                 items = cursor.elements() if cursor.peek() == "[" else cursor.value()
-                sections[key] = _parse_all(str(path), key, items, PARSERS[key])
+                sections[key] = _parse_all(problems, key, items, PARSERS[key])
             elif key == "organization":
                 organization = cursor.value()
             else:
@@ -134,4 +183,6 @@ def load_snapshot(path: Path) -> Tenant:
         raise SnapshotError(
             f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
-    return _tenant(str(path), organization, sections)
+    except RecursionError:
+        raise SnapshotError(f"{path}: JSON nested too deeply to be a snapshot") from None
+    return _tenant(problems, organization, sections)

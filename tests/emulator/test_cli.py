@@ -11,8 +11,9 @@ import sys
 import time
 
 import httpx
+import pytest
 
-from licsync.cli import build_parser
+from licsync.cli import build_parser, main
 from licsync.emulator.cli import limits
 
 
@@ -66,3 +67,22 @@ def test_serves_and_saves_on_exit(tmp_path):
     assert proc.returncode == 0
     snapshot = json.loads(saved.read_text())
     assert len(snapshot["users"]) == 40 and len(snapshot["groups"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read the snapshot"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "not a tenant snapshot (docs/snapshot.md): the file is not a JSON object"),
+        (b'{"users": [{"userPrincipalName": "a@b"}]}', "an object lacks 'id'"),
+        (b'{"subscribedSkus": "E3"}', "not a tenant snapshot"),
+    ],
+)
+def test_a_bad_snapshot_is_exit_3_naming_the_file(tmp_path, capsys, content, expected):
+    path = tmp_path / "tenant.json"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["emulator", "--snapshot", str(path), "--port", "0"]) == 3
+    err = capsys.readouterr().err
+    assert str(path) in err and expected in err and "Traceback" not in err

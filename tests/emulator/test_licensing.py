@@ -103,6 +103,20 @@ def test_leaving_a_group_that_holds_a_prerequisite_is_a_dependency_violation(tin
     assert {a["skuId"] for a in held} == {E3, meet}
 
 
+def test_an_add_on_needs_its_prerequisite_in_the_same_group(tiny, http):
+    """Entra docs: with group-based licensing the add-on and its prerequisite must be in the
+    same group; bob's direct E3 (Skype for Business Plan 2) does not count for the group."""
+    meet = sku_id("MCOMEETADV")
+    assert user_assign(http, tiny, "bob", [(E3, [])]).status_code == 200
+    group_assign(http, tiny, "licensed", [meet])
+    _, states = licences(tiny, "bob")
+    inherited = [s for s in states if s["assignedByGroup"]]
+    assert [(s["state"], s["error"]) for s in inherited] == [("Error", "DependencyViolation")]
+    group_assign(http, tiny, "licensed", [E3])  # now the group holds the prerequisite too
+    _, states = licences(tiny, "bob")
+    assert {s["error"] for s in states if s["assignedByGroup"]} == {"None"}
+
+
 def test_inherited_licence_cannot_be_removed_from_user(tiny, http):
     group_assign(http, tiny, "licensed", [E3])
     response = user_assign(http, tiny, "bob", [], [E3])
@@ -159,6 +173,23 @@ def test_patch_usage_location_then_assign(tiny, http):
     patch = http.patch(f"{tiny.url}/users/{IDS['carol']}", json={"usageLocation": "FR"})
     assert patch.status_code == 204
     assert user_assign(http, tiny, "carol", [(PBI, [])]).status_code == 200
+
+
+@pytest.mark.parametrize("code", ["UK", "USA", "XX", "G1", 44])
+def test_an_unknown_usage_location_is_refused_as_graph_does(tiny, http, code):
+    """Graph's user resource: usageLocation is "a two-letter country code (ISO standard 3166)"."""
+    patch = http.patch(f"{tiny.url}/users/{IDS['carol']}", json={"usageLocation": code})
+    assert patch.status_code == 400
+    assert patch.json()["error"]["message"] == (
+        "Invalid value specified for property 'usageLocation'."
+    )
+    assert tiny.tenant.users[IDS["carol"]].usage_location is None
+
+
+def test_a_known_usage_location_is_accepted_in_any_case(tiny, http):
+    patch = http.patch(f"{tiny.url}/users/{IDS['carol']}", json={"usageLocation": "gb"})
+    assert patch.status_code == 204
+    assert tiny.tenant.users[IDS["carol"]].usage_location == "GB"
 
 
 @pytest.mark.parametrize(

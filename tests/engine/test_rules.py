@@ -350,6 +350,54 @@ def test_add_on_with_its_prerequisite_in_the_same_group_is_fine():
     assert set(adds(plan, b, "ann")) == {"MCOMEETADV", E3}
 
 
+# Entra docs, "Identify and resolve license assignment problems for a group", products with
+# prerequisites: Microsoft Workplace Analytics (an add-on) needs Exchange Online (Plan 1 or 2),
+# and with group-based licensing the add-on and its prerequisite must be in the SAME group.
+WPA = "WORKPLACE_ANALYTICS"
+
+
+def test_add_on_in_a_group_without_its_base_fails_even_when_the_user_holds_the_base_directly():
+    b = tenant().sku(WPA).user("ann", direct={E3: []}).group("Sales", members=["ann"])
+    plan = plan_for(b, sales_rule(f'{{ sku = "{WPA}" }}', f'{{ sku = "{EMS}" }}'))
+    assert errors(plan, b, "ann") == {WPA: "DependencyViolation", EMS: "Other"}
+    assert adds(plan, b, "ann") == {}  # all or nothing: EMS is not given either
+    (problem,) = [p for p in plan.problems if p.error is LicenseError.DEPENDENCY_VIOLATION]
+    assert "same group" in problem.message and "WORKPLACE_ANALYTICS" in problem.message
+
+
+def test_add_on_in_the_same_group_as_its_base_is_given():
+    b = tenant().sku(WPA).user("ann").group("Sales", members=["ann"])
+    plan = plan_for(b, sales_rule(f'{{ sku = "{WPA}" }}', f'{{ sku = "{E3}" }}'))
+    assert plan.problems == ()
+    assert set(adds(plan, b, "ann")) == {WPA, E3}
+
+
+def test_prerequisite_disabled_in_the_group_fails_even_when_held_from_a_direct_licence():
+    # E3's Audio Conferencing needs Skype for Business Online (Plan 2) from the same group
+    b = tenant().sku("MCOMEETADV").user("ann", direct={E3: []}).group("Sales", members=["ann"])
+    rule = sales_rule(
+        '{ sku = "MCOMEETADV" }', f'{{ sku = "{E3}", disabled_plans = ["MCOSTANDARD"] }}'
+    )
+    plan = plan_for(b, rule)
+    assert errors(plan, b, "ann") == {"MCOMEETADV": "DependencyViolation", E3: "Other"}
+    assert adds(plan, b, "ann") == {}
+
+
+def test_add_on_from_another_group_does_not_count_as_the_prerequisite():
+    b = tenant().sku(WPA).user("ann")
+    b.group("Base", members=["ann"]).group("Sales", members=["ann"])
+    toml = sales_rule(f'{{ sku = "{WPA}" }}') + sales_rule(f'{{ sku = "{E3}" }}', group="Base")
+    plan = plan_for(b, toml)
+    assert errors(plan, b, "ann") == {WPA: "DependencyViolation"}
+    assert set(adds(plan, b, "ann")) == {E3}
+
+
+def test_entra_group_follows_the_same_group_rule():
+    b = tenant().sku(WPA).user("ann", direct={E3: []})
+    b.group("Licensed", members=["ann"], entra={WPA: []})
+    assert errors(plan_for(b, ""), b, "ann") == {WPA: "DependencyViolation"}
+
+
 @pytest.mark.parametrize(
     ("policy", "country", "location", "error"),
     [

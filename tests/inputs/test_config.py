@@ -48,7 +48,7 @@ def test_the_example_config_is_valid():
     [
         (
             "[[group_licenses]]\ngroup = 'x'\nlicenses = []\n",
-            "group_licenses[0].licenses: Tuple should have at least 1 item",
+            "group_licenses[0].licenses: must list at least 1",
         ),
         (
             "[[group_licenses]]\ngroup = 'x'\nlicences = [{sku='A'}]\n",
@@ -56,7 +56,8 @@ def test_the_example_config_is_valid():
         ),
         (
             "[policy]\nusage_location = 'USA'\n",
-            'policy.usage_location: must be "problem", "tenant" or a two-letter country code',
+            'policy.usage_location: "USA" is not an ISO 3166-1 alpha-2 country code; '
+            'did you mean "US"',
         ),
         ("[[group_licenses]\n", "not valid TOML"),
     ],
@@ -70,17 +71,17 @@ def test_structural_errors_name_the_key(toml, expected):
     [
         (
             "group = 'Sales'\nlicenses = [{ sku = 'ENTERPRISEPAK' }]",
-            "group_licenses[0].licenses[0].sku: the tenant has no subscribed SKU 'ENTERPRISEPAK'; "
+            'group_licenses[0].licenses[0].sku: the tenant has no subscribed SKU "ENTERPRISEPAK"; '
             "closest: ENTERPRISEPACK",
         ),
         (
             "group = 'Sales'\nlicenses = [{ sku = 'ENTERPRISEPACK', disabled_plans = ['SWAYY'] }]",
-            "group_licenses[0].licenses[0].disabled_plans[0]: unknown service plan 'SWAYY'; "
+            'group_licenses[0].licenses[0].disabled_plans[0]: unknown service plan "SWAYY"; '
             "closest: SWAY",
         ),
         (
             "group = 'Sales'\nlicenses = [{ sku = 'EMSPREMIUM', disabled_plans = ['SWAY'] }]",
-            "service plan 'SWAY' is not part of EMSPREMIUM",
+            'service plan "SWAY" is not part of EMSPREMIUM',
         ),
         (
             "group = 'Sales'\nlicenses = [{ sku = 'PROJECT_MADEIRA_PREVIEW_IW_SKU' }]",
@@ -88,9 +89,9 @@ def test_structural_errors_name_the_key(toml, expected):
         ),
         (
             "group = 'Sale'\nlicenses = [{ sku = 'EMSPREMIUM' }]",
-            "no group named 'Sale'; closest: Sales",
+            'no group named "Sale"; closest: Sales',
         ),
-        ("group = 'Twin'\nlicenses = [{ sku = 'EMSPREMIUM' }]", "'Twin' names 2 groups"),
+        ("group = 'Twin'\nlicenses = [{ sku = 'EMSPREMIUM' }]", '"Twin" names 2 groups'),
         ("group = 'Newsletter'\nlicenses = [{ sku = 'EMSPREMIUM' }]", "is not security-enabled"),
         (
             "group = 'Licensed'\nlicenses = [{ sku = 'EMSPREMIUM' }]",
@@ -119,10 +120,34 @@ def test_every_problem_is_reported_at_once_and_ids_work_like_names():
     problems = problems_of(toml, b)
     assert len(problems) == 3
     assert (
-        "group_licenses[2].group: 'Sales' already has a rule at group_licenses[0]" in (problems[2])
+        'group_licenses[2].group: "Sales" already has a rule at group_licenses[0]' in (problems[2])
     )
 
 
 def test_a_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_problems_carry_the_line_of_their_key_in_every_toml_spelling():
+    toml = (
+        "[[group_licenses]]\n"  # 1
+        'group = "Sales"  # the sales team\n'  # 2
+        "licenses = [\n"  # 3
+        '  { sku = "E3", disabled_plans = ["SWAY",\n'  # 4
+        '      "[not a bracket]"] },\n'  # 5
+        "  { sku = 5 },\n"  # 6
+        "]\n"  # 7
+        "[[group_licenses]]\n"  # 8
+        'group = "Engineering"\n'  # 9
+        "[[group_licenses.licenses]]\n"  # 10
+        'sku = "E3"\n'  # 11
+        "nested = 3\n"  # 12
+        "[group_licenses.extra]\n"  # 13
+        "'quoted key' = 1\n"  # 14
+    )
+    problems = problems_of(toml)
+    lines = {p.split(": ")[1]: p.split(": ")[0] for p in problems}
+    assert lines["group_licenses[0].licenses[1].sku"] == f"{PATH}:6"
+    assert lines["group_licenses[1].licenses[0].nested"] == f"{PATH}:12"
+    assert lines["group_licenses[1].extra"] == f"{PATH}:13"

@@ -119,3 +119,97 @@ def test_a_streamed_file_is_the_tenant_of_its_decoded_json(tmp_path):
     path = tmp_path / "tenant.json"
     path.write_text(json.dumps(snapshot, indent=1), encoding="utf-8")
     assert load_snapshot(path) == tenant_from_json(snapshot)
+
+
+def _valid_snapshot() -> dict:
+    from tests.builders import TenantBuilder
+
+    b = TenantBuilder().sku("ENTERPRISEPACK", enabled=5).user("ann").user("ben")
+    b.group("Sales", members=["ann", "ben"])
+    return b.snapshot()
+
+
+def _set(path: str, value: object):
+    """A mutation putting `value` at `path` (keys and list indexes separated by dots)."""
+
+    def mutate(snap: dict) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        target = snap
+        for part in parents:
+            target = target[part]
+        target[last] = value
+
+    return mutate
+
+
+def _duplicate_user(snap: dict) -> None:
+    snap["users"][1]["id"] = snap["users"][0]["id"].upper()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_set("subscribedSkus.0.prepaidUnits.enabled", float("inf")), "'enabled' must be a whole"),
+        (_set("subscribedSkus.0.consumedUnits", 2**70), "from 0 to 2147483647, got 1180591"),
+        (_set("subscribedSkus.0.prepaidUnits.enabled", -5), "'enabled' must be a whole number"),
+        (_set("subscribedSkus.0.consumedUnits", 1.5), "'consumedUnits' must be a whole number"),
+        (_set("subscribedSkus.0.skuPartNumber", 7), "'skuPartNumber' must be a string, got 7"),
+        (_set("groups.0.displayName", ["Sales"]), "'displayName' must be a string, got a list"),
+        (_set("users.0.userPrincipalName", 5), "'userPrincipalName' must be a string"),
+        (_set("users.0.id", "../../etc/passwd"), "'id' must be a GUID such as"),
+        (_set("groups.0.members.0.id", "ann"), "'members[].id' must be a GUID"),
+        (_set("users.0.assignedLicenses", "ENTERPRISEPACK"), "'assignedLicenses' must be a list"),
+        (
+            _set("users.0.licenseAssignmentStates", [{"skuId": "x", "disabledPlans": "SWAY"}]),
+            "'disabledPlans' must be a list",
+        ),
+        (_set("groups.0.groupTypes", "Unified"), "'groupTypes' must be a list, got \"Unified\""),
+        (_set("groups.0.securityEnabled", "false"), "'securityEnabled' must be true or false"),
+        (_set("users.0.accountEnabled", "false"), "'accountEnabled' must be true or false"),
+        (_set("users.0.usageLocation", "United Kingdom"), "'usageLocation' must be a two-letter"),
+        (_duplicate_user, "users[1]: id"),
+    ],
+)
+def test_snapshot_problems_are_refused_with_the_object_named(tmp_path, mutate, expected):
+    snap = _valid_snapshot()
+    mutate(snap)
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(snap), encoding="utf-8")  # Infinity and huge ints as Python writes
+    with pytest.raises(SnapshotError) as caught:
+        load_snapshot(path)
+    assert str(path) in str(caught.value)
+    assert expected in str(caught.value), str(caught.value)
+
+
+def test_a_duplicate_id_names_both_objects(tmp_path):
+    snap = _valid_snapshot()
+    _duplicate_user(snap)
+    with pytest.raises(SnapshotError, match=r"users\[1\]: id \S+ is also users\[0\]"):
+        tenant_from_json(snap)
+
+
+def test_deeply_nested_json_is_refused(tmp_path):
+    path = tmp_path / "tenant.json"
+    path.write_text('{"users": [' + "[" * 100_000 + "]" * 100_000 + "]}", encoding="utf-8")
+    with pytest.raises(SnapshotError, match="nested too deeply"):
+        load_snapshot(path)
+
+
+def test_every_bad_object_is_listed_at_once(tmp_path):
+    snap = _valid_snapshot()
+    snap["users"][0]["id"] = "a"
+    snap["users"][1]["accountEnabled"] = "no"
+    snap["groups"][0]["securityEnabled"] = 1
+    with pytest.raises(SnapshotError) as caught:
+        tenant_from_json(snap, "t.json")
+    message = str(caught.value)
+    assert "3 problem(s)" in message
+    assert 'users[0] (id "a")' in message and "users[1]" in message and "groups[0]" in message
+
+
+def test_a_long_list_of_problems_is_cut(tmp_path):
+    snap = _valid_snapshot()
+    snap["users"] = [{"id": f"user-{n}"} for n in range(500)]
+    with pytest.raises(SnapshotError) as caught:
+        tenant_from_json(snap, "t.json")
+    assert "500 problem(s)" in str(caught.value) and "… and 450 more" in str(caught.value)

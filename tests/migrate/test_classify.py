@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from licsync.config.service_rules import load_plan_rules
 from licsync.engine import Policy, Rule
 from licsync.migrate import Decision, MigrateAction, Target, classify
 from licsync.model import Ownership, Tenant
@@ -201,3 +202,31 @@ def test_entra_target_one_source_in_error_blocks_the_removal() -> None:
     (pam,) = classify(tenant_from_json(snap), Target.ENTRA)
     assert pam.action is MigrateAction.SKIP
     assert pam.reason == "group source in error: MutuallyExclusiveViolation (group E2)"
+
+
+WPA = "WORKPLACE_ANALYTICS"  # an add-on: needs Exchange Online from the same group (Entra docs)
+SHIPPED = Policy(plan_rules=load_plan_rules())  # the prerequisites licsync ships
+
+
+def test_rules_target_does_not_adopt_an_add_on_whose_base_comes_from_elsewhere() -> None:
+    b = TenantBuilder().sku(E3, 20).sku(WPA, 20)
+    b.user("ann", direct={E3: [], WPA: []})
+    b.group("Sales", members=["ann"])
+    rules = [_rule(b, "Sales", {WPA: []})]
+    got = _by_name(classify(b.tenant(), Target.RULES, rules=rules, policy=SHIPPED))
+    ann = got[("ann", b.sku_id(WPA))]
+    assert ann.action is MigrateAction.SKIP
+    assert ann.reason == "group source in error: DependencyViolation (group Sales)"
+
+
+def test_entra_target_keeps_a_direct_add_on_whose_group_lacks_the_prerequisite() -> None:
+    """The group's own E3 disables Exchange Online: the add-on's inherited source does not count
+    even if Graph shows it Active, so removing the direct one would lose the service."""
+    b = TenantBuilder().sku(E3, 20).sku(WPA, 20)
+    off = ["EXCHANGE_S_ENTERPRISE"]
+    b.user("ann", direct={WPA: []}, inherited=[("Addon", WPA, []), ("Addon", E3, off)])
+    b.group("Addon", members=["ann"], entra={WPA: [], E3: off})
+    got = _by_name(classify(b.tenant(), Target.ENTRA, policy=SHIPPED))
+    ann = got[("ann", b.sku_id(WPA))]
+    assert ann.action is MigrateAction.SKIP
+    assert ann.reason.startswith("group source in error: DependencyViolation: WORKPLACE_ANALYTICS")

@@ -69,8 +69,8 @@ def test_table_report(files: tuple[Path, Path], tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("user1@contoso.com\nnobody@contoso.com\n", "users.txt:2: no user 'nobody@contoso.com'"),
-        ("# wave 1\n\nuser1@contoso.com user2@contoso.com\n", "users.txt:3: 'user1@contoso.com"),
+        ("user1@contoso.com\nnobody@contoso.com\n", 'users.txt:2: no user "nobody@contoso.com"'),
+        ("# wave 1\n\nuser1@contoso.com user2@contoso.com\n", 'users.txt:3: "user1@contoso.com'),
         ("# nobody\n", "users.txt: names no user"),
     ],
 )
@@ -109,3 +109,24 @@ def test_limit_must_be_positive(files: tuple[Path, Path]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(_plan(files, "--limit", "0"))
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_users_file_saved_by_windows_tools_is_read(
+    files: tuple[Path, Path], tmp_path: Path, encoding: str
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("user1@contoso.com\n", encoding=encoding)  # with a byte order mark
+    out = tmp_path / "p.json"
+    assert main(_plan(files, "--users", str(users), "--format", "json", "--output", str(out))) == 0
+    assert {e["id"] for e in json.loads(out.read_text())["entries"]} == {user_id(1)}
+
+
+def test_a_long_unknown_users_entry_is_cut_in_the_message(
+    files: tuple[Path, Path], tmp_path: Path, capsys: Any
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("x" * 100_000 + "@contoso.com\n", encoding="utf-8")
+    assert main(_plan(files, "--users", str(users), "--format", "json")) == 3
+    err = capsys.readouterr().err
+    assert "users.txt:1: no user" in err and len(err) < 500

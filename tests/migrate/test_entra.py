@@ -218,7 +218,7 @@ def test_unknown_user_in_apply_writes_nothing(
     entra.stats.reset()
     code = cli_apply(config, "entra", tmp_path / "rb.json", "--users", str(users))
     assert code == 3
-    assert "wave.txt:2: no user 'ghost@contoso.com' in the tenant" in capsys.readouterr().err
+    assert 'wave.txt:2: no user "ghost@contoso.com" in the tenant' in capsys.readouterr().err
     assert entra.stats.writes == 0 and _store_runs(config) == []
     assert not (tmp_path / "rb.json").exists()
 

@@ -10,9 +10,22 @@ from pathlib import Path
 
 import structlog
 
+from licsync.config import Config
+from licsync.config import load_config as load_config_file
+from licsync.config.settings import TableCheck
 from licsync.connector.sync import SyncResult
+from licsync.graph.settings import graph_table_issues
 from licsync.reports.names import Names
 from licsync.reports.output import FORMATS, default_format, write_report
+from licsync.store.settings import state_table_issues
+
+# The tables of licsync.toml that the Graph layer and the store read, checked in the same pass.
+TABLE_CHECKS: dict[str, TableCheck] = {"graph": graph_table_issues, "state": state_table_issues}
+
+
+def load_config(path: Path) -> Config:
+    """The configuration file, every table of it validated at once (ConfigError lists all)."""
+    return load_config_file(path, TABLE_CHECKS)
 
 
 def _stderr_logger(*_: object) -> structlog.PrintLogger:

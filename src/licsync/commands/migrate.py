@@ -14,8 +14,9 @@ from licsync.commands.common import (
     add_report_arguments,
     configure_logging,
     counted,
+    load_config,
 )
-from licsync.config import Config, load_config
+from licsync.config import Config
 from licsync.exitcodes import ExitCode
 from licsync.migrate.classify import Target
 from licsync.migrate.restore import run_rollback

@@ -10,9 +10,9 @@ from licsync.commands.common import (
     add_config_argument,
     add_report_arguments,
     configure_logging,
+    load_config,
     write_dry_run,
 )
-from licsync.config import load_config
 from licsync.connector.planning import make_plan
 from licsync.connector.sync import run_sync
 from licsync.exitcodes import ExitCode

@@ -7,8 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from licsync.commands.common import add_config_argument, add_report_arguments, counted
-from licsync.config import load_config
+from licsync.commands.common import add_config_argument, add_report_arguments, counted, load_config
 from licsync.exitcodes import ExitCode
 from licsync.reports.output import default_format, emit, show
 from licsync.reports.records import (

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from licsync.commands.common import add_config_argument, configure_logging
-from licsync.config import load_config
+from licsync.commands.common import add_config_argument, configure_logging, load_config
 from licsync.connector.read_full import read_tenant
 from licsync.exitcodes import ExitCode
 from licsync.model import Tenant

@@ -13,9 +13,9 @@ from licsync.commands.common import (
     add_config_argument,
     add_report_arguments,
     configure_logging,
+    load_config,
     write_dry_run,
 )
-from licsync.config import load_config
 from licsync.connector.sync import SyncResult, run_sync
 from licsync.reports.output import default_format, emit
 

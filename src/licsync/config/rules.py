@@ -1,121 +1,139 @@
 """Resolve configured rules (names or ids) against the tenant's groups and subscribed SKUs.
 
 Names resolve against what the tenant has, never against a hard-coded list. Every problem is
-collected and reported at once, with its key and the closest matches; nothing is computed from a
-configuration that fails.
+collected and reported at once, with its file line, key and the closest matches (Microsoft's
+catalogue helps with a product name or a part number the tenant has not bought); nothing is
+computed from a configuration that fails.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
+from licsync.catalogue import default_catalogue
+from licsync.config.names import GroupNames
 from licsync.config.settings import Config, GroupLicenses, LicenseSpec
 from licsync.engine.inputs import Rule
-from licsync.errors import ConfigError
 from licsync.model import Group, Sku, Tenant, guid
-
-
-def _closest(word: str, options: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(word, list(options), n=3, cutoff=0.6)
-    return f"; closest: {', '.join(matches)}" if matches else ""
+from licsync.validation import Issue, Loc, close_matches, closest, shown
 
 
 class _Resolver:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.groups_by_name: dict[str, list[Group]] = {}
-        for group in tenant.groups.values():
-            self.groups_by_name.setdefault(group.display_name.casefold(), []).append(group)
+        self.group_names = GroupNames(tenant.groups)
         self.skus_by_part = {s.part_number.casefold(): s for s in tenant.skus.values()}
         self.plan_names = sorted({p.name for s in tenant.skus.values() for p in s.plans})
-        self.problems: list[str] = []
+        self.problems: list[Issue] = []
 
-    def group(self, key: str, value: str) -> Group | None:
-        found = self.tenant.groups.get(guid(value))
-        if found is None:
-            matches = self.groups_by_name.get(value.casefold(), [])
-            if len(matches) > 1:
-                ids = ", ".join(sorted(g.id for g in matches))
-                self.problems.append(
-                    f"{key}: {value!r} names {len(matches)} groups ({ids}); "
-                    "use the object id of the one you mean"
-                )
-                return None
-            if not matches:
-                names = (g.display_name for g in self.tenant.groups.values())
-                self.problems.append(f"{key}: no group named {value!r}{_closest(value, names)}")
-                return None
-            found = matches[0]
+    def problem(self, loc: Loc, message: str) -> None:
+        self.problems.append(Issue(loc, message))
+
+    def group(self, loc: Loc, value: str) -> Group | None:
+        matches = self.group_names.matching(value)
+        if len(matches) > 1:
+            ids = ", ".join(sorted(g.id for g in matches))
+            self.problem(
+                loc,
+                f"{shown(value)} names {len(matches)} groups ({ids}); "
+                "use the object id of the one you mean",
+            )
+            return None
+        if not matches:
+            names = [g.display_name for g in self.tenant.groups.values()]
+            self.problem(loc, f"no group named {shown(value)}{closest(value, names)}")
+            return None
+        found = matches[0]
         if not found.security_enabled:
-            self.problems.append(
-                f"{key}: group {found.display_name!r} ({found.id}) is not "
-                "security-enabled; only security groups can carry licences"
+            self.problem(
+                loc,
+                f"group {shown(found.display_name)} ({found.id}) is not "
+                "security-enabled; only security groups can carry licences",
             )
             return None
         if found.assigned_licenses:
-            self.problems.append(
-                f"{key}: group {found.display_name!r} ({found.id}) already "
+            self.problem(
+                loc,
+                f"group {shown(found.display_name)} ({found.id}) already "
                 "has licences assigned by Entra; a licsync rule on it would "
-                "duplicate them (remove the rule or the group's Entra licences)"
+                "duplicate them (remove the rule or the group's Entra licences)",
             )
             return None
         return found
 
-    def sku(self, key: str, value: str) -> Sku | None:
+    def sku(self, loc: Loc, value: str) -> Sku | None:
         found = self.tenant.skus.get(guid(value)) or self.skus_by_part.get(value.casefold())
         if found is None:
-            parts = (s.part_number for s in self.tenant.skus.values())
-            self.problems.append(
-                f"{key}: the tenant has no subscribed SKU {value!r}{_closest(value, parts)}"
-            )
+            self.problem(loc, f"the tenant has no subscribed SKU {shown(value)}{self._hint(value)}")
             return None
         if found.applies_to != "User":
-            self.problems.append(
-                f"{key}: {found.part_number} applies to {found.applies_to}, "
-                "not to users; it cannot be assigned to a user"
+            self.problem(
+                loc,
+                f"{found.part_number} applies to {found.applies_to}, "
+                "not to users; it cannot be assigned to a user",
             )
             return None
         return found
 
-    def plans(self, key: str, sku: Sku, values: Iterable[str]) -> frozenset[str]:
+    def _hint(self, value: str) -> str:
+        """The closest subscribed part numbers, or what Microsoft's catalogue calls `value`."""
+        parts = {s.part_number.casefold(): s.part_number for s in self.tenant.skus.values()}
+        near = close_matches(value.casefold(), list(parts))
+        if near:
+            return "; closest: " + ", ".join(parts[p] for p in near)
+        catalogue = default_catalogue().skus.values()
+        by_name = {c.display_name.casefold(): c.part_number for c in catalogue}
+        known = {c.part_number.casefold(): c.display_name for c in catalogue}
+        bought = ", ".join(sorted(parts.values())) or "none"
+        if value.casefold() in by_name:
+            part = by_name[value.casefold()]
+            listed = f"; it is {part}" if part.casefold() in parts else ""
+            return f" (write the part number, not the product name{listed}; subscribed: {bought})"
+        if value.casefold() in known:
+            return f" ({known[value.casefold()]} is not bought here; subscribed: {bought})"
+        return f"; subscribed: {bought}"
+
+    def plans(self, loc: Loc, sku: Sku, values: Iterable[str]) -> frozenset[str]:
         by_name = {p.name.casefold(): p.id for p in sku.plans}
         by_id = {p.id for p in sku.plans}
+        known = {n.casefold() for n in self.plan_names}
         found: set[str] = set()
         for index, value in enumerate(values):
             plan_id = guid(value) if guid(value) in by_id else by_name.get(value.casefold())
             if plan_id is not None:
                 found.add(plan_id)
-            elif value.casefold() in {n.casefold() for n in self.plan_names}:
-                self.problems.append(
-                    f"{key}[{index}]: service plan {value!r} is not part of "
-                    f"{sku.part_number}{_closest(value, by_name)}"
+            elif value.casefold() in known:
+                names = [p.name for p in sku.plans]
+                self.problem(
+                    (*loc, index),
+                    f"service plan {shown(value)} is not part of "
+                    f"{sku.part_number}{closest(value, names)}",
                 )
             else:
-                self.problems.append(
-                    f"{key}[{index}]: unknown service plan {value!r}"
-                    f"{_closest(value, self.plan_names)}"
+                self.problem(
+                    (*loc, index),
+                    f"unknown service plan {shown(value)}{closest(value, self.plan_names)}",
                 )
         return frozenset(found)
 
-    def rule(self, key: str, spec: GroupLicenses) -> Rule | None:
-        group = self.group(f"{key}.group", spec.group)
+    def rule(self, loc: Loc, spec: GroupLicenses) -> Rule | None:
+        group = self.group((*loc, "group"), spec.group)
         licenses: list[tuple[str, frozenset[str]]] = []
         for index, item in enumerate(spec.licenses):
-            licenses.extend(self.license(f"{key}.licenses[{index}]", item, licenses))
+            licenses.extend(self.license((*loc, "licenses", index), item, licenses))
         if group is None or len(licenses) != len(spec.licenses):
             return None
         return Rule(group.id, tuple(sorted(licenses)), spec.nested)
 
     def license(
-        self, key: str, item: LicenseSpec, earlier: list[tuple[str, frozenset[str]]]
+        self, loc: Loc, item: LicenseSpec, earlier: list[tuple[str, frozenset[str]]]
     ) -> list[tuple[str, frozenset[str]]]:
-        sku = self.sku(f"{key}.sku", item.sku)
+        sku = self.sku((*loc, "sku"), item.sku)
         if sku is None:
             return []
-        disabled = self.plans(f"{key}.disabled_plans", sku, item.disabled_plans)
+        disabled = self.plans((*loc, "disabled_plans"), sku, item.disabled_plans)
         if any(sku.id == s for s, _ in earlier):
-            self.problems.append(f"{key}.sku: {sku.part_number} is listed twice in this rule")
+            self.problem((*loc, "sku"), f"{sku.part_number} is listed twice in this rule")
             return []
         return [(sku.id, disabled)]
 
@@ -124,20 +142,24 @@ def resolve_rules(tenant: Tenant, config: Config) -> tuple[Rule, ...]:
     """The config's rules with ids in place of names; ConfigError lists every problem."""
     resolver = _Resolver(tenant)
     rules: list[Rule] = []
-    first_key: dict[str, str] = {}
+    first: dict[str, Loc] = {}
     for index, spec in enumerate(config.settings.group_licenses):
-        key = f"group_licenses[{index}]"
-        rule = resolver.rule(key, spec)
+        loc: Loc = ("group_licenses", index)
+        rule = resolver.rule(loc, spec)
         if rule is None:
             continue
-        if rule.group_id in first_key:
-            resolver.problems.append(
-                f"{key}.group: {spec.group!r} already has a rule at "
-                f"{first_key[rule.group_id]}; put all its licences in one"
+        if rule.group_id in first:
+            where = config.lines.line(first[rule.group_id])
+            resolver.problem(
+                (*loc, "group"),
+                f"{shown(spec.group)} already has a rule at "
+                f"group_licenses[{first[rule.group_id][1]}]"
+                + (f" (line {where})" if where else "")
+                + "; put all its licences in one",
             )
             continue
-        first_key[rule.group_id] = key
+        first[rule.group_id] = loc
         rules.append(rule)
     if resolver.problems:
-        raise ConfigError(str(config.path), resolver.problems)
+        raise config.error(resolver.problems)
     return tuple(rules)

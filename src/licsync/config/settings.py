@@ -9,16 +9,34 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
+from licsync.config.lines import TomlLines
 from licsync.config.service_rules import load_plan_rules
+from licsync.countries import is_country, suggest_country
 from licsync.engine.inputs import Policy, UsageLocationMode
-from licsync.errors import ConfigError
+from licsync.errors import ConfigError, InputError
+from licsync.textfile import read_text
+from licsync.validation import Issue, issues, shown
 
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+# A number written as a number (an integer is fine), never a string, never inf or nan.
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+# A check of one table the config file carries for another part of licsync ([graph], [state]).
+TableCheck = Callable[[Mapping[str, Any]], list[Issue]]
 
 
 class _Strict(BaseModel):
@@ -26,42 +44,47 @@ class _Strict(BaseModel):
 
 
 class LicenseSpec(_Strict):
-    sku: str = Field(min_length=1, description="SKU part number (ENTERPRISEPACK) or skuId")
-    disabled_plans: tuple[str, ...] = Field(
+    sku: StrictStr = Field(min_length=1, description="SKU part number (ENTERPRISEPACK) or skuId")
+    disabled_plans: tuple[StrictStr, ...] = Field(
         default=(), description="service plan names (SWAY) or ids to switch off"
     )
 
 
 class GroupLicenses(_Strict):
-    group: str = Field(min_length=1, description="group display name or object id")
-    nested: bool = Field(default=False, description="also license members of nested groups")
+    group: StrictStr = Field(min_length=1, description="group display name or object id")
+    nested: StrictBool = Field(default=False, description="also license members of nested groups")
     licenses: tuple[LicenseSpec, ...] = Field(min_length=1)
 
 
 class PolicySettings(_Strict):
-    usage_location: str = Field(
+    usage_location: StrictStr = Field(
         default="problem",
-        description='"problem", "tenant", or a two-letter country code',
+        description='"problem", "tenant", or an ISO 3166-1 alpha-2 country code',
     )
-    license_disabled_accounts: bool = True
-    license_guests: bool = True
+    license_disabled_accounts: StrictBool = True
+    license_guests: StrictBool = True
     conflicts: Path | None = None
     dependencies: Path | None = None
 
     @field_validator("usage_location")
     @classmethod
     def _usage_location(cls, value: str) -> str:
-        if value in ("problem", "tenant") or _COUNTRY.match(value):
+        if value in ("problem", "tenant") or (len(value) == 2 and is_country(value)):
             return value
-        raise ValueError('must be "problem", "tenant" or a two-letter country code such as "US"')
+        guess = suggest_country(value)
+        hint = f'did you mean "{guess}"? ' if guess else ""
+        raise ValueError(
+            f"{shown(value)} is not an ISO 3166-1 alpha-2 country code; {hint}"
+            'allowed: "problem", "tenant" or a country code such as "US" or "GB"'
+        )
 
 
 class GuardrailSettings(_Strict):
-    max_removals: int = Field(default=50, ge=0, description="removals a run may make unasked")
-    max_removal_percent: float = Field(default=5.0, ge=0, le=100)
+    max_removals: StrictInt = Field(default=50, ge=0, description="removals a run may make unasked")
+    max_removal_percent: Number = Field(default=5.0, ge=0, le=100)
     # a full read with this share fewer users, or rule-group members, than the last run's view
     # stops before any write (a read gone wrong looks like a mass exodus); 100 turns it off
-    max_shrink_percent: float = Field(default=50.0, ge=0, le=100)
+    max_shrink_percent: Number = Field(default=50.0, ge=0, le=100)
 
 
 class Settings(_Strict):
@@ -75,10 +98,15 @@ class Settings(_Strict):
 class Config:
     """A validated configuration file and where it came from."""
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(self, path: Path, settings: Settings, lines: TomlLines | None = None) -> None:
         self.path = path
         self.settings = settings
+        self.lines = lines or TomlLines("")
         self._policy: Policy | None = None
+
+    def error(self, found: list[Issue]) -> ConfigError:
+        """A ConfigError listing `found`, each with its line in this file where known."""
+        return config_error(self.path, self.lines, found)
 
     def policy(self) -> Policy:
         """The engine's typed policy, read once; relative table paths are beside the config."""
@@ -122,35 +150,86 @@ def rules_toml(rules: list[dict[str, Any]]) -> str:
     return "\n".join(blocks)
 
 
-def _key(location: tuple[Any, ...]) -> str:
-    key = ""
-    for part in location:
-        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-    return key or "(top level)"
+def config_error(path: Path, lines: TomlLines, found: list[Issue]) -> ConfigError:
+    """Every issue as `file:line: key: what is wrong` (the line where the scan found it)."""
+    problems = []
+    for issue in found:
+        line = lines.line(issue.loc)
+        where = f"{path}:{line}: " if line else ""
+        problems.append(f"{where}{issue.key}: {issue.message}")
+    return ConfigError(str(path), problems)
 
 
-def parse_config(text: str, path: Path) -> Config:
-    """Validate TOML text; raise ConfigError listing every problem."""
+_TOML_POSITION = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$")
+
+
+def _toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+        match = _TOML_POSITION.match(str(exc))
+        if match is None:
+            raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+        what, line, column = match.groups()
+        raise ConfigError(
+            str(path), [f"{path}:{line}: not valid TOML at column {column}: {what}"]
+        ) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["not valid TOML: values nested too deeply"]) from None
+
+
+def _table_file_issues(raw: Any, base: Path) -> list[Issue]:
+    """Problems of the `[policy]` conflicts and dependencies files, when the table names them."""
+    try:
+        policy = PolicySettings.model_validate(raw if raw is not None else {})
+    except ValidationError:  # reported with the rest of the file
+        return []
+    found: list[Issue] = []
+    for key, conflicts, dependencies in (
+        ("conflicts", policy.conflicts, None),
+        ("dependencies", None, policy.dependencies),
+    ):
+        if conflicts or dependencies:
+            try:
+                load_plan_rules(
+                    base / conflicts if conflicts else None,
+                    base / dependencies if dependencies else None,
+                )
+            except InputError as exc:
+                found.append(Issue(("policy", key), str(exc)))
+    return found
+
+
+def parse_config(text: str, path: Path, checks: Mapping[str, TableCheck] | None = None) -> Config:
+    """Validate TOML text; raise ConfigError listing every problem of the file at once.
+
+    `checks` validate tables that other parts of licsync read (`graph`, `state`) in the same
+    pass, so that one run reports everything."""
+    data = _toml(text, path)
+    lines = TomlLines(text)
+    found: list[Issue] = []
+    settings: Settings | None = None
+    config: Config | None = None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key; check the spelling against config/licsync.example.toml"
-            problems.append(f"{_key(error['loc'])}: {message}")
-        raise ConfigError(str(path), problems) from None
-    return Config(path, settings)
+        found.extend(issues(exc, Settings))
+    for table, check in (checks or {}).items():
+        value = data.get(table)
+        if isinstance(value, dict):
+            found.extend(check(value))
+    found.extend(_table_file_issues(data.get("policy"), path.parent))
+    if settings is not None and not found:
+        config = Config(path, settings, lines)
+    if found or config is None:
+        raise config_error(path, lines, found)
+    return config
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, checks: Mapping[str, TableCheck] | None = None) -> Config:
+    """Read and validate a configuration file (see `parse_config`)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    return parse_config(text, path)
+        text = read_text(path, "the configuration")
+    except InputError as exc:
+        raise ConfigError(str(path), [str(exc).removeprefix(f"{path}: ")]) from None
+    return parse_config(text, path, checks)

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from licsync.config import Config
+from licsync.config.names import GroupNames
 from licsync.connector.progress import Progress
 from licsync.graph.client import GraphClient
 from licsync.graphjson import (
@@ -73,15 +74,12 @@ def groups_to_read(groups: dict[str, Group], config: Config | None) -> tuple[set
     Rules name groups by id or display name; a name matching several groups selects them all
     (licsync.config.rules reports the ambiguity later). Entra-licensed groups are always needed.
     """
-    by_name: dict[str, list[str]] = {}
-    for group in groups.values():
-        by_name.setdefault(group.display_name.casefold(), []).append(group.id)
+    names = GroupNames(groups)
     needed = {g.id for g in groups.values() if g.assigned_licenses}
     nested: set[str] = set()
     rules = config.settings.group_licenses if config is not None else ()
     for rule in rules:
-        ids = [guid(rule.group)] if guid(rule.group) in groups else []
-        ids = ids or by_name.get(rule.group.casefold(), [])
+        ids = [g.id for g in names.matching(rule.group)]
         needed.update(ids)
         if rule.nested:
             nested.update(ids)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from licsync.emulator.throttle import FaultConfig, ThrottleConfig
+from licsync.errors import InputError
+
+if TYPE_CHECKING:
+    from licsync.emulator.state import Tenant
 
 
 def register(subparsers: Any) -> None:
@@ -57,12 +64,34 @@ def limits(args: argparse.Namespace) -> tuple[ThrottleConfig, FaultConfig]:
     return throttle, faults
 
 
+def load_tenant(path: str) -> Tenant:
+    """The emulator's tenant from a snapshot file; InputError (exit 3) names the file."""
+    from licsync.emulator.state import Tenant
+
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the snapshot: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        if not isinstance(data, dict):
+            raise TypeError("the file is not a JSON object")
+        return Tenant.from_snapshot(data)
+    except KeyError as exc:
+        raise InputError(
+            f"{path}: not a tenant snapshot (docs/snapshot.md): an object lacks {exc}"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: not a tenant snapshot (docs/snapshot.md): {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from licsync.emulator.server import Emulator
 
     throttle, faults = limits(args)
     emulator = Emulator(
-        args.snapshot,
+        tenant=load_tenant(args.snapshot) if args.snapshot else None,
         users=args.users,
         groups=args.groups,
         seed=args.seed,

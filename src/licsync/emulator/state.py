@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import iso3166
+
 from licsync.emulator import rules as R
 
 GraphJSON = dict[str, Any]
@@ -439,7 +441,10 @@ class Tenant:
             user = self.user(user_id)
             if "usageLocation" in body:
                 loc = body["usageLocation"]
-                if loc is not None and (not isinstance(loc, str) or len(loc) != 2):
+                # ISO 3166-1 alpha-2 only (Graph's user resource): Graph refuses other codes
+                if loc and (
+                    not isinstance(loc, str) or loc.upper() not in iso3166.countries_by_alpha2
+                ):
                     raise bad_request("Invalid value specified for property 'usageLocation'.")
                 user.usage_location = loc.upper() if loc else None
             if "accountEnabled" in body:
@@ -456,6 +461,12 @@ class Tenant:
             Source(sku, group.id, dis, updated=stamp) for sku, dis in group.licenses.items()
         ]
         errors: dict[str, str] = {}
+        # the add-on and its prerequisite must be in the same group (Entra docs, "Identify
+        # and resolve license assignment problems for a group"): the group's own plans count
+        own = self.enabled_plans(trial[len(base) :])
+        for plan, _needs in self.rules.missing_prerequisites(set(own)):
+            for sku in own[plan]:
+                errors.setdefault(sku, "DependencyViolation")
         for error, _message, skus in self._violations(sources, trial):
             for sku in skus & set(group.licenses):
                 errors.setdefault(sku, error)

@@ -6,10 +6,11 @@ The pass, for users in ascending object-id order (the documented seat order):
 2. Each group source, in ascending group-id order (Entra groups the user already inherits from
    first: their licences are in place), is checked as a whole (all or nothing per
    group): SKU usable, usage location (licsync rules only), plan conflicts, prerequisites, and last
-   a seat. A user who already holds a SKU keeps their seat; others take one from the free seats
-   (`prepaidUnits.enabled - consumedUnits`) plus the seats this plan frees, first come first served.
-   If any licence of the group fails, the group gives none: the failing SKU carries the error and
-   the group's other SKUs carry `Other`.
+   a seat. A plan's prerequisite must be enabled by the same group (Entra's rule for add-ons),
+   whatever the user holds from elsewhere. A user who already holds a SKU keeps their seat;
+   others take one from the free seats (`prepaidUnits.enabled - consumedUnits`) plus the seats
+   this plan frees, first come first served. If any licence of the group fails, the group gives
+   none: the failing SKU carries the error and the group's other SKUs carry `Other`.
 3. licsync's direct assignment per SKU is the union of enabled plans over the rule groups that
    passed and the user's own prior direct assignment. licsync removes only what its ledger says
    it assigned, and restores the user's own plans when its rules no longer grant the SKU.
@@ -72,6 +73,20 @@ class _UserResult:
     plan: UserPlan
     problems: list[Problem]
     blocked_removals: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Verdicts:
+    """Steps 1 and 2 for one user: each source's state, the problems, and what passed."""
+
+    states: list[SourceState]
+    problems: list[Problem] = field(default_factory=list)
+    relevant: set[str] = field(default_factory=set)  # plans that conflict or are prerequisites
+    granted: set[str] = field(default_factory=set)  # SKUs given a new seat
+    asked: set[str] = field(default_factory=set)  # SKUs that asked for a new seat
+    rule_ok: dict[str, list[tuple[str, frozenset[str]]]] = field(default_factory=dict)
+    rule_failed: set[str] = field(default_factory=set)
+    entra: dict[str, list[frozenset[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,52 +254,72 @@ class _Engine:
             return result
         return _rebind(result, user)
 
-    def _decide(self, user: User, available: set[str]) -> _Outcome:  # noqa: C901
-        """Everything but the seat counters for one user, given which new seats are available."""
-        index = self.index
+    def _decide(self, user: User, available: set[str]) -> _Outcome:
+        """Everything but the seat counters for one user, given which new seats are available:
+        the four steps of the module docstring, in order."""
         admin = self._admin_direct(user)
-        held = user.held_skus()
-        owned = self.owned.get(user.id, {})
         current = user.direct_licenses()
-        relevant: set[str] = set()
-        for sku_id, disabled in admin.items():
-            relevant |= index.relevant_enabled(sku_id, disabled)
-        states = [SourceState(s, SourceKind.DIRECT, None, d) for s, d in sorted(admin.items())]
-        problems: list[Problem] = []
-        granted_here: set[str] = set()
-        asked_here: set[str] = set()
-        rule_ok: dict[str, list[tuple[str, frozenset[str]]]] = {}
-        rule_failed: set[str] = set()
-        entra: dict[str, list[frozenset[str]]] = {}
+        verdicts = self._check_sources(user, admin, available)
+        desired, ownership = self._desired(user, admin, current, verdicts)
+        blocked = self._keep_prerequisites(
+            user, current, desired, ownership, verdicts.entra, verdicts.problems
+        )
+        plan = self._user_plan(user, current, desired, ownership, verdicts)
+        result = _UserResult(plan, verdicts.problems, blocked)
+        return _Outcome(result, verdicts.granted, verdicts.asked)
 
+    def _check_sources(
+        self, user: User, admin: dict[str, frozenset[str]], available: set[str]
+    ) -> _Verdicts:
+        """Steps 1 and 2: the user's own direct assignments as the baseline, then every group
+        source checked as a whole, in check order."""
+        index = self.index
+        held = user.held_skus()
+        v = _Verdicts(
+            states=[SourceState(s, SourceKind.DIRECT, None, d) for s, d in sorted(admin.items())]
+        )
+        for sku_id, disabled in admin.items():
+            v.relevant |= index.relevant_enabled(sku_id, disabled)
         for source in self._in_check_order(user):
-            failure = self._check(user, source, held, granted_here, asked_here, relevant, available)
+            failure = self._check(user, source, held, v.granted, v.asked, v.relevant, available)
             if failure is not None:
-                self._fail(user, source, failure, states, problems)
+                self._fail(user, source, failure, v.states, v.problems)
                 if source.kind is SourceKind.RULE:
-                    rule_failed.update(sku for sku, _ in source.licenses)
+                    v.rule_failed.update(sku for sku, _ in source.licenses)
                 else:  # Entra keeps a licence the user already holds
                     for sku_id, disabled in source.licenses:
                         if sku_id in held:
-                            entra.setdefault(sku_id, []).append(disabled)
+                            v.entra.setdefault(sku_id, []).append(disabled)
                 continue
             for sku_id, disabled in source.licenses:
                 if sku_id not in held:
-                    granted_here.add(sku_id)
-                relevant |= index.relevant_enabled(sku_id, disabled)
-                states.append(SourceState(sku_id, source.kind, source.group_id, disabled))
+                    v.granted.add(sku_id)
+                v.relevant |= index.relevant_enabled(sku_id, disabled)
+                v.states.append(SourceState(sku_id, source.kind, source.group_id, disabled))
                 if source.kind is SourceKind.RULE:
-                    rule_ok.setdefault(sku_id, []).append((source.group_id, disabled))
+                    v.rule_ok.setdefault(sku_id, []).append((source.group_id, disabled))
                 else:
-                    entra.setdefault(sku_id, []).append(disabled)
+                    v.entra.setdefault(sku_id, []).append(disabled)
+        return v
 
+    def _desired(
+        self,
+        user: User,
+        admin: dict[str, frozenset[str]],
+        current: dict[str, frozenset[str]],
+        v: _Verdicts,
+    ) -> tuple[dict[str, frozenset[str] | None], dict[str, Ownership]]:
+        """Step 3: licsync's direct assignment per SKU (disabled plans, None for none) and its
+        ledger entries: the union of enabled plans over the rule groups that passed and the
+        user's own prior assignment; a held licence whose rule failed is kept as it is."""
+        owned = self.owned.get(user.id, {})
         desired: dict[str, frozenset[str] | None] = {}
         ownership: dict[str, Ownership] = {}
-        for sku_id in sorted(set(admin) | set(current) | set(rule_ok) | rule_failed):
+        for sku_id in sorted(set(admin) | set(current) | set(v.rule_ok) | v.rule_failed):
             prior = admin.get(sku_id)
             entry = owned.get(sku_id)
-            kept_as_is = sku_id in rule_failed and entry is not None and sku_id in current
-            grants = rule_ok.get(sku_id)
+            kept_as_is = sku_id in v.rule_failed and entry is not None and sku_id in current
+            grants = v.rule_ok.get(sku_id)
             if grants:
                 sets = [d for _, d in grants]
                 if prior is not None:
@@ -299,7 +334,20 @@ class _Engine:
                 ownership[sku_id] = entry  # type: ignore[assignment]
             else:
                 desired[sku_id] = prior
+        return desired, ownership
 
+    def _keep_prerequisites(
+        self,
+        user: User,
+        current: dict[str, frozenset[str]],
+        desired: dict[str, frozenset[str] | None],
+        ownership: dict[str, Ownership],
+        entra: dict[str, list[frozenset[str]]],
+        problems: list[Problem],
+    ) -> set[str]:
+        """Step 4: a removal or narrowing that would take away a prerequisite is not made (the
+        licence stays as it is, with its ledger entry); returns the blocked removals."""
+        owned = self.owned.get(user.id, {})
         blocked = self._block_lost_prerequisites(user, current, desired, entra, owned, problems)
         blocked_removals = {s for s in blocked if desired[s] is None}
         for sku_id in blocked:
@@ -308,7 +356,18 @@ class _Engine:
                 ownership[sku_id] = owned[sku_id]
             else:
                 ownership.pop(sku_id, None)
+        return blocked_removals
 
+    def _user_plan(
+        self,
+        user: User,
+        current: dict[str, frozenset[str]],
+        desired: dict[str, frozenset[str] | None],
+        ownership: dict[str, Ownership],
+        v: _Verdicts,
+    ) -> UserPlan:
+        """The `assignLicense` body that turns `current` into `desired`, and the licences the
+        user ends up with from every source."""
         add: list[Assignment] = []
         remove: list[str] = []
         for sku_id, want in desired.items():
@@ -318,26 +377,23 @@ class _Engine:
                     remove.append(sku_id)
             elif want != have:
                 add.append(Assignment(sku_id, want))
-
         combined: dict[str, list[frozenset[str]]] = {}
         for sku_id, want in desired.items():
             if want is not None:
                 combined.setdefault(sku_id, []).append(want)
-        for sku_id, sets in entra.items():
+        for sku_id, sets in v.entra.items():
             combined.setdefault(sku_id, []).extend(sets)
         assigned = tuple(Assignment(s, _intersection(d)) for s, d in sorted(combined.items()))
-
-        plan = UserPlan(
+        return UserPlan(
             user_id=user.id,
             user_principal_name=user.user_principal_name,
             assigned_licenses=assigned,
-            states=tuple(states),
+            states=tuple(v.states),
             add_licenses=tuple(add),
             remove_licenses=tuple(remove),
             usage_location=self.location if add and user.usage_location is None else None,
             ownership=tuple(ownership[s] for s in sorted(ownership)),
         )
-        return _Outcome(_UserResult(plan, problems, blocked_removals), granted_here, asked_here)
 
     def _in_check_order(self, user: User) -> list[GroupSource]:
         """The user's group sources in ascending group-id order, except that Entra groups the
@@ -362,9 +418,7 @@ class _Engine:
         """Why this group cannot license the user (the first reason), or None. New seats it
         needs are added to `asked`; they are granted only if all are `available`."""
         index = self.index
-        group_relevant = set(relevant)
-        for _sku, disabled in source.licenses:
-            group_relevant |= index.relevant_enabled(_sku, disabled)
+        own = index.group_enabled(source.licenses)
         seen = set(relevant)
         new_seats: list[str] = []
         for sku_id, disabled in source.licenses:
@@ -403,14 +457,10 @@ class _Engine:
                     f"with {index.name(clash[1])}, which the user has",
                 )
             seen |= plans
-            missing = index.missing_prerequisite(index.dependents(sku_id, disabled), group_relevant)
+            missing = index.missing_prerequisite(index.dependents(sku_id, disabled), own)
             if missing is not None:
-                needs = ", ".join(sorted(index.name(p) for p in missing[1]))
                 return _Failure(
-                    sku_id,
-                    LicenseError.DEPENDENCY_VIOLATION,
-                    f"{index.name(missing[0])} in {part} depends on one of {needs}, "
-                    "which the user would not have",
+                    sku_id, LicenseError.DEPENDENCY_VIOLATION, index.same_group_message(*missing)
                 )
             if needs_seat:
                 new_seats.append(sku_id)

@@ -44,6 +44,7 @@ class ServicePlanIndex:
         self._enabled: dict[Key, frozenset[str]] = {}
         self._relevant: dict[Key, frozenset[str]] = {}
         self._dependents: dict[Key, tuple[str, ...]] = {}
+        self._groups: dict[tuple[Key, ...], frozenset[str]] = {}
 
     def name(self, plan_id: str) -> str:
         return self.names.get(plan_id, plan_id)
@@ -104,3 +105,33 @@ class ServicePlanIndex:
             if needs and not needs & available:
                 return plan_id, needs
         return None
+
+    def group_enabled(self, licenses: Iterable[tuple[str, frozenset[str]]]) -> frozenset[str]:
+        """Plans one group's assignment switches on, over all of its licences."""
+        key = tuple(licenses)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = frozenset().union(*(self.enabled(*k) for k in key))
+        return found
+
+    def group_missing_prerequisite(
+        self, licenses: Iterable[tuple[str, frozenset[str]]]
+    ) -> tuple[str, frozenset[str]] | None:
+        """Entra's same-group rule: the first plan of a group's assignment whose prerequisites
+        that same assignment does not enable (what the user holds elsewhere does not count)."""
+        licenses = tuple(licenses)
+        own = self.group_enabled(licenses)
+        for sku_id, disabled in licenses:
+            missing = self.missing_prerequisite(self.dependents(sku_id, disabled), own)
+            if missing is not None:
+                return missing
+        return None
+
+    def same_group_message(self, plan_id: str, needs: frozenset[str]) -> str:
+        """Why a group's assignment breaks the same-group rule, in the administrator's words."""
+        names = ", ".join(sorted(self.name(p) for p in needs))
+        return (
+            f"{self.name(plan_id)} depends on one of {names}, which the same group does not "
+            "enable (Entra requires a plan and its prerequisite in the same group; add the "
+            "prerequisite to the group or disable the dependent plan)"
+        )

@@ -29,7 +29,7 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential | None:
         return _credential(settings)
     except ValueError as exc:  # azure-identity's messages name options, never secret values
         raise ConfigError(
-            "licsync.toml", [f"graph.auth: cannot build the '{settings.auth}' credential: {exc}"]
+            settings.source, [f"graph.auth: cannot build the '{settings.auth}' credential: {exc}"]
         ) from None
 
 

@@ -11,12 +11,24 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    Strict,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from licsync.errors import ConfigError
+from licsync.validation import Issue, issues
 
 DEFAULT_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY = "login.microsoftonline.com"
@@ -65,18 +77,23 @@ class GraphSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = DEFAULT_URL
-    authority: str | None = None  # None: the authority of the url's national cloud
-    tenant_id: str | None = None
-    client_id: str | None = None
+    url: StrictStr = DEFAULT_URL
+    authority: StrictStr | None = None  # None: the authority of the url's national cloud
+    tenant_id: StrictStr | None = None
+    client_id: StrictStr | None = None
     auth: AuthKind = AuthKind.CLIENT_SECRET
     client_secret_file: Path | None = None
     certificate_path: Path | None = None
     client_secret: SecretStr | None = Field(default=None, exclude=True)
-    max_batches_in_flight: int = Field(default=4, ge=1, le=64)
-    write_rate: float = Field(default=DEFAULT_WRITE_RATE, gt=0, le=DEFAULT_WRITE_RATE * 5)
-    max_attempts: int = Field(default=6, ge=1, le=50)
-    max_total_wait_seconds: float = Field(default=900.0, ge=0)
+    max_batches_in_flight: StrictInt = Field(default=4, ge=1, le=64)
+    write_rate: Annotated[float, Strict()] = Field(
+        default=DEFAULT_WRITE_RATE, gt=0, le=DEFAULT_WRITE_RATE * 5
+    )
+    max_attempts: StrictInt = Field(default=6, ge=1, le=50)
+    max_total_wait_seconds: Annotated[float, Strict()] = Field(
+        default=900.0, ge=0, allow_inf_nan=False
+    )
+    _source: str = PrivateAttr(default="licsync.toml")  # the file the settings came from
 
     @field_validator("url")
     @classmethod
@@ -84,6 +101,10 @@ class GraphSettings(BaseModel):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) url, got {value!r}")
+        try:
+            parts.port  # noqa: B018 - raises for a port out of range
+        except ValueError:
+            raise ValueError(f"the port must be 1 to 65535, got {value!r}") from None
         if parts.query or parts.fragment:
             raise ValueError(f"the url takes no query or fragment, got {value!r}")
         if parts.scheme == "http" and not is_loopback(value):
@@ -99,6 +120,11 @@ class GraphSettings(BaseModel):
         if not host or "/" in host:
             raise ValueError(f"expected a host name such as {DEFAULT_AUTHORITY}, got {value!r}")
         return host.lower()
+
+    @property
+    def source(self) -> str:
+        """The configuration file these settings came from (for messages)."""
+        return self._source
 
     @property
     def host(self) -> str:
@@ -121,8 +147,23 @@ _REQUIRED: dict[AuthKind, tuple[str, ...]] = {
 }
 
 
-def _location(error: Mapping[str, Any]) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "graph"
+def graph_table_issues(raw: Mapping[str, Any]) -> list[Issue]:
+    """What is wrong with a `[graph]` table as written (keys, types, ranges, the url), without
+    the environment, secrets or credentials: the configuration file's own validation pass."""
+    data = dict(raw)
+    found: list[Issue] = []
+    if "client_secret" in data:
+        data.pop("client_secret")
+        found.append(Issue(("graph", "client_secret"), _no_secret_in("the configuration file")))
+    try:
+        GraphSettings.model_validate(data)
+    except ValidationError as exc:
+        found.extend(issues(exc, GraphSettings, ("graph",)))
+    return found
+
+
+def _no_secret_in(source: str) -> str:
+    return f"secrets are not read from {source}; set {SECRET_ENV} or client_secret_file"
 
 
 def load_graph_settings(
@@ -140,10 +181,7 @@ def load_graph_settings(
     problems: list[str] = []
     if "client_secret" in data:
         data.pop("client_secret")
-        problems.append(
-            f"graph.client_secret: secrets are not read from {path}; "
-            f"set {SECRET_ENV} or client_secret_file"
-        )
+        problems.append(f"graph.client_secret: {_no_secret_in(path)}")
     for name, key in ENV_OVERRIDES.items():
         if env.get(name):
             data[key] = env[name]
@@ -164,9 +202,9 @@ def load_graph_settings(
     try:
         settings = GraphSettings.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            problems.append(f"graph.{_location(error)}: {error['msg']}")
+        problems.extend(f"{i.key}: {i.message}" for i in issues(exc, GraphSettings, ("graph",)))
         raise ConfigError(path, problems) from None
+    settings._source = path
 
     problems.extend(_cross_checks(settings))
     if problems:

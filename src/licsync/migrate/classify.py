@@ -13,6 +13,9 @@ SKU a group grants the user without a direct assignment ("no direct assignment")
   inherited assignments of the SKU (`licenseAssignmentStates` with `assignedByGroup`) are all
   Active and together enable every plan it enables (Microsoft's migration steps 4 to 6).
 
+Both targets apply Entra's same-group prerequisite rule: a group source counts only if its own
+assignment enables every enabled plan's prerequisite (for rules, the engine's verdict says so).
+
 No I/O: the tenant, the resolved rules, the policy and the ledger are inputs.
 """
 
@@ -26,7 +29,15 @@ from licsync.engine import compute_plan
 from licsync.engine.inputs import Policy, Rule
 from licsync.engine.membership import sources_by_user
 from licsync.engine.service_plans import ServicePlanIndex
-from licsync.model import AssignmentState, Ledger, SourceKind, SourceState, Tenant, User
+from licsync.model import (
+    AssignmentState,
+    Ledger,
+    LicenseError,
+    SourceKind,
+    SourceState,
+    Tenant,
+    User,
+)
 
 
 class Target(StrEnum):
@@ -107,6 +118,20 @@ class _Classifier:
     def group_name(self, group_id: str) -> str:
         group = self.tenant.groups.get(group_id)
         return group.display_name if group else group_id
+
+    def same_group_violation(self, group_id: str) -> str | None:
+        """`DependencyViolation: …` when the group's own licences enable a plan without its
+        prerequisite (the engine's rule for every group source), else None."""
+        group = self.tenant.groups.get(group_id)
+        if group is None:
+            return None
+        licences = [(a.sku_id, a.disabled_plans) for a in group.assigned_licenses]
+        missing = self.index.group_missing_prerequisite(licences)
+        if missing is None:
+            return None
+        return (
+            f"{LicenseError.DEPENDENCY_VIOLATION.value}: {self.index.same_group_message(*missing)}"
+        )
 
     def plan_names(self, plan_ids: Iterable[str]) -> str:
         return ", ".join(sorted(self.index.name(p) for p in plan_ids))
@@ -215,11 +240,16 @@ def _classify_rules(c: _Classifier, rules: Sequence[Rule], policy: Policy) -> li
     return decisions
 
 
-def _inherited(state: AssignmentState) -> _Source:
+def _inherited(c: _Classifier, state: AssignmentState) -> _Source:
+    """An inherited source; one from a group that breaks Entra's same-group prerequisite rule
+    does not count, whatever Graph reports for it."""
     error = state.error.value if state.error is not None else None
     if error is None and state.state.casefold() != "active":
         error = state.state
-    return _Source(state.assigned_by_group or "", state.disabled_plans, error)
+    group_id = state.assigned_by_group or ""
+    if error is None:
+        error = c.same_group_violation(group_id)
+    return _Source(group_id, state.disabled_plans, error)
 
 
 def _classify_entra(c: _Classifier) -> list[Decision]:
@@ -232,7 +262,7 @@ def _classify_entra(c: _Classifier) -> list[Decision]:
         inherited: dict[str, list[_Source]] = {}
         for state in user.license_assignment_states:
             if state.assigned_by_group is not None:
-                inherited.setdefault(state.sku_id, []).append(_inherited(state))
+                inherited.setdefault(state.sku_id, []).append(_inherited(c, state))
         for sku_id in sorted(set(direct) | set(inherited)):
             part = c.index.part_number(sku_id)
             entry = c.ledger.get((user.id, sku_id))

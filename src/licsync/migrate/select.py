@@ -14,6 +14,8 @@ from pathlib import Path
 from licsync.errors import InputError
 from licsync.migrate.classify import Decision, MigrateAction
 from licsync.model import Tenant, guid
+from licsync.textfile import read_text
+from licsync.validation import shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +28,7 @@ class UserList:
 
 def read_users_file(path: Path) -> UserList:
     """One UPN or object id per line; blank lines and `#` comments are ignored."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the --users file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path, "the --users file")
     entries: list[tuple[int, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         value = raw.split("#", 1)[0].strip()
@@ -39,7 +36,8 @@ def read_users_file(path: Path) -> UserList:
             continue
         if any(ch.isspace() for ch in value) or "," in value:
             raise InputError(
-                f"{path}:{number}: {raw.strip()!r} is not one UPN or object id (one user per line)"
+                f"{path}:{number}: {shown(raw.strip())} is not one UPN or object id "
+                "(one user per line)"
             )
         entries.append((number, value))
     if not entries:
@@ -55,7 +53,7 @@ def resolve_users(tenant: Tenant, users: UserList) -> frozenset[str]:
     for number, value in users.entries:
         user_id = guid(value) if guid(value) in tenant.users else by_upn.get(value.casefold())
         if user_id is None:
-            unknown.append(f"{users.path}:{number}: no user {value!r} in the tenant")
+            unknown.append(f"{users.path}:{number}: no user {shown(value)} in the tenant")
         else:
             found.add(user_id)
     if unknown:

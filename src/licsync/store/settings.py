@@ -6,12 +6,22 @@ import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from licsync.errors import StateError
+from licsync.errors import ConfigError, StateError
 from licsync.store.urls import parse_state_url, redact_url, resolve_state_url
+from licsync.validation import Issue, issues
 
 DEFAULT_STATE_URL = "licsync-state.db"
 ENV_STATE_URL = "LICSYNC_STATE_URL"
@@ -27,11 +37,13 @@ class StateSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    url: str = Field(default=DEFAULT_STATE_URL, repr=False)
+    url: StrictStr = Field(default=DEFAULT_STATE_URL, repr=False)
     # short, renewed by a heartbeat: a run that dies blocks the next one for at most a minute
-    lease_ttl_seconds: float = Field(default=60.0, gt=0)
+    lease_ttl_seconds: Annotated[float, Strict()] = Field(default=60.0, gt=0, allow_inf_nan=False)
     # a run stops sending writes after this long, whatever is left (the next run goes on)
-    max_run_seconds: float = Field(default=6 * 3600.0, gt=0)
+    max_run_seconds: Annotated[float, Strict()] = Field(
+        default=6 * 3600.0, gt=0, allow_inf_nan=False
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -83,11 +95,27 @@ class StateSettings(BaseModel):
         """
         data = dict(table or {})
         env = os.environ if environ is None else environ
+        source = "[state] of the configuration file"
         if env.get(ENV_STATE_URL, "").strip():
             data["url"] = env[ENV_STATE_URL]
+            source = ENV_STATE_URL
         elif base_dir is not None:
             url = data.get("url", DEFAULT_STATE_URL)
             if isinstance(url, str) and url.strip():
                 with contextlib.suppress(StateError):  # validation reports it, redacted
                     data["url"] = resolve_state_url(url.strip(), base_dir)
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = [f"{i.key}: {i.message}" for i in issues(exc, cls, ("state",))]
+            raise ConfigError(source, problems) from None
+
+
+def state_table_issues(raw: Mapping[str, Any]) -> list[Issue]:
+    """What is wrong with a `[state]` table as written: the configuration file's own
+    validation pass (LICSYNC_STATE_URL is checked when a command opens the store)."""
+    try:
+        StateSettings.model_validate(raw)
+    except ValidationError as exc:
+        return issues(exc, StateSettings, ("state",))
+    return []

@@ -35,13 +35,7 @@ class SqliteDatabase:
                 raise StateError(f"state database {self.path} does not exist")
         try:
             if read_only:
-                self._conn = sqlite3.connect(
-                    f"{Path(self.path).resolve().as_uri()}?mode=ro",
-                    uri=True,
-                    timeout=busy_timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
+                self._conn = self._open_read_only(busy_timeout)
             else:
                 self._conn = sqlite3.connect(
                     self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -51,6 +45,27 @@ class SqliteDatabase:
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state database {self.path}: {exc}") from exc
+
+    def _open_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        """Open for reading only. A WAL database needs its `-shm` file even to read; in a
+        folder licsync may not write to, the file is opened as immutable instead (no writer
+        can be working there)."""
+        uri = Path(self.path).resolve().as_uri()
+        for mode in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(
+                f"{uri}?{mode}",
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                conn.close()
+                continue
+            return conn
+        raise StateError(f"state database {self.path}: cannot be opened for reading")
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -86,7 +101,8 @@ class SqliteDatabase:
     def _error(self, exc: sqlite3.Error) -> StateError:
         """Every failure of the file (locked, damaged, read-only, a table missing) as one
         StateError naming the file."""
-        return StateError(f"state database {self.path}: {exc}")
+        hint = " (the file or its folder is read-only)" if "readonly" in str(exc) else ""
+        return StateError(f"state database {self.path}: {exc}{hint}")
 
     def lock_schema(self) -> None:
         """BEGIN IMMEDIATE already serialises writers on the file."""
