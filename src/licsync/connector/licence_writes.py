@@ -13,7 +13,7 @@ refusals matched on Graph's message text (rulebook sections 3-4), ahead of the g
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -218,14 +218,18 @@ async def send_licence_writes(
     users' principal names by id, for the log). One outcome per job, in order."""
     if not jobs:
         return []
-    outcomes = await send_writes(
-        client,
-        jobs,
-        budget,
-        policy,
-        rules=LICENSE_RULES,
-        max_batches_in_flight=max_batches_in_flight,
-    )
+
+    async def send(part: Sequence[LicenceJob]) -> list[WriteOutcome]:
+        return await send_writes(
+            client,
+            part,
+            budget,
+            policy,
+            rules=LICENSE_RULES,
+            max_batches_in_flight=max_batches_in_flight,
+        )
+
+    outcomes = await _after_location(jobs, await send(jobs), send, policy or client.policy)
     for job, outcome in zip(jobs, outcomes, strict=True):
         method, url, _ = job.request()
         fields: dict[str, Any] = {
@@ -244,6 +248,44 @@ async def send_licence_writes(
             fields["message"] = outcome.message or outcome.reason or None
         (log.info if outcome.ok else log.warning)("licence.write", **fields)
     return outcomes
+
+
+def _awaits_location(job: LicenceJob, outcome: WriteOutcome) -> bool:
+    """An assignLicense after this run's usageLocation PATCH refused for the usage location."""
+    return (
+        isinstance(job, AssignLicense)
+        and job.after is not None
+        and outcome.error_type is LicenseError.PROHIBITED_IN_USAGE_LOCATION_VIOLATION
+    )
+
+
+async def _after_location(
+    jobs: Sequence[LicenceJob],
+    outcomes: Sequence[WriteOutcome],
+    send: Callable[[Sequence[LicenceJob]], Awaitable[list[WriteOutcome]]],
+    policy: RetryPolicy,
+) -> list[WriteOutcome]:
+    """Entra replicates a new usageLocation asynchronously: an assignLicense right after the
+    PATCH that set it may be refused for an invalid usage location. Such jobs are sent again,
+    backing off, until accepted or the policy's replication wait is over."""
+    result = list(outcomes)
+    waiting = [
+        i for i, (j, o) in enumerate(zip(jobs, outcomes, strict=True)) if _awaits_location(j, o)
+    ]
+
+    async def resend() -> bool:
+        nonlocal waiting
+        again = await send([replace(jobs[i], after=None) for i in waiting])
+        for i, outcome in zip(waiting, again, strict=True):
+            result[i] = replace(outcome, attempts=result[i].attempts + outcome.attempts)
+        waiting = [i for i in waiting if _awaits_location(jobs[i], result[i])]
+        return not waiting
+
+    if waiting:
+        await policy.until_replicated(
+            resend, what="assignLicense after usageLocation", wait_first=True
+        )
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,7 @@ class GraphSettings(BaseModel):
     write_rate: float = Field(default=DEFAULT_WRITE_RATE, gt=0, le=DEFAULT_WRITE_RATE * 5)
     max_attempts: int = Field(default=6, ge=1, le=50)
     max_total_wait_seconds: float = Field(default=900.0, ge=0)
+    replication_wait_seconds: float = Field(default=30.0, ge=0, le=600)
 
     @field_validator("url")
     @classmethod
