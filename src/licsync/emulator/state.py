@@ -418,7 +418,11 @@ class Tenant:
         if not versions:
             return user
         horizon = self.monotonic() - self.replication_lag
-        return next((before for at, before in versions if at > horizon), user)
+        seen = next((before for at, before in versions if at > horizon), None)
+        if seen is None:  # every write has replicated
+            del self._versions[user.id]
+            return user
+        return seen
 
     def _relocated(self, user: UserRecord) -> bool:
         """Whether the user's usageLocation changed within the replication lag."""
