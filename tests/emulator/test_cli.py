@@ -49,6 +49,8 @@ def test_serves_and_saves_on_exit(tmp_path):
         str(port),
         "--save",
         str(saved),
+        "--replication-lag",
+        "60",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
@@ -61,6 +63,9 @@ def test_serves_and_saves_on_exit(tmp_path):
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.1)
         assert response.status_code == 200 and len(response.json()["value"]) == 5
+        user = f"http://127.0.0.1:{port}/v1.0/users/{response.json()['value'][0]['id']}"
+        httpx.patch(user, json={"displayName": "Renamed"}).raise_for_status()
+        assert httpx.get(user).json()["displayName"] != "Renamed"  # a lagging replica
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)

@@ -14,6 +14,7 @@ from kiota_http.middleware import RetryHandler
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from structlog.testing import capture_logs
 
+from licsync.errors import ConfigError
 from licsync.graph.client import GraphClient, sdk_middleware
 from licsync.graph.errors import (
     GraphAuthError,
@@ -221,3 +222,35 @@ def test_real_tenant_sends_bearer_token_for_the_cloud_scope(
     assert credential.scopes == [(scope,)]
     assert credential.closed
     assert str(seen[0].url) == f"{url}/subscribedSkus"
+
+
+def test_the_replication_wait_comes_from_the_settings() -> None:
+    settings = load_graph_settings(
+        {"url": LOOPBACK, "auth": "none", "replication_wait_seconds": 4}, {}
+    )
+    assert GraphClient.from_settings(settings).policy.replication_wait == 4
+    assert problems_of({"url": LOOPBACK, "auth": "none", "replication_wait_seconds": -1})
+
+
+def problems_of(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_graph_settings(raw, {})
+    return info.value.problems
+
+
+def test_until_replicated_backs_off_within_the_wait(clock: FakeClock) -> None:
+    policy = RetryPolicy(replication_wait=3, sleep=clock.sleep)
+    answers = iter([False, False, True])
+
+    async def check() -> bool:
+        return next(answers)
+
+    assert asyncio.run(policy.until_replicated(check, what="test"))
+    assert clock.sleeps == [0.5, 1.0]
+    clock.sleeps.clear()
+
+    async def never() -> bool:
+        return False
+
+    assert not asyncio.run(policy.until_replicated(never, what="test", wait_first=True))
+    assert clock.sleeps == [0.5, 1.0, 1.5] and sum(clock.sleeps) == 3

@@ -313,13 +313,42 @@ def test_refused_retry_after_a_lost_answer_reads_the_user_back(
     job = assign("user-0", [], [SKU])
     [outcome] = run(make_client(handler), [job], clock)
     assert sum(endpoint.attempts.values()) == 2
-    assert [u.path for u in reads] == ["/v1.0/users/user-0"]
+    assert {u.path for u in reads} == {"/v1.0/users/user-0"}
     assert "licenseAssignmentStates" in reads[0].params["$select"]
     if removed:
         assert outcome.ok and "answer was lost" in outcome.reason
-        assert outcome.body["id"] == "user-0"
+        assert outcome.body["id"] == "user-0" and len(reads) == 1
     else:
         assert outcome.action is Action.PROBLEM and "corresponding license" in outcome.message
+        # read again while a replica may lag, backing off, up to the replication wait
+        waits = clock.sleeps[-(len(reads) - 1) :]
+        assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 14.5] and sum(waits) == 30.0
+
+
+def test_a_read_back_waits_for_a_lagging_replica(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """The first read-back still shows the licence (a replica behind the write); a later one
+    shows it gone: the write succeeded."""
+    endpoint = FakeBatchEndpoint(
+        lambda item, attempt: (400, {}, NOT_HELD) if attempt > 1 else ok(item, attempt)
+    )
+    reads: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            reads.append(1)
+            held = [{"skuId": SKU, "disabledPlans": [], "assignedByGroup": None}]
+            states = held if len(reads) < 3 else []
+            return httpx.Response(200, json={"id": "user-0", "licenseAssignmentStates": states})
+        response = endpoint(request)
+        if len(endpoint.envelopes) == 1:
+            raise httpx.RemoteProtocolError("peer closed connection", request=request)
+        return response
+
+    [outcome] = run(make_client(handler), [assign("user-0", [], [SKU])], clock)
+    assert outcome.ok and "answer was lost" in outcome.reason
+    assert len(reads) == 3 and clock.sleeps[-2:] == [0.5, 1.0]
 
 
 def test_refusal_without_an_unknown_attempt_is_not_read_back(

@@ -14,7 +14,7 @@ refusals matched on Graph's message text (rulebook sections 3-4), ahead of the g
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -221,16 +221,31 @@ async def send_licence_writes(
     users' principal names by id, for the log). One outcome per job, in order."""
     if not jobs:
         return []
-    outcomes = await send_writes(
-        client,
-        jobs,
-        budget,
-        policy,
-        rules=LICENSE_RULES,
-        max_batches_in_flight=max_batches_in_flight,
-        halt=halt,
-        on_outcome=on_outcome,
-    )
+
+    async def send(
+        part: Sequence[LicenceJob], notify: OnOutcome | None = None
+    ) -> list[WriteOutcome]:
+        return await send_writes(
+            client,
+            part,
+            budget,
+            policy,
+            rules=LICENSE_RULES,
+            max_batches_in_flight=max_batches_in_flight,
+            halt=halt,
+            on_outcome=notify,
+        )
+
+    def first_pass(job: WriteJob, outcome: WriteOutcome) -> None:
+        if on_outcome is not None and not _awaits_location(job, outcome):
+            on_outcome(job, outcome)  # the others are told once the usage location replicated
+
+    first = await send(jobs, first_pass)
+    outcomes = await _after_location(jobs, first, send, policy or client.policy)
+    if on_outcome is not None:
+        for job, before, after in zip(jobs, first, outcomes, strict=True):
+            if _awaits_location(job, before):
+                on_outcome(job, after)
     for job, outcome in zip(jobs, outcomes, strict=True):
         method, url, _ = job.request()
         fields: dict[str, Any] = {
@@ -249,6 +264,44 @@ async def send_licence_writes(
             fields["message"] = outcome.message or outcome.reason or None
         (log.info if outcome.ok else log.warning)("licence.write", **fields)
     return outcomes
+
+
+def _awaits_location(job: WriteJob, outcome: WriteOutcome) -> bool:
+    """An assignLicense after this run's usageLocation PATCH refused for the usage location."""
+    return (
+        isinstance(job, AssignLicense)
+        and job.after is not None
+        and outcome.error_type is LicenseError.PROHIBITED_IN_USAGE_LOCATION_VIOLATION
+    )
+
+
+async def _after_location(
+    jobs: Sequence[LicenceJob],
+    outcomes: Sequence[WriteOutcome],
+    send: Callable[[Sequence[LicenceJob]], Awaitable[list[WriteOutcome]]],
+    policy: RetryPolicy,
+) -> list[WriteOutcome]:
+    """Entra replicates a new usageLocation asynchronously: an assignLicense right after the
+    PATCH that set it may be refused for an invalid usage location. Such jobs are sent again,
+    backing off, until accepted or the policy's replication wait is over."""
+    result = list(outcomes)
+    waiting = [
+        i for i, (j, o) in enumerate(zip(jobs, outcomes, strict=True)) if _awaits_location(j, o)
+    ]
+
+    async def resend() -> bool:
+        nonlocal waiting
+        again = await send([replace(jobs[i], after=None) for i in waiting])
+        for i, outcome in zip(waiting, again, strict=True):
+            result[i] = replace(outcome, attempts=result[i].attempts + outcome.attempts)
+        waiting = [i for i in waiting if _awaits_location(jobs[i], result[i])]
+        return not waiting
+
+    if waiting:
+        await policy.until_replicated(
+            resend, what="assignLicense after usageLocation", wait_first=True
+        )
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ users when that is cheaper. Groups that become needed (a new rule, a newly neste
 their members read in full; subscribed SKUs and the organization are re-read every run. Deleted
 users and groups leave every cached member list (Graph reports no `members@delta` for them). A
 link Graph refuses (400/404/410, e.g. `syncStateNotFound` after 7 days) raises `DeltaRefused`:
-the caller falls back to a full read.
+the caller falls back to a full read. Users new to the view (a user restored from the recycle
+bin keeps its groups, without `members@delta`) have their groups read with `memberOf`.
 """
 
 from __future__ import annotations
@@ -184,6 +185,33 @@ async def _refresh_users(
     return len(reread)
 
 
+async def _returning_members(
+    client: GraphClient, view: TenantView, arrived: set[str], concurrency: int
+) -> int:
+    """Users new to the view may be users restored from the recycle bin: they come back with
+    their group memberships, which Graph reports in no `members@delta`. Their direct groups are
+    read (`GET /users/{id}/memberOf`) and the cached member lists set to match, as a full read
+    would. Returns the number of users read."""
+    arrived &= set(view.users)
+    if not arrived or not view.members:
+        return 0
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    async def groups_of(uid: str) -> tuple[str, set[str]]:
+        async with semaphore:
+            path = f"/users/{uid}/memberOf/microsoft.graph.group"
+            found = await client.iterate_pages(path, {"$select": "id", "$top": PAGE_SIZE}).collect()
+        return uid, {guid(g["id"]) for g in found}
+
+    for uid, groups in await asyncio.gather(*(groups_of(u) for u in sorted(arrived))):
+        for gid, members in view.members.items():
+            if gid in groups:
+                members[uid] = USER_TYPE
+            else:
+                members.pop(uid, None)
+    return len(arrived)
+
+
 async def _complete_members(
     client: GraphClient, view: TenantView, config: Config | None, concurrency: int
 ) -> int:
@@ -230,9 +258,11 @@ async def read_incremental(
         if isinstance(outcome, BaseException):
             raise outcome
     (user_items, users_link), (group_items, groups_link), (country, skus) = rounds
+    known = set(view.users)
     changed = _patch_users(view, user_items)
     reread = await _refresh_users(client, view, changed, concurrency)
     _patch_groups(view, group_items)
+    returned = await _returning_members(client, view, set(changed) - known, concurrency)
     members_read = await _complete_members(client, view, config, concurrency)
     log.info(
         "graph.read",
@@ -242,6 +272,7 @@ async def read_incremental(
         users_reread=reread,
         groups_changed=len({guid(g["id"]) for g in group_items}),
         groups_members_read=members_read,
+        users_memberships_read=returned,
     )
     return TrackedRead(
         view.tenant(country, skus),

@@ -43,6 +43,13 @@ def register(subparsers: Any) -> None:
     limits.add_argument(
         "--fault-retry-after", type=float, default=1.0, help="Retry-After of injected 429s (s)"
     )
+    limits.add_argument(
+        "--replication-lag",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="reads of a user lag this long behind writes to it, as Entra's replicas (default 0)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -99,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         faults=faults,
         host=args.host,
         port=args.port,
+        replication_lag=args.replication_lag,
     )
     tenant = emulator.tenant
     print(

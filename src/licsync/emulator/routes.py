@@ -241,6 +241,11 @@ class Dispatcher:
             ("GET", re.compile(r"^/users$"), self.list_users),
             ("GET", re.compile(r"^/users/delta(?:\(\))?$"), self.users_delta),
             ("GET", re.compile(r"^/users/([^/]+)$"), self.get_user),
+            (
+                "GET",
+                re.compile(r"^/users/([^/]+)/memberOf(/(?:microsoft\.)?graph\.group)?$"),
+                self.member_of,
+            ),
             ("PATCH", re.compile(r"^/users/([^/]+)$"), self.patch_user),
             ("DELETE", re.compile(r"^/users/([^/]+)$"), self.delete_user),
             ("DELETE", re.compile(r"^/groups/([^/]+)$"), self.delete_group),
@@ -259,6 +264,7 @@ class Dispatcher:
             ("POST", re.compile(r"^/groups/([^/]+)/members/\$ref$"), self.add_member),
             ("DELETE", re.compile(r"^/groups/([^/]+)/members/([^/]+)/\$ref$"), self.remove_member),
             ("POST", re.compile(r"^/groups/([^/]+)/assignLicense$"), self.assign_group),
+            ("POST", re.compile(r"^/directory/deletedItems/([^/]+)/restore$"), self.restore),
         ]
 
     # ----- entry point --------------------------------------------------------------------
@@ -401,6 +407,8 @@ class Dispatcher:
             flt = req.query.get("$filter")
             if flt:
                 users = self._filter_users(users, flt)
+            if self.tenant.replication_lag > 0:
+                users = [self.tenant.replica(u) for u in users]
             return self._page(req, users, user_renderer(select), self._context("users", select))
 
     def _filter_users(self, users: list[UserRecord], flt: str) -> list[UserRecord]:
@@ -422,11 +430,34 @@ class Dispatcher:
     def get_user(self, req: Request, user_id: str) -> Reply:
         select = self._user_select(req)
         with self.tenant.lock:
-            user = self.tenant.user(user_id)
+            user = self.tenant.replica(self.tenant.user(user_id))
             body = {
                 "@odata.context": f"{req.base}/$metadata#{self._context('users', select)}/$entity"
             }
             body.update(user_json(user, select))
+        return Reply(200, body)
+
+    def member_of(self, req: Request, user_id: str, cast: str | None) -> Reply:
+        """`GET /users/{id}/memberOf[/microsoft.graph.group]`: the user's direct groups."""
+        select = self._group_select(req)
+        with self.tenant.lock:
+            user = self.tenant.user(user_id)
+            groups = [self.tenant.groups[g] for g in sorted(self.tenant.member_of.get(user.id, ()))]
+
+            def render(group: GroupRecord) -> dict[str, Any]:
+                return {"@odata.type": "#microsoft.graph.group", **group_json(group, select)}
+
+            return self._page(req, groups, render, "groups" if cast else "directoryObjects")
+
+    def restore(self, req: Request, object_id: str) -> Reply:
+        """`POST /directory/deletedItems/{id}/restore` (users): 200 with the restored object."""
+        with self.tenant.lock:
+            user = self.tenant.restore(object_id)
+            body = {
+                "@odata.context": f"{req.base}/$metadata#directoryObjects/$entity",
+                "@odata.type": "#microsoft.graph.user",
+                **user_json(user, None),
+            }
         return Reply(200, body)
 
     def patch_user(self, req: Request, user_id: str) -> Reply:

@@ -198,6 +198,8 @@ class Emulator:
     """Run the emulator in a background thread on a loopback port; a context manager.
 
     Give a `snapshot` (dict or path) or a generated tenant (`users`, `groups`, `seed`).
+    `replication_lag` (seconds) makes reads of a user lag behind writes, as Entra replicas do
+    (also settable later: `tenant.replication_lag`).
     Attributes once started: `url` (base URL ending in /v1.0), `tenant` (live state, lock with
     `tenant.lock`), `stats` (counters), `app`.
     """
@@ -215,6 +217,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         member_chunk: int = 500,
+        replication_lag: float = 0.0,
     ) -> None:
         if tenant is None:
             if snapshot is not None:
@@ -225,6 +228,7 @@ class Emulator:
             else:
                 tenant = build_tenant(users, groups, seed)
         self.tenant = tenant
+        tenant.replication_lag = replication_lag
         self.app = EmulatorApp(tenant, throttle, faults, member_chunk)
         self.stats = self.app.stats
         self.host, self.port = host, port

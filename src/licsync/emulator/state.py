@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import iso3166
@@ -201,6 +201,15 @@ class Tenant:
         self._user_list: list[UserRecord] | None = None
         self.lock = threading.RLock()
         self.clock: Callable[[], str] = now_iso
+        # the recycle bin: deleted user id -> (user, its direct licences, its groups)
+        self.deleted: dict[str, tuple[UserRecord, list[Source], set[str]]] = {}
+        # replication lag (docs/emulator.md): reads of a user within `replication_lag` seconds
+        # of a write see the version before it; an assignLicense adding licences within it of
+        # a usageLocation change is refused as for a missing usage location
+        self.replication_lag = 0.0
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._versions: dict[str, list[tuple[float, UserRecord]]] = {}  # id -> (write, before)
+        self._located: dict[str, float] = {}  # user id -> time of its last usageLocation change
 
     # ----- construction -------------------------------------------------------------------
     @property
@@ -354,6 +363,7 @@ class Tenant:
 
     def _commit(self, user: UserRecord, sources: list[Source]) -> None:
         """Replace a user's sources, moving seats for SKUs gained or lost."""
+        self._remember(user)
         before = user.held()
         user.sources = sources
         after = user.held()
@@ -394,6 +404,33 @@ class Tenant:
             found.append(("DependencyViolation", message, new[plan] | lost))
         return found
 
+    # ----- replication lag ----------------------------------------------------------------
+    def _remember(self, user: UserRecord) -> None:
+        """Keep the version of `user` a write is about to change, for reads within the lag."""
+        if self.replication_lag <= 0:
+            return
+        now = self.monotonic()
+        kept = [v for v in self._versions.get(user.id, ()) if v[0] > now - self.replication_lag]
+        kept.append((now, replace(user)))
+        self._versions[user.id] = kept
+
+    def replica(self, user: UserRecord) -> UserRecord:
+        """`user` as a read sees it: the version of `replication_lag` seconds ago."""
+        versions = self._versions.get(user.id) if self.replication_lag > 0 else None
+        if not versions:
+            return user
+        horizon = self.monotonic() - self.replication_lag
+        seen = next((before for at, before in versions if at > horizon), None)
+        if seen is None:  # every write has replicated
+            del self._versions[user.id]
+            return user
+        return seen
+
+    def _relocated(self, user: UserRecord) -> bool:
+        """Whether the user's usageLocation changed within the replication lag."""
+        changed = self._located.get(user.id)
+        return changed is not None and self.monotonic() - changed < self.replication_lag
+
     # ----- direct assignment --------------------------------------------------------------
     def _check_user_skus(self, sku_ids: list[str]) -> None:
         """Graph's 400s for a SKU the tenant lacks or one assigned to the company, not users."""
@@ -415,7 +452,7 @@ class Tenant:
                 if sku_id not in direct:
                     inherited = any(s.sku == sku_id for s in user.sources)
                     raise bad_request(R.MSG_INHERITED if inherited else R.MSG_NOT_ASSIGNED)
-            if adds and not user.usage_location:
+            if adds and (not user.usage_location or self._relocated(user)):
                 raise bad_request(R.MSG_USAGE_LOCATION)
             added = dict(adds)
             stamp = self.clock()
@@ -439,6 +476,7 @@ class Tenant:
             raise bad_request("Invalid request body.")
         with self.lock:
             user = self.user(user_id)
+            self._remember(user)
             if "usageLocation" in body:
                 loc = body["usageLocation"]
                 # ISO 3166-1 alpha-2 only (Graph's user resource): Graph refuses other codes
@@ -446,7 +484,10 @@ class Tenant:
                     not isinstance(loc, str) or loc.upper() not in iso3166.countries_by_alpha2
                 ):
                     raise bad_request("Invalid value specified for property 'usageLocation'.")
-                user.usage_location = loc.upper() if loc else None
+                location = loc.upper() if loc else None
+                if location != user.usage_location:
+                    self._located[user.id] = self.monotonic()
+                user.usage_location = location
             if "accountEnabled" in body:
                 user.account_enabled = bool(body["accountEnabled"])
             if "displayName" in body:
@@ -591,9 +632,30 @@ class Tenant:
         leaves its groups without a members@delta entry (Graph reports the user as @removed)."""
         with self.lock:
             user = self.user(user_id)
+            direct = [s for s in user.sources if s.group is None]
+            self.deleted[user.id] = (user, direct, set(self.member_of.get(user.id, ())))
             self._commit(user, [])
             self._forget(user.id, "users")
             del self.users[user.id]
+
+    def restore(self, object_id: str) -> UserRecord:
+        """`POST /directory/deletedItems/{id}/restore`: the user comes back with its direct
+        licences and its group memberships (no members@delta for them: users/delta reports the
+        user as changed); group licences are processed again."""
+        with self.lock:
+            found = self.deleted.pop(_lower(object_id), None)
+            if found is None:
+                raise not_found(object_id)
+            user, direct, groups = found
+            self.users[user.id] = user
+            self.removed.pop(user.id, None)
+            for gid in groups & set(self.groups):
+                self.groups[gid].members[user.id] = "user"
+                self.member_of.setdefault(user.id, set()).add(gid)
+            self._commit(user, direct)
+            self.reconcile(user)
+            self.touch(user)
+            return user
 
     def delete_group(self, group_id: str) -> None:
         """`DELETE /groups/{id}`; refused while the group carries licences, as in Entra."""

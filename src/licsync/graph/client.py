@@ -107,6 +107,7 @@ class GraphClient:
             policy = RetryPolicy(
                 max_attempts=settings.max_attempts,
                 max_total_wait=settings.max_total_wait_seconds,
+                replication_wait=settings.replication_wait_seconds,
             )
         return cls(
             adapter,

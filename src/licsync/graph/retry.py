@@ -6,6 +6,8 @@
 - stop: after `max_attempts` attempts, or when the next wait would take the total past
   `max_total_wait` (the caller then gets the last error and keeps its progress);
 - `reraise=True`: callers see the Graph error itself, never `tenacity.RetryError`;
+- `until_replicated`: waiting out Entra's replication (eventual consistency) for a check that
+  reads what a write should have changed, backing off up to `replication_wait` seconds;
 - a structlog line before each sleep; `sleep` and `jitter` are injectable for tests.
 """
 
@@ -42,6 +44,7 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     max_auth_retries: int = 1
+    replication_wait: float = 30.0
     sleep: Sleep = field(default=asyncio.sleep, repr=False)
     jitter: Callable[[], float] = field(default=random.random, repr=False)
 
@@ -109,6 +112,27 @@ class RetryPolicy:
             with trial:
                 return await attempt()
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def until_replicated(
+        self, check: Callable[[], Awaitable[bool]], *, what: str, wait_first: bool = False
+    ) -> bool:
+        """Run `check()` until it returns True, backing off (0.5 s, doubling, at most
+        `max_delay`) for at most `replication_wait` seconds in all: Entra replicates writes
+        asynchronously, so a read (or a write depending on one) right after a write may see the
+        previous version. False when the time is up; `wait_first`: wait before the first
+        check. Graph errors of `check` propagate."""
+        waited, delay = 0.0, 0.5
+        while True:
+            if not wait_first and await check():
+                return True
+            wait_first = False
+            if waited >= self.replication_wait:
+                return False
+            pause = min(delay, self.max_delay, self.replication_wait - waited)
+            log.info("graph.replication_wait", request=what, wait_seconds=round(pause, 3))
+            await self.sleep(pause)
+            waited += pause
+            delay *= 2
 
 
 __all__ = ["RetryPolicy"]

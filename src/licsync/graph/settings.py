@@ -93,6 +93,9 @@ class GraphSettings(BaseModel):
     max_total_wait_seconds: Annotated[float, Strict()] = Field(
         default=900.0, ge=0, allow_inf_nan=False
     )
+    replication_wait_seconds: Annotated[float, Strict()] = Field(
+        default=30.0, ge=0, le=600, allow_inf_nan=False
+    )
     _source: str = PrivateAttr(default="licsync.toml")  # the file the settings came from
 
     @field_validator("url")

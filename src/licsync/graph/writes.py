@@ -384,7 +384,7 @@ async def _run_job(
     finally:
         batcher.release(item_id)
     if unknown and verdict.action in _CONFIRMABLE and not batcher.stopped.is_set():
-        verdict, body = await _confirm(client, job, verdict, body)
+        verdict, body = await _confirm(client, policy, job, verdict, body)
     return WriteOutcome.from_verdict(job.key, verdict, attempts, body)
 
 
@@ -403,19 +403,27 @@ def _maybe_applied(verdict: Verdict) -> bool:
 
 
 async def _confirm(
-    client: GraphClient, job: WriteJob, verdict: Verdict, body: Any
+    client: GraphClient, policy: RetryPolicy, job: WriteJob, verdict: Verdict, body: Any
 ) -> tuple[Verdict, Any]:
     """`verdict` ended a job after an attempt whose answer was lost; if the object shows the
-    write's effect, that attempt applied it: success. Otherwise (or if it cannot be read) the
-    verdict stands."""
+    write's effect, that attempt applied it: success. The object is read again until it does
+    or the policy's replication wait is over (a replica may still serve the version before the
+    write); otherwise (or if it cannot be read) the verdict stands."""
     confirmation = job.confirmation()
     if confirmation is None:
         return verdict, body
-    try:
+    found: Any = None
+
+    async def shows_write() -> bool:
+        nonlocal found
         found = await client.get_json(*confirmation)
+        return job.applied(found)
+
+    try:
+        applied = await policy.until_replicated(shows_write, what=f"read-back of {job.key}")
     except GraphError:
         return verdict, body
-    if not job.applied(found):
+    if not applied:
         return verdict, body
     reason = f"applied by an earlier attempt whose answer was lost (then {verdict.describe()})"
     return Verdict(Action.SUCCESS, 200, request_id=verdict.request_id, reason=reason), found

@@ -26,7 +26,7 @@ from licsync.config import Config
 from licsync.connector.licence_writes import AssignLicense, failure_problem, send_by_user
 from licsync.exitcodes import ExitCode
 from licsync.migrate.classify import MigrateAction
-from licsync.migrate.reread import read_users
+from licsync.migrate.reread import Reread, read_users
 from licsync.migrate.rollbackfile import RESTORABLE, RollbackEntry, read_rollback
 from licsync.model import Assignment, Ledger, LicenseError, Ownership, Problem, User
 from licsync.runtime import Session, session
@@ -34,6 +34,7 @@ from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger, n
 
 log = structlog.get_logger("licsync.migrate")
 KIND = "migrate-rollback"
+GONE = "user deleted since the migration"
 
 
 @dataclass
@@ -143,8 +144,20 @@ async def _restore_graph(
     if not removed and not unadopted:
         return []
     now = await read_users(s.client, {e.user_id for e in removed + unadopted})
-    todo = _still_to_add(result, removed, now) + _widened(unadopted, now)
+    removed, unadopted = _present(result, removed, now), _present(result, unadopted, now)
+    todo = _still_to_add(result, removed, now.users) + _widened(unadopted, now.users)
     return await _assign(s, result, todo) if todo else []
+
+
+def _present(
+    result: RollbackResult, entries: list[RollbackEntry], now: Reread
+) -> list[RollbackEntry]:
+    """The entries whose user Graph still has; the others are reported skipped."""
+    for e in entries:
+        if e.user_id in now.deleted:
+            result.outcomes[(e.user_id, e.sku_id)] = f"skipped: {GONE}"
+            log.warning("migrate.user_deleted", user=e.user_id, upn=e.user_principal_name)
+    return [e for e in entries if e.user_id not in now.deleted]
 
 
 async def _assign(
@@ -154,17 +167,20 @@ async def _assign(
     by_user: dict[str, list[RollbackEntry]] = {}
     for e in todo:
         by_user.setdefault(e.user_id, []).append(e)
-    jobs = [
-        AssignLicense(u, tuple(Assignment(e.sku_id, e.disabled_plans) for e in es))
+    jobs = {
+        u: AssignLicense(u, tuple(Assignment(e.sku_id, e.disabled_plans) for e in es))
         for u, es in sorted(by_user.items())
-    ]
+    }
     async with s.keeping_lease():
-        outcomes = await send_by_user(s.client, jobs, s.budget)
-    after = await read_users(s.client, [u for u, o in outcomes.items() if o.ok])
+        outcomes = await send_by_user(s.client, list(jobs.values()), s.budget)
+    written = {u: jobs[u] for u, o in outcomes.items() if o.ok}
+    after = (await read_users(s.client, written, written)).users
     changes = []
     for e in todo:
         key, o = (e.user_id, e.sku_id), outcomes[e.user_id]
-        if not o.ok:
+        if o.ok and e.user_id not in after:
+            result.outcomes[key] = f"skipped: {GONE}"
+        elif not o.ok:
             result.problems.append(failure_problem(o, e.user_id, e.user_principal_name, e.sku_id))
             result.outcomes[key] = f"failed: {o.failure}"
         elif after[e.user_id].direct_licenses().get(e.sku_id) != e.disabled_plans:

@@ -31,7 +31,7 @@ from licsync.engine.service_plans import ServicePlanIndex
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, WriteOutcome
 from licsync.migrate.classify import Decision, MigrateAction, Target, classify
-from licsync.migrate.reread import effective_plans, plan_index, read_users
+from licsync.migrate.reread import DELETED, effective_plans, plan_index, read_users
 from licsync.migrate.rollbackfile import RollbackEntry, write_rollback
 from licsync.migrate.select import UserList, select, waves
 from licsync.model import (
@@ -304,12 +304,17 @@ def _write_failures(wave: list[Decision], by_user: dict[str, WriteOutcome]) -> l
     ]
 
 
-async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteOutcome]:
-    """One `assignLicense` per user removing the wave's SKUs; the outcomes by user id."""
+def _wave_jobs(wave: list[Decision]) -> dict[str, AssignLicense]:
+    """One `assignLicense` per user removing the wave's SKUs, by user id."""
     skus: dict[str, list[str]] = {}
     for d in wave:
         skus.setdefault(d.user_id, []).append(d.sku_id)
-    jobs = [AssignLicense(u, remove=tuple(sk)) for u, sk in skus.items()]
+    return {u: AssignLicense(u, remove=tuple(sk)) for u, sk in skus.items()}
+
+
+async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteOutcome]:
+    """Send the wave's jobs; the outcomes by user id."""
+    jobs = list(_wave_jobs(wave).values())
     async with s.keeping_lease():
         return await send_by_user(s.client, jobs, s.budget)
 
@@ -351,10 +356,17 @@ async def _remove_direct(
     status = {(e.user_id, e.sku_id): e for e in entries}
     for number, wave in enumerate(batches, start=1):
         by_user = await _send_wave(s, wave)
-        after = await read_users(s.client, {d.user_id for d in wave})
+        written = {u: job for u, job in _wave_jobs(wave).items() if by_user[u].ok}
+        reread = await read_users(s.client, {d.user_id for d in wave}, written)
+        after = reread.users
         changes = []
         for d in wave:
             o, key = by_user[d.user_id], (d.user_id, d.sku_id)
+            if d.user_id in reread.deleted:  # nothing left to migrate, nor to roll back
+                result.outcomes[key] = f"skipped: {DELETED}"
+                status[key] = status[key].with_status("not-applied")
+                log.warning("migrate.user_deleted", user=d.user_id, upn=d.user_principal_name)
+                continue
             gone = _gone(d, o, after[d.user_id])
             result.outcomes[key] = "removed" if gone else f"failed: {o.message or o.action}"
             status[key] = status[key].with_status("applied" if gone else "failed")
@@ -371,7 +383,8 @@ async def _remove_direct(
             )
         done = [d for d in wave if status[(d.user_id, d.sku_id)].status == "applied"]
         broken = _verify(result, s, done, after)
-        problems = _write_failures(wave, by_user) + broken
+        present = [d for d in wave if d.user_id not in reread.deleted]
+        problems = _write_failures(present, by_user) + broken
         result.problems.extend(problems)
         result.waves_done = number
         result.stopped = _stop_reason(number, len(batches), broken, by_user, path)
