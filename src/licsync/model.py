@@ -16,13 +16,16 @@ def guid(value: str) -> str:
 
 
 class LicenseError(StrEnum):
-    """`licenseAssignmentState.error` values, plus the spelling licsync uses for unknown ones."""
+    """`licenseAssignmentState.error` values, plus the spelling licsync uses for unknown ones,
+    and `AccessDenied`: Graph refused to change this user (403), e.g. a member of a restricted
+    management administrative unit."""
 
     COUNT_VIOLATION = "CountViolation"
     MUTUALLY_EXCLUSIVE_VIOLATION = "MutuallyExclusiveViolation"
     DEPENDENCY_VIOLATION = "DependencyViolation"
     PROHIBITED_IN_USAGE_LOCATION_VIOLATION = "ProhibitedInUsageLocationViolation"
     UNIQUENESS_VIOLATION = "UniquenessViolation"
+    ACCESS_DENIED = "AccessDenied"
     OTHER = "Other"
 
     @classmethod

@@ -82,8 +82,8 @@ TABLE = [
         graph_error(
             "Insufficient privileges to complete the operation.", "Authorization_RequestDenied"
         ),
-        Action.FATAL,
-        None,
+        Action.PROBLEM,  # one user's write; writes.py stops after a run of them
+        LE.ACCESS_DENIED,
         None,
     ),
     (

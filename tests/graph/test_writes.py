@@ -72,6 +72,14 @@ def jobs_for(n: int) -> list[AssignLicense]:
     return [assign(f"user-{i}", [(SKU, [PLAN])], []) for i in range(n)]
 
 
+METHOD_NOT_ALLOWED = {
+    "error": {
+        "code": "Request_BadRequest",
+        "message": "Specified HTTP method is not allowed for the request target.",
+    }
+}
+
+
 def run(client: GraphClient, jobs: list[Any], clock: FakeClock, **kwargs: Any) -> list:
     bucket = kwargs.pop("budget", None) or WriteBudget(20, clock=clock, sleep=clock.sleep)
     return asyncio.run(send_licence_writes(client, jobs, bucket, **kwargs))
@@ -220,19 +228,77 @@ def test_fatal_answer_stops_further_sends(
     make_client: Callable[..., GraphClient], clock: FakeClock
 ) -> None:
     def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
-        body = {
-            "error": {
-                "code": "Authorization_RequestDenied",
-                "message": "Insufficient privileges to complete the operation.",
-            }
-        }
-        return 403, {}, body
+        return 405, {}, METHOD_NOT_ALLOWED
 
     endpoint = FakeBatchEndpoint(answer)
     outcomes = run(make_client(endpoint), jobs_for(60), clock, max_batches_in_flight=1)
     actions = Counter(o.action for o in outcomes)
     assert actions[Action.FATAL] == sum(len(e) for e in endpoint.envelopes)
     assert actions[Action.SKIPPED] == 60 - actions[Action.FATAL] > 0
+
+
+DENIED = {
+    "error": {
+        "code": "Authorization_RequestDenied",
+        "message": "Insufficient privileges to complete the operation.",
+        "innerError": {"request-id": "93b6f17e-c05d-4f45-ad2a-6665c708d8a0"},
+    }
+}
+
+
+def test_a_denied_user_is_a_problem_and_the_writes_go_on(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """A 403 on one user's write (restricted management administrative unit) is that user's
+    AccessDenied problem, with Graph's message and request id; everyone else is written."""
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        return (403, {}, DENIED) if item["url"] == "/users/user-7/assignLicense" else ok(item, 1)
+
+    outcomes = run(make_client(FakeBatchEndpoint(answer)), jobs_for(60), clock)
+    assert Counter(o.action for o in outcomes) == {Action.SUCCESS: 59, Action.PROBLEM: 1}
+    denied = outcomes[7]
+    assert denied.error_type is LicenseError.ACCESS_DENIED
+    assert denied.message == "Insufficient privileges to complete the operation."
+    assert denied.request_id == "93b6f17e-c05d-4f45-ad2a-6665c708d8a0"
+
+
+def test_denials_in_a_row_stop_the_writes_naming_the_permission(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """An app without the permission is refused on every user: after `max_consecutive_denials`
+    refusals in a row the writes stop, the message names the permission to grant."""
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        return 403, {}, DENIED
+
+    endpoint = FakeBatchEndpoint(answer)
+    outcomes = run(
+        make_client(endpoint),
+        jobs_for(60),
+        clock,
+        max_batches_in_flight=1,
+        max_consecutive_denials=5,
+    )
+    actions = [o.action for o in outcomes]
+    assert actions[:4] == [Action.PROBLEM] * 4 and actions[4] is Action.FATAL
+    assert "LicenseAssignment.ReadWrite.All" in outcomes[4].failure
+    assert "5 writes to distinct users refused with 403 in a row" in outcomes[4].failure
+    assert len(endpoint.envelopes) == 1  # nothing sent after the fatal envelope
+    assert Counter(actions)[Action.SKIPPED] == 40
+
+
+def test_a_success_between_denials_starts_the_count_again(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        number = int(item["url"].split("/")[2].split("-")[1])
+        return ok(item, 1) if number % 4 == 0 else (403, {}, DENIED)
+
+    outcomes = run(
+        make_client(FakeBatchEndpoint(answer)), jobs_for(60), clock, max_consecutive_denials=4
+    )
+    assert Counter(o.action for o in outcomes) == {Action.SUCCESS: 15, Action.PROBLEM: 45}
 
 
 def test_usage_location_goes_first_and_gates_the_assignment(
@@ -406,14 +472,15 @@ def test_items_throttled_together_are_retried_together(
 def test_fatal_answer_sends_nothing_more_and_cuts_retry_waits_short(
     make_client: Callable[..., GraphClient], clock: FakeClock
 ) -> None:
-    """One item of the first envelope is refused with 403, another waits out a 503's long
+    """One item of the first envelope is refused for good (405), another waits out a 503's long
     Retry-After: no further envelope leaves, the waiting item ends with its 503 at once."""
-    denied = {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient"}}
 
     def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
         if item["url"] == "/users/user-0/assignLicense":
             return 503, {"Retry-After": "30"}, {}
-        return (403, {}, denied) if item["url"] == "/users/user-1/assignLicense" else ok(item, 1)
+        if item["url"] == "/users/user-1/assignLicense":
+            return 405, {}, METHOD_NOT_ALLOWED
+        return ok(item, 1)
 
     endpoint = FakeBatchEndpoint(answer)
     outcomes = run(make_client(endpoint), jobs_for(60), clock, max_batches_in_flight=1)

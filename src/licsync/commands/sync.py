@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 import orjson
@@ -71,4 +72,7 @@ def run(args: argparse.Namespace) -> int:
         write_dry_run(result, args.format, args.output)
     else:
         _write_summary(result, args.format or default_format(args.output), args.output)
+    stop = result.fatal_outcome
+    if stop is not None:
+        print(f"licsync: error: the writes stopped: {stop.failure}", file=sys.stderr)
     return int(result.exit_code)

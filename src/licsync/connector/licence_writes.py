@@ -81,6 +81,21 @@ LICENSE_RULES: tuple[Rule, ...] = (
         error=LicenseError.OTHER,
         reason="the SKU applies to the company, not to users",
     ),
+    rule(
+        400,
+        Action.PROBLEM,
+        pattern=r"proxy address .*already being used",
+        error=LicenseError.UNIQUENESS_VIOLATION,
+        reason="the user's proxy address clashes with another object's",
+    ),
+    # One user Graph will not let this app change (restricted management administrative unit,
+    # privileged user): that user's problem; `send_writes` stops only after a run of them.
+    rule(
+        403,
+        Action.PROBLEM,
+        error=LicenseError.ACCESS_DENIED,
+        reason="Graph refused to let this app change the user",
+    ),
 )
 
 
@@ -216,6 +231,7 @@ async def send_licence_writes(
     max_batches_in_flight: int | None = None,
     halt: Halt | None = None,
     on_outcome: OnOutcome | None = None,
+    max_consecutive_denials: int | None = None,
 ) -> list[WriteOutcome]:
     """Send `jobs` with the assignLicense refusal table; log one line per write (`names`: the
     users' principal names by id, for the log). One outcome per job, in order."""
@@ -234,6 +250,7 @@ async def send_licence_writes(
             max_batches_in_flight=max_batches_in_flight,
             halt=halt,
             on_outcome=notify,
+            max_consecutive_denials=max_consecutive_denials,
         )
 
     def first_pass(job: WriteJob, outcome: WriteOutcome) -> None:

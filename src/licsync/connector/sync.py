@@ -59,7 +59,7 @@ from licsync.connector.recovery import apply_diff, intents_for, reconcile, recov
 from licsync.connector.view import TenantView, TrackedRead
 from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
-from licsync.graph import GraphClient, WriteBudget, WriteOutcome
+from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome
 from licsync.model import Ledger, Plan, Problem, Tenant
 from licsync.runtime import read_only_session, session
 from licsync.store import (
@@ -83,6 +83,11 @@ class SyncResult:
     problems: tuple[Problem, ...] = ()
     resolved: int = 0
     fatal: bool = False
+
+    @property
+    def fatal_outcome(self) -> WriteOutcome | None:
+        """The write whose answer stopped the writes, if one did."""
+        return next((o for o in self.outcomes if o.action is Action.FATAL), None)
 
     @property
     def exit_code(self) -> ExitCode:

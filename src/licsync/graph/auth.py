@@ -1,8 +1,18 @@
-"""azure-identity (aio) credentials by kind, pointed at the national cloud of the Graph url."""
+"""azure-identity (aio) credentials by kind, pointed at the national cloud of the Graph url.
+
+Every credential is wrapped in `RenewingCredential`: after Graph refused a token (401),
+`renew()` makes the next request ask Entra for a new token instead of azure-identity's cached
+one. azure-identity errors become `GraphCredentialError` (exit 5, one line, no secret).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError
 
 from kiota_abstractions.authentication import (
     AnonymousAuthenticationProvider,
@@ -13,6 +23,8 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 )
 
 from licsync.errors import ConfigError
+from licsync.graph.classify import Action, Verdict
+from licsync.graph.errors import GraphCredentialError
 from licsync.graph.settings import AuthKind, GraphSettings
 
 if TYPE_CHECKING:
@@ -23,13 +35,15 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential | None:
     """The async credential for `settings.auth`; None for `auth = "none"` (loopback only).
 
     Raises `ConfigError` when azure-identity finds the options incomplete (for example
-    `workload_identity` without the AZURE_* variables its platform sets).
+    `workload_identity` without the AZURE_* variables its platform sets, or a certificate it
+    cannot open with the configured password).
     """
     try:
         return _credential(settings)
     except ValueError as exc:  # azure-identity's messages name options, never secret values
         raise ConfigError(
-            settings.source, [f"graph.auth: cannot build the '{settings.auth}' credential: {exc}"]
+            settings.source,
+            [f"graph.auth: cannot build the '{settings.auth}' credential: {_said(exc, settings)}"],
         ) from None
 
 
@@ -38,6 +52,10 @@ def _credential(settings: GraphSettings) -> AsyncTokenCredential | None:
 
     authority = settings.authority_host
     kind = settings.auth
+    # azure-identity's own HTTP pipeline trusts the same CA file as Graph requests.
+    options: dict[str, Any] = {}
+    if settings.ca_file is not None:
+        options["connection_verify"] = str(settings.ca_file.expanduser())
     if kind is AuthKind.NONE:
         return None
     if kind is AuthKind.CLIENT_SECRET:
@@ -47,26 +65,90 @@ def _credential(settings: GraphSettings) -> AsyncTokenCredential | None:
             settings.client_id,
             settings.client_secret.get_secret_value(),
             authority=authority,
+            **options,
         )
     if kind is AuthKind.CERTIFICATE:
         assert settings.tenant_id and settings.client_id and settings.certificate_path
+        if settings.certificate_password is not None:
+            options["password"] = settings.certificate_password.get_secret_value()
         return aio.CertificateCredential(
             settings.tenant_id,
             settings.client_id,
             str(settings.certificate_path.expanduser()),
             authority=authority,
+            **options,
         )
     if kind is AuthKind.MANAGED_IDENTITY:
         # A client id selects a user-assigned identity; without one the system identity is used.
         if settings.client_id:
-            return aio.ManagedIdentityCredential(client_id=settings.client_id)
-        return aio.ManagedIdentityCredential()
+            options["client_id"] = settings.client_id
+        return aio.ManagedIdentityCredential(**options)
     if kind is AuthKind.WORKLOAD_IDENTITY:
         # Missing ids and the token file come from AZURE_* variables set by the platform.
         return aio.WorkloadIdentityCredential(
-            tenant_id=settings.tenant_id, client_id=settings.client_id, authority=authority
+            tenant_id=settings.tenant_id,
+            client_id=settings.client_id,
+            authority=authority,
+            **options,
         )
-    return aio.DefaultAzureCredential(authority=authority)
+    return aio.DefaultAzureCredential(authority=authority, **options)
+
+
+class RenewingCredential:
+    """An async credential whose next token, after `renew()`, is a new one.
+
+    azure-identity answers `get_token` from its cache until the token is about to expire, so a
+    token Graph refused (revoked, or issued before a policy change) would be sent again. After
+    `renew()` the next call asks Entra with a claims request for a token issued from now on
+    (`nbf`, the claim a CAE challenge names), which azure-identity never serves from its cache.
+    A claims challenge from Graph (passed by the SDK adapter) is forwarded as is.
+    """
+
+    def __init__(self, inner: AsyncTokenCredential) -> None:
+        self.inner = inner
+        self._renew_from: int | None = None
+
+    def renew(self) -> None:
+        """The next token must be issued from now on."""
+        self._renew_from = int(time.time())
+
+    async def get_token(
+        self, *scopes: str, claims: str | None = None, **kwargs: Any
+    ) -> AccessToken:
+        if claims is None and self._renew_from is not None:
+            nbf = {"essential": True, "value": str(self._renew_from)}
+            claims = orjson.dumps({"access_token": {"nbf": nbf}}).decode()
+            self._renew_from = None
+        return await self.inner.get_token(*scopes, claims=claims, **kwargs)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def __aenter__(self) -> RenewingCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def credential_error(settings: GraphSettings, exc: AzureError, what: str) -> GraphCredentialError:
+    """One line for a token azure-identity could not get: the credential, and what it said."""
+    said = _said(exc, settings)
+    verdict = Verdict(Action.FATAL, None, type(exc).__name__, said, reason="no access token")
+    return GraphCredentialError(
+        f"{what}: cannot get an access token ({settings.identity}): {type(exc).__name__}: {said}",
+        verdict,
+    )
+
+
+def _said(exc: Exception, settings: GraphSettings) -> str:
+    """`exc`'s message on one line, without any configured secret (azure-identity does not
+    echo secrets; this makes sure)."""
+    text = " ".join(str(exc).split())
+    for secret in (settings.client_secret, settings.certificate_password):
+        if secret is not None and secret.get_secret_value():
+            text = text.replace(secret.get_secret_value(), "***")
+    return text
 
 
 def build_auth_provider(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from enum import Enum, StrEnum
 from typing import Any
 
+import h2.exceptions
 import httpx
 
 from licsync.graph.errors import (
@@ -27,6 +29,7 @@ from licsync.graph.errors import (
     GraphThrottledError,
     GraphTransientError,
 )
+from licsync.graph.permissions import missing_permission_hint
 
 
 class Action(StrEnum):
@@ -160,11 +163,43 @@ def classify(
     )
 
 
+# Packages of the HTTP stack under httpx: an exception raised inside them (a bare KeyError or
+# ProtocolError from the HTTP/2 state machine, a closed stream) is a broken connection.
+_TRANSPORT_PACKAGES = frozenset({"httpcore", "h2", "hpack", "hyperframe", "h11", "anyio"})
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a TLS certificate could not be verified (anywhere in the cause chain)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _from_transport(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside the HTTP stack (by its innermost frame's package)."""
+    tb = exc.__traceback__
+    package = ""
+    while tb is not None:
+        package = tb.tb_frame.f_globals.get("__name__", "").split(".", 1)[0]
+        tb = tb.tb_next
+    return package in _TRANSPORT_PACKAGES
+
+
 def classify_exception(exc: BaseException) -> Verdict:
-    """Transport failures (timeouts, resets) are transient; anything else is fatal."""
-    if isinstance(exc, httpx.TransportError):
-        return Verdict(Action.RETRY, None, type(exc).__name__, str(exc), reason="transport error")
-    return Verdict(Action.FATAL, None, type(exc).__name__, str(exc), reason="unexpected error")
+    """Transport failures (timeouts, resets, HTTP/2 protocol errors) are transient, except an
+    untrusted TLS certificate; anything else is fatal."""
+    name, text = type(exc).__name__, str(exc) or type(exc).__name__
+    if _untrusted(exc):
+        reason = (
+            "the server's TLS certificate is not trusted (set [graph] ca_file for a private CA)"
+        )
+        return Verdict(Action.FATAL, None, name, text, reason=reason)
+    if isinstance(exc, httpx.TransportError | h2.exceptions.H2Error) or _from_transport(exc):
+        return Verdict(Action.RETRY, None, name, text, reason="transport error")
+    return Verdict(Action.FATAL, None, name, text, reason="unexpected error")
 
 
 _ERRORS: dict[Action, type[GraphError]] = {
@@ -179,4 +214,9 @@ _ERRORS: dict[Action, type[GraphError]] = {
 def to_error(verdict: Verdict, what: str) -> GraphError:
     """The exception a failed verdict raises; `what` names the request (method and path)."""
     kind = _ERRORS.get(verdict.action, GraphFatalError)
-    return kind(f"{what}: {verdict.describe()}", verdict)
+    text = f"{what}: {verdict.describe()}"
+    if verdict.action is Action.FATAL and verdict.status == 403:
+        text += f"; {missing_permission_hint(what)}"
+    elif verdict.action is Action.FATAL and verdict.status is None and verdict.reason:
+        text += f"; {verdict.reason}"
+    return kind(text, verdict)

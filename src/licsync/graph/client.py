@@ -8,12 +8,15 @@ orjson into plain dicts: bulk reads never build SDK models.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
+from azure.core.exceptions import AzureError
 from kiota_abstractions.method import Method
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
@@ -28,7 +31,12 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
-from licsync.graph.auth import build_auth_provider, build_credential
+from licsync.graph.auth import (
+    RenewingCredential,
+    build_auth_provider,
+    build_credential,
+    credential_error,
+)
 from licsync.graph.classify import Action, Verdict, classify, classify_exception, to_error
 from licsync.graph.paging import Paginator
 from licsync.graph.retry import RetryPolicy
@@ -55,11 +63,17 @@ def sdk_middleware() -> list[BaseMiddleware]:
 
 
 def build_http_client(
-    base_url: str, transport: httpx.AsyncBaseTransport | None = None
+    base_url: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+    ca_file: Path | None = None,
 ) -> httpx.AsyncClient:
-    """An httpx client carrying the SDK middleware pipeline (no RetryHandler)."""
+    """An httpx client carrying the SDK middleware pipeline (no RetryHandler); HTTP/2 as the
+    SDK's default client, trusting `ca_file` (PEM) instead of the system's CAs when given."""
     if transport is None:
         client = KiotaClientFactory.get_default_client()
+        if ca_file is not None:  # the SDK's client (timeouts, HTTP/2), trusting `ca_file`
+            verify = ssl.create_default_context(cafile=str(ca_file.expanduser()))
+            client = httpx.AsyncClient(timeout=client.timeout, http2=True, verify=verify)
     else:
         client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100, connect=30))
     client.base_url = httpx.URL(base_url)
@@ -80,12 +94,16 @@ class GraphClient:
         policy: RetryPolicy | None = None,
         credential: AsyncTokenCredential | None = None,
         max_batches_in_flight: int = 4,
+        max_consecutive_denials: int = 25,
+        settings: GraphSettings | None = None,
     ) -> None:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         adapter.base_url = self.base_url
         self.policy = policy or RetryPolicy()
         self.max_batches_in_flight = max_batches_in_flight
+        self.max_consecutive_denials = max_consecutive_denials
+        self.settings = settings
         self._credential = credential
 
     @classmethod
@@ -100,8 +118,10 @@ class GraphClient:
         """Client for `settings`; `transport` and `credential` are for tests and emulators."""
         if credential is None:
             credential = build_credential(settings)
+        if credential is not None:
+            credential = RenewingCredential(credential)
         auth = build_auth_provider(settings, credential)
-        http_client = build_http_client(settings.url, transport)
+        http_client = build_http_client(settings.url, transport, settings.ca_file)
         adapter = GraphRequestAdapter(auth, client=http_client)
         if policy is None:
             policy = RetryPolicy(
@@ -115,6 +135,8 @@ class GraphClient:
             policy=policy,
             credential=credential,
             max_batches_in_flight=settings.max_batches_in_flight,
+            max_consecutive_denials=settings.max_consecutive_denials,
+            settings=settings,
         )
 
     async def __aenter__(self) -> GraphClient:
@@ -153,7 +175,9 @@ class GraphClient:
         json: Any = None,
     ) -> Any:
         """One attempt through the SDK adapter; returns the parsed body on success, raises the
-        verdict's GraphError otherwise (a transport failure is transient)."""
+        verdict's GraphError otherwise: any exception out of the transport is classified
+        (`classify_exception`), a token azure-identity cannot get is a `GraphCredentialError`,
+        and after a 401 the next attempt asks for a new token."""
         what = _what(method, path_or_url)
         info = RequestInformation(Method[method.upper()])
         info.url = self.url_for(path_or_url, params)
@@ -168,7 +192,11 @@ class GraphClient:
             response: httpx.Response | None = await self.adapter.send_primitive_async(
                 info, "bytes", None
             )
-        except httpx.TransportError as exc:
+        except AzureError as exc:  # from the credential, before anything was sent
+            if self.settings is None:
+                raise to_error(classify_exception(exc), what) from None
+            raise credential_error(self.settings, exc, what) from None
+        except Exception as exc:
             raise to_error(classify_exception(exc), what) from exc
         if response is None:  # the native response handler always returns the response
             raise to_error(classify_exception(RuntimeError("no response")), what)
@@ -181,6 +209,8 @@ class GraphClient:
                     verdict = Verdict(Action.RETRY, response.status_code, "InvalidJson", "")
                     raise to_error(verdict, what) from None
         verdict = classify(response.status_code, response.headers, body)
+        if verdict.action is Action.AUTH and isinstance(self._credential, RenewingCredential):
+            self._credential.renew()
         if verdict.action is not Action.SUCCESS:
             raise to_error(verdict, what)
         return body

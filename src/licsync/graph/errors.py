@@ -49,5 +49,10 @@ class GraphFatalError(GraphError):
     """403 and other refusals that will not change by retrying: stop the run."""
 
 
+class GraphCredentialError(GraphFatalError):
+    """azure-identity could not get an access token (wrong secret, no consent, unreachable
+    login endpoint, no managed identity here …)."""
+
+
 class GraphPagingError(GraphFatalError):
     """A paged read went wrong (a next link repeated): stop rather than loop."""

@@ -1,7 +1,8 @@
 """The `[graph]` table of licsync.toml, with environment overrides, validated at the boundary.
 
-Secrets come from `LICSYNC_GRAPH_CLIENT_SECRET` or `client_secret_file`, never from the file
-itself or the command line, and are kept as `SecretStr` so no repr, log line or error shows them.
+Secrets (the client secret, a certificate's password) come from `LICSYNC_GRAPH_CLIENT_SECRET` /
+`LICSYNC_GRAPH_CERTIFICATE_PASSWORD` or `client_secret_file` / `certificate_password_file`,
+never from the file itself or the command line, and are kept as `SecretStr` so no repr, log line or error shows them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ ENV_OVERRIDES: dict[str, str] = {
     "LICSYNC_GRAPH_AUTH": "auth",
 }
 SECRET_ENV = "LICSYNC_GRAPH_CLIENT_SECRET"
+CERTIFICATE_PASSWORD_ENV = "LICSYNC_GRAPH_CERTIFICATE_PASSWORD"
+# Secret settings → the environment variable that carries them (or a `<key>_file`).
+SECRET_KEYS: dict[str, str] = {
+    "client_secret": SECRET_ENV,
+    "certificate_password": CERTIFICATE_PASSWORD_ENV,
+}
 
 
 class AuthKind(StrEnum):
@@ -84,7 +91,10 @@ class GraphSettings(BaseModel):
     auth: AuthKind = AuthKind.CLIENT_SECRET
     client_secret_file: Path | None = None
     certificate_path: Path | None = None
+    certificate_password_file: Path | None = None
+    ca_file: Path | None = None  # PEM bundle to trust (e.g. an emulator's test CA)
     client_secret: SecretStr | None = Field(default=None, exclude=True)
+    certificate_password: SecretStr | None = Field(default=None, exclude=True)
     max_batches_in_flight: StrictInt = Field(default=4, ge=1, le=64)
     write_rate: Annotated[float, Strict()] = Field(
         default=DEFAULT_WRITE_RATE, gt=0, le=DEFAULT_WRITE_RATE * 5
@@ -96,6 +106,9 @@ class GraphSettings(BaseModel):
     replication_wait_seconds: Annotated[float, Strict()] = Field(
         default=30.0, ge=0, le=600, allow_inf_nan=False
     )
+    # Writes refused with 403 on distinct users in a row before the app itself is taken to
+    # lack the permission and the writes stop (0: never).
+    max_consecutive_denials: StrictInt = Field(default=25, ge=0)
     _source: str = PrivateAttr(default="licsync.toml")  # the file the settings came from
 
     @field_validator("url")
@@ -142,6 +155,14 @@ class GraphSettings(BaseModel):
     def authority_host(self) -> str:
         return self.authority or NATIONAL_AUTHORITIES.get(self.host, DEFAULT_AUTHORITY)
 
+    @property
+    def identity(self) -> str:
+        """The credential in words, for error messages (never a secret)."""
+        return (
+            f"auth = {self.auth}, tenant {self.tenant_id or '(not set)'}, "
+            f"client {self.client_id or '(not set)'}"
+        )
+
 
 # What each credential kind needs: key → explanation.
 _REQUIRED: dict[AuthKind, tuple[str, ...]] = {
@@ -155,9 +176,10 @@ def graph_table_issues(raw: Mapping[str, Any]) -> list[Issue]:
     the environment, secrets or credentials: the configuration file's own validation pass."""
     data = dict(raw)
     found: list[Issue] = []
-    if "client_secret" in data:
-        data.pop("client_secret")
-        found.append(Issue(("graph", "client_secret"), _no_secret_in("the configuration file")))
+    for key in SECRET_KEYS:
+        if key in data:
+            data.pop(key)
+            found.append(Issue(("graph", key), _no_secret_in("the configuration file", key)))
     try:
         GraphSettings.model_validate(data)
     except ValidationError as exc:
@@ -165,8 +187,8 @@ def graph_table_issues(raw: Mapping[str, Any]) -> list[Issue]:
     return found
 
 
-def _no_secret_in(source: str) -> str:
-    return f"secrets are not read from {source}; set {SECRET_ENV} or client_secret_file"
+def _no_secret_in(source: str, key: str) -> str:
+    return f"secrets are not read from {source}; set {SECRET_KEYS[key]} or {key}_file"
 
 
 def load_graph_settings(
@@ -182,25 +204,19 @@ def load_graph_settings(
     env = os.environ if env is None else env
     data = dict(raw or {})
     problems: list[str] = []
-    if "client_secret" in data:
-        data.pop("client_secret")
-        problems.append(f"graph.client_secret: {_no_secret_in(path)}")
+    for key in SECRET_KEYS:
+        if key in data:
+            data.pop(key)
+            problems.append(f"graph.{key}: {_no_secret_in(path, key)}")
     for name, key in ENV_OVERRIDES.items():
         if env.get(name):
             data[key] = env[name]
 
-    secret = env.get(SECRET_ENV) or None
-    secret_file = data.get("client_secret_file")
-    if secret is None and secret_file:
-        try:
-            secret = Path(secret_file).expanduser().read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            problems.append(f"graph.client_secret_file: cannot read {secret_file}: {exc.strerror}")
-        else:
-            if secret is None:
-                problems.append(f"graph.client_secret_file: {secret_file} is empty")
-    if secret is not None:
-        data["client_secret"] = SecretStr(secret)
+    for key, env_name in SECRET_KEYS.items():
+        file_key = f"{key}_file"
+        secret = _read_secret(env.get(env_name) or None, data.get(file_key), file_key, problems)
+        if secret is not None:
+            data[key] = SecretStr(secret)
 
     try:
         settings = GraphSettings.model_validate(data)
@@ -213,6 +229,20 @@ def load_graph_settings(
     if problems:
         raise ConfigError(path, problems)
     return settings
+
+
+def _read_secret(value: str | None, file: Any, key: str, problems: list[str]) -> str | None:
+    """The secret from the environment (`value`, wins) or the first line of `file`."""
+    if value is not None or not file:
+        return value
+    try:
+        secret = Path(file).expanduser().read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        problems.append(f"graph.{key}: cannot read {file}: {exc.strerror}")
+        return None
+    if secret is None:
+        problems.append(f"graph.{key}: {file} is empty")
+    return secret
 
 
 def _cross_checks(settings: GraphSettings) -> list[str]:
@@ -229,4 +259,6 @@ def _cross_checks(settings: GraphSettings) -> list[str]:
     certificate = settings.certificate_path
     if settings.auth is AuthKind.CERTIFICATE and certificate and not certificate.is_file():
         problems.append(f"graph.certificate_path: no such file {certificate}")
+    if settings.ca_file is not None and not settings.ca_file.expanduser().is_file():
+        problems.append(f"graph.ca_file: no such file {settings.ca_file}")
     return problems

@@ -4,7 +4,12 @@ Each job runs under the retry policy on its own: it is put into the next `$batch
 room, its inner response goes through the classifier, and only a throttled or transient item
 is re-queued, with its own attempt count and its own Retry-After. Permanent failures become
 outcomes. The write budget is consulted before each `$batch`; at most `max_batches_in_flight`
-envelopes are in flight. After a fatal answer (403 …) no further job is sent.
+envelopes are in flight. After a fatal answer no further job is sent.
+
+A 403 the caller's rules make a per-object problem (a user Graph will not let this app change)
+is that job's outcome; but `max_consecutive_denials` such refusals in a row (no success
+between them; each job is answered once, so they concern distinct objects) mean the app itself
+lacks a permission: that answer becomes fatal, naming the permission to grant.
 
 A 5xx, a missing item or a dropped connection leaves it unknown whether Graph applied the write.
 Some writes are not idempotent (assignLicense refuses to remove a SKU the user no longer has),
@@ -46,6 +51,7 @@ from licsync.graph.classify import (
 )
 from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphError
+from licsync.graph.permissions import missing_permission_hint
 from licsync.graph.retry import RetryPolicy, Sleep
 
 log = structlog.get_logger("licsync.graph")
@@ -143,10 +149,12 @@ class _Batcher:
         in_flight: int,
         rules: Sequence[Rule],
         halt: Halt | None = None,
+        denials: _Denials | None = None,
     ) -> None:
         self._client = client
         self._rules = rules
         self._halt = halt
+        self._denials = denials or _Denials(0)
         self._budget = budget
         self._in_flight = in_flight
         self._size = max(1, min(MAX_BATCH_SIZE, int(budget.burst)))
@@ -218,7 +226,8 @@ class _Batcher:
                 _settle(chunk, [(halted, None)] * len(chunk))
                 self.stop()
                 return
-            answers = await self._post([request for request, _ in chunk])
+            requests = [request for request, _ in chunk]
+            answers = self._denials.judge(requests, await self._post(requests))
             self._track_returning(chunk, answers)
             if any(verdict.action is Action.FATAL for verdict, _ in answers):
                 self.stop()
@@ -264,6 +273,37 @@ class _Batcher:
         return answers
 
 
+@dataclass
+class _Denials:
+    """Counts writes refused with 403 as a per-object problem, in a row (a success resets the
+    count); the `limit`-th becomes fatal (0: never)."""
+
+    limit: int
+    in_a_row: int = 0
+
+    def judge(
+        self, requests: Sequence[BatchRequest], answers: list[tuple[Verdict, Any]]
+    ) -> list[tuple[Verdict, Any]]:
+        judged = []
+        for request, (verdict, body) in zip(requests, answers, strict=True):
+            if verdict.status == 403 and verdict.action is Action.PROBLEM:
+                self.in_a_row += 1
+                if self.limit and self.in_a_row >= self.limit:
+                    verdict = self._fatal(request, verdict)
+            elif verdict.action is Action.SUCCESS:
+                self.in_a_row = 0
+            judged.append((verdict, body))
+        return judged
+
+    def _fatal(self, request: BatchRequest, verdict: Verdict) -> Verdict:
+        hint = missing_permission_hint(f"{request.method} {request.url}")
+        message = (
+            f"{verdict.message} ({self.in_a_row} writes to distinct users refused with 403 in "
+            f"a row: {hint}; [graph] max_consecutive_denials sets how many)"
+        )
+        return replace(verdict, action=Action.FATAL, message=message, reason="permission missing")
+
+
 def _settle(chunk: list[_Pending], answers: list[tuple[Verdict, Any]]) -> None:
     for (_, future), answer in zip(chunk, answers, strict=True):
         if not future.done():
@@ -299,8 +339,10 @@ async def send_writes(
     max_batches_in_flight: int | None = None,
     halt: Halt | None = None,
     on_outcome: OnOutcome | None = None,
+    max_consecutive_denials: int | None = None,
 ) -> list[WriteOutcome]:
     """Send `jobs` through `$batch`; one outcome per job, in the jobs' order.
+    `max_consecutive_denials` defaults to the client's (see the module docstring).
 
     A job whose `after` job did not succeed, or that was not yet sent when a fatal answer
     arrived, gets an outcome with `Action.SKIPPED`; a retry wait is cut short by a fatal
@@ -308,7 +350,10 @@ async def send_writes(
     """
     _check_jobs(jobs)
     in_flight = max_batches_in_flight or client.max_batches_in_flight
-    batcher = _Batcher(client, budget, in_flight, rules, halt)
+    limit = client.max_consecutive_denials
+    if max_consecutive_denials is not None:
+        limit = max_consecutive_denials
+    batcher = _Batcher(client, budget, in_flight, rules, halt, _Denials(limit))
     failures: list[Exception] = []
     base = policy or client.policy
     policy = replace(base, sleep=_stoppable(batcher.stopped, base.sleep))
