@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import AzureError
-
 from kiota_abstractions.authentication import (
     AnonymousAuthenticationProvider,
     AuthenticationProvider,

@@ -2,7 +2,8 @@
 
 Secrets (the client secret, a certificate's password) come from `LICSYNC_GRAPH_CLIENT_SECRET` /
 `LICSYNC_GRAPH_CERTIFICATE_PASSWORD` or `client_secret_file` / `certificate_password_file`,
-never from the file itself or the command line, and are kept as `SecretStr` so no repr, log line or error shows them.
+never from the file itself or the command line, and are kept as `SecretStr` so no repr, log
+line or error shows them.
 """
 
 from __future__ import annotations
