@@ -52,3 +52,18 @@ def emulator_factory():
 def emulator(emulator_factory):
     """A running emulator over a generated tenant (200 users, 20 groups, seed 0)."""
     return emulator_factory(users=200, groups=20, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(test CA certificate, server certificate chain with its key) for 127.0.0.1 and
+    localhost, made at test time with trustme."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(folder / "server.pem")
+    )
+    return folder / "ca.pem", folder / "server.pem"

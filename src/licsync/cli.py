@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(*GC_THRESHOLD)
+    # azure-identity logs each failed token request as a warning; licsync reports it once.
+    logging.getLogger("azure").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

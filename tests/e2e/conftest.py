@@ -98,9 +98,14 @@ def config_text(
     *,
     guardrail: tuple[int, float] = (100_000, 100.0),
     usage_location: str = "tenant",
+    graph: dict[str, Any] | None = None,
 ) -> str:
+    """The config's text; `graph` replaces the `[graph]` table's url and auth."""
+    table = graph or {"url": emulator.url, "auth": "none"}
     lines = [
-        f'[graph]\nurl = "{emulator.url}"\nauth = "none"\nwrite_rate = 100\n',
+        "[graph]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+        + "write_rate = 100\n",
         f'[state]\nurl = "{state}"\n',
         f'[policy]\nusage_location = "{usage_location}"\n',
         f"[guardrail]\nmax_removals = {guardrail[0]}\nmax_removal_percent = {guardrail[1]}\n",

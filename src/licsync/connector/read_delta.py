@@ -44,7 +44,7 @@ from licsync.connector.view import (
     wanted_groups,
 )
 from licsync.graph.client import GraphClient
-from licsync.graph.errors import GraphError, GraphPagingError
+from licsync.graph.errors import GraphError, GraphFatalError, GraphPagingError
 from licsync.graphjson import (
     GROUP_TYPE,
     USER_TYPE,
@@ -81,15 +81,27 @@ async def _delta_round(
 
 async def start_delta(client: GraphClient) -> dict[str, str]:
     """Delta links from now (`$deltatoken=latest`), taken BEFORE a full read: the next
-    incremental run replays what changed during the read, which patching makes harmless."""
-    (_, users), (_, groups) = await asyncio.gather(
+    incremental run replays what changed during the read, which patching makes harmless.
+    Graph refusing to start them is a `GraphFatalError` saying so (nothing is written)."""
+    rounds = await asyncio.gather(
         _delta_round(
             client, "/users/delta", {"$select": USER_DELTA_SELECT, "$deltatoken": "latest"}
         ),
         _delta_round(
             client, "/groups/delta", {"$select": GROUP_DELTA_SELECT, "$deltatoken": "latest"}
         ),
+        return_exceptions=True,
     )
+    for outcome in rounds:
+        if isinstance(outcome, DeltaRefused):
+            raise GraphFatalError(
+                f"Graph refused to start change tracking ($deltatoken=latest): {outcome}; "
+                "licsync needs users/delta and groups/delta for a sync (a dry run reads "
+                "without them)"
+            ) from None
+        if isinstance(outcome, BaseException):
+            raise outcome
+    (_, users), (_, groups) = rounds  # type: ignore[misc]
     return {"users": users, "groups": groups}
 
 

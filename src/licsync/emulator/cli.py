@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from licsync.errors import InputError
 
 if TYPE_CHECKING:
     from licsync.emulator.state import Tenant
+
+SECRET_ENV = "LICSYNC_EMULATOR_CLIENT_SECRET"
 
 
 def register(subparsers: Any) -> None:
@@ -28,9 +31,26 @@ def register(subparsers: Any) -> None:
     source.add_argument("--users", type=int, default=1000, help="generated users (default 1000)")
     source.add_argument("--groups", type=int, default=50, help="generated groups (default 50)")
     source.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    source.add_argument(
+        "--restricted-share",
+        type=float,
+        default=0.0,
+        help="share of generated users in a restricted management administrative unit, whose "
+        "writes Graph refuses with 403 (default 0)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
     parser.add_argument("--save", metavar="FILE", help="write the tenant as a snapshot on exit")
+    secure = parser.add_argument_group("HTTPS and tokens")
+    secure.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (HTTP/2) with this chain")
+    secure.add_argument("--tls-key", metavar="PEM", help="its private key (default: --tls-cert)")
+    secure.add_argument(
+        "--require-token",
+        metavar="CLIENT_ID",
+        help="issue tokens at /{tenant}/oauth2/v2.0/token to this client (secret from "
+        f"{SECRET_ENV}) and refuse Graph requests without a valid one",
+    )
+    secure.add_argument("--token-lifetime", type=float, default=3600.0, help="token lifetime (s)")
     limits = parser.add_argument_group("throttling and faults")
     limits.add_argument("--throttle", action="store_true", help="enforce Graph's limits")
     limits.add_argument("--resource-units", type=int, help="resource units per 10 s")
@@ -94,9 +114,15 @@ def load_tenant(path: str) -> Tenant:
 
 
 def run(args: argparse.Namespace) -> int:
+    from licsync.emulator.auth import TokenIssuer
     from licsync.emulator.server import Emulator
 
     throttle, faults = limits(args)
+    tls = (args.tls_cert, args.tls_key or args.tls_cert) if args.tls_cert else None
+    secret = os.environ.get(SECRET_ENV, "")
+    if args.require_token and not secret:
+        print(f"licsync emulator: --require-token needs {SECRET_ENV}", file=sys.stderr)
+        return 2
     emulator = Emulator(
         tenant=load_tenant(args.snapshot) if args.snapshot else None,
         users=args.users,
@@ -107,11 +133,16 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         replication_lag=args.replication_lag,
+        restricted=args.restricted_share,
+        tls=tls,
     )
     tenant = emulator.tenant
+    if args.require_token:
+        issuer = TokenIssuer(tenant.tenant_id, args.require_token, secret, args.token_lifetime)
+        emulator.app.auth = issuer
     print(
         f"licsync emulator: {len(tenant.users)} users, {len(tenant.groups)} groups, "
-        f"{len(tenant.skus)} SKUs at http://{args.host}:{args.port}/v1.0",
+        f"{len(tenant.skus)} SKUs at {emulator.url}",
         file=sys.stderr,
     )
     try:

@@ -104,8 +104,12 @@ def _disabled_choice(pool: list[str], rng: random.Random) -> tuple[str, ...]:
     return tuple(sorted(rng.sample(pool, rng.randint(1, 3))))
 
 
-def build_tenant(users: int, groups: int, seed: int) -> Tenant:  # noqa: C901 (one recipe)
-    """A live tenant with `users` users and `groups` groups, the same for the same seed."""
+def build_tenant(  # noqa: C901 (one recipe)
+    users: int, groups: int, seed: int, restricted: float = 0.0
+) -> Tenant:
+    """A live tenant with `users` users and `groups` groups, the same for the same seed; a
+    `restricted` share of the users are members of a restricted management administrative
+    unit (Graph refuses the app's writes to them with 403)."""
     rng = random.Random(seed)
     rules = default_rules()
     protected = {n for needs in rules.dependencies.values() for n in needs}
@@ -230,6 +234,10 @@ def build_tenant(users: int, groups: int, seed: int) -> Tenant:  # noqa: C901 (o
         user.version = 1
     for group in tenant.groups.values():
         group.version = 1
+    if restricted > 0:  # drawn from a stream of its own: the rest is the same tenant
+        marker = random.Random(f"restricted-{seed}")
+        for uid in marker.sample(sorted(tenant.users), round(len(tenant.users) * restricted)):
+            tenant.users[uid].management_restricted = True
     return tenant
 
 

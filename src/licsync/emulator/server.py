@@ -1,13 +1,18 @@
-"""The emulator's HTTP side: a bare ASGI app on uvicorn, and `Emulator`, the in-process runner.
+"""The emulator's HTTP side: a bare ASGI app on uvicorn (HTTP/1.1) or, with TLS, on hypercorn
+(HTTPS with HTTP/2 negotiated by ALPN), and `Emulator`, the in-process runner.
 
 with Emulator(users=500, groups=40, seed=1) as graph:
     httpx.get(f"{graph.url}/users")          # graph.url ends in /v1.0
     graph.tenant, graph.stats                # live state and counters
+
+with Emulator(..., tls=(cert_pem, key_pem), auth=TokenIssuer(...)) as graph:
+    ...                                      # https://…/v1.0, bearer tokens checked
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import threading
@@ -19,9 +24,16 @@ from urllib.parse import urlsplit
 import orjson
 import uvicorn
 
+from licsync.emulator.auth import TOKEN_PATH_SUFFIX, TokenIssuer
 from licsync.emulator.batch import run_batch
 from licsync.emulator.generate import build_tenant
-from licsync.emulator.routes import Dispatcher, Reply, Request, error_reply, parse_query
+from licsync.emulator.routes import (
+    Dispatcher,
+    Reply,
+    Request,
+    error_reply,
+    parse_query,
+)
 from licsync.emulator.state import Tenant
 from licsync.emulator.throttle import (
     FaultConfig,
@@ -29,6 +41,7 @@ from licsync.emulator.throttle import (
     Stats,
     Throttle,
     ThrottleConfig,
+    route_name,
 )
 
 
@@ -82,8 +95,10 @@ class EmulatorApp:
         throttle: ThrottleConfig | None = None,
         faults: FaultConfig | None = None,
         member_chunk: int = 500,
+        auth: TokenIssuer | None = None,
     ) -> None:
         self.tenant = tenant
+        self.auth = auth
         self.stats = Stats()
         self.fault_config = faults or FaultConfig()
         self.throttle = Throttle(throttle or ThrottleConfig(), len(tenant.users))
@@ -111,10 +126,15 @@ class EmulatorApp:
             if not message.get("more_body"):
                 break
         raw = b"".join(chunks)
+        if scope.get("http_version") == "2":
+            self.stats.add("http2")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host") or "{}:{}".format(*scope["server"])
-        base = f"http://{host}/v1.0"
+        host = headers.get("host") or headers.get(":authority") or "{}:{}".format(*scope["server"])
+        base = f"{scope.get('scheme', 'http')}://{host}/v1.0"
         path: str = scope["path"]
+        if self.auth is not None and path.endswith(TOKEN_PATH_SUFFIX) and scope["method"] == "POST":
+            await _send(send, self.auth.token_reply(path, raw))
+            return
         if path == "/_emulator/stats":
             await _send(
                 send, Reply(200, self.stats.to_json(), {"Content-Type": "application/json"})
@@ -132,6 +152,12 @@ class EmulatorApp:
                 send, error_reply(400, "BadRequest", "Unable to read JSON request payload.")
             )
             return
+        if self.auth is not None:
+            refused = self.auth.check(headers, headers.get("client-request-id") or "")
+            if refused is not None:
+                self.stats.record(route_name(scope["method"], path[len("/v1.0") :]), 401)
+                await _send(send, refused)
+                return
         path = path[len("/v1.0") :]
         query = parse_query(scope.get("query_string", b"").decode("latin-1"))
         if path == "/$batch" and scope["method"] == "POST":
@@ -186,6 +212,17 @@ def _item_keys(body: Any) -> dict[str, str]:
     return keys
 
 
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Connections still open at shutdown are cancelled: not worth a traceback."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 async def _send(send: Any, reply: Reply) -> None:
     payload = b"" if reply.body is None else orjson.dumps(reply.body)
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
@@ -218,6 +255,9 @@ class Emulator:
         port: int = 0,
         member_chunk: int = 500,
         replication_lag: float = 0.0,
+        restricted: float = 0.0,
+        tls: tuple[str | Path, str | Path] | None = None,
+        auth: TokenIssuer | None = None,
     ) -> None:
         if tenant is None:
             if snapshot is not None:
@@ -226,19 +266,27 @@ class Emulator:
                     data = orjson.loads(Path(data).read_bytes())
                 tenant = Tenant.from_snapshot(data)
             else:
-                tenant = build_tenant(users, groups, seed)
+                tenant = build_tenant(users, groups, seed, restricted)
         self.tenant = tenant
         tenant.replication_lag = replication_lag
-        self.app = EmulatorApp(tenant, throttle, faults, member_chunk)
+        self.app = EmulatorApp(tenant, throttle, faults, member_chunk, auth)
         self.stats = self.app.stats
         self.host, self.port = host, port
+        self.tls = tls  # (certificate chain PEM, private key PEM): HTTPS + HTTP/2 on hypercorn
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._tls_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def authority(self) -> str:
+        """host:port, e.g. for `[graph] authority` when the emulator also issues tokens."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1.0"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.authority}/v1.0"
 
     def snapshot(self) -> dict[str, Any]:
         """The current tenant as a snapshot (docs/snapshot.md)."""
@@ -253,6 +301,8 @@ class Emulator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
+        if self.tls is not None:
+            return self._start_tls(sock)
         config = uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off", http="h11"
         )
@@ -267,7 +317,43 @@ class Emulator:
             threading.Event().wait(0.005)
         return self
 
+    def _start_tls(self, sock: socket.socket) -> Emulator:
+        """Serve HTTPS on hypercorn (ALPN offers h2 first) from a thread of its own."""
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        assert self.tls is not None
+        config = Config()
+        config.certfile, config.keyfile = (str(p) for p in self.tls)
+        config.alpn_protocols = ["h2", "http/1.1"]
+        config.accesslog = config.errorlog = None
+        config.graceful_timeout = 0.1  # stop() ends open connections at once
+        sock.listen(config.backlog)  # connections queue until hypercorn accepts them
+        config.bind = [f"fd://{sock.detach()}"]
+        ready = threading.Event()
+
+        def run() -> None:
+            async def main() -> None:
+                loop = asyncio.get_running_loop()
+                loop.set_exception_handler(_quiet_cancellation)
+                self._tls_loop = loop
+                ready.set()
+                forever = asyncio.Event().wait  # no signal handlers: stop() cancels the task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serve(self.app, config, shutdown_trigger=forever)  # type: ignore[arg-type]
+
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=run, daemon=True, name="graph-emulator-tls")
+        self._thread.start()
+        ready.wait(5)
+        return self
+
     def stop(self) -> None:
+        if self._tls_loop is not None and self._thread is not None:
+            self._tls_loop.call_soon_threadsafe(_cancel_all, self._tls_loop)
+            self._thread.join(timeout=5)
+            self._tls_loop = self._thread = None
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=5)
@@ -281,6 +367,14 @@ class Emulator:
 
     def serve_forever(self) -> None:
         """Run in the foreground until interrupted (the CLI)."""
+        if self.tls is not None:
+            self.start()
+            try:
+                while self._thread is not None and self._thread.is_alive():
+                    self._thread.join(0.5)
+            finally:
+                self.stop()
+            return
         config = uvicorn.Config(
             self.app, host=self.host, port=self.port, log_level="info", lifespan="off"
         )

@@ -45,6 +45,14 @@ def bad_request(message: str) -> GraphError:
     return GraphError(400, "Request_BadRequest", message)
 
 
+def denied() -> GraphError:
+    """Graph's answer to an app writing to a user it may not manage (restricted management
+    administrative unit), as in the JSON batching docs' sample."""
+    return GraphError(
+        403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+    )
+
+
 @dataclass(slots=True)
 class Source:
     """One `licenseAssignmentState`: one SKU from one source (group id, or None for direct)."""
@@ -83,6 +91,7 @@ class UserRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     version: int = 0
     licenses: list[GraphJSON] = field(default_factory=list)  # derived assignedLicenses
+    management_restricted: bool = False  # isManagementRestricted: the app may not change it
     states_cache: list[GraphJSON] | None = None
 
     def states_json(self) -> list[GraphJSON]:
@@ -286,6 +295,7 @@ class Tenant:
                         "userType": u.user_type,
                         "assignedLicenses": [dict(a) for a in u.licenses],
                         "licenseAssignmentStates": u.states_json(),
+                        **({"isManagementRestricted": True} if u.management_restricted else {}),
                     }
                     for u in self.users.values()
                 ],
@@ -334,6 +344,13 @@ class Tenant:
         if found is None:
             raise not_found(user_id)
         return found
+
+    def changeable_user(self, user_id: str) -> UserRecord:
+        """`user(user_id)`, unless it is management-restricted: 403 (`denied`)."""
+        user = self.user(user_id)
+        if user.management_restricted:
+            raise denied()
+        return user
 
     def group(self, group_id: str) -> GroupRecord:
         found = self.groups.get(_lower(group_id))
@@ -445,7 +462,7 @@ class Tenant:
         """`POST /users/{id}/assignLicense`: validate everything, then apply as a whole."""
         adds, removes = parse_assign_body(body)
         with self.lock:
-            user = self.user(user_id)
+            user = self.changeable_user(user_id)
             self._check_user_skus([a for a, _ in adds] + removes)
             direct = {s.sku for s in user.sources if s.group is None}
             for sku_id in removes:
@@ -475,7 +492,7 @@ class Tenant:
         if not isinstance(body, dict):
             raise bad_request("Invalid request body.")
         with self.lock:
-            user = self.user(user_id)
+            user = self.changeable_user(user_id)
             self._remember(user)
             if "usageLocation" in body:
                 loc = body["usageLocation"]
@@ -693,7 +710,7 @@ class Tenant:
 def _user_from_json(raw: GraphJSON) -> UserRecord:
     upn = raw.get("userPrincipalName") or raw["id"]
     known = {"id", "userPrincipalName", "displayName", "accountEnabled", "usageLocation"}
-    known |= {"userType", "assignedLicenses", "licenseAssignmentStates"}
+    known |= {"userType", "assignedLicenses", "licenseAssignmentStates", "isManagementRestricted"}
     user = UserRecord(
         id=_lower(raw["id"]),
         upn=upn,
@@ -702,6 +719,7 @@ def _user_from_json(raw: GraphJSON) -> UserRecord:
         usage_location=raw.get("usageLocation") or None,
         user_type=raw.get("userType") or "Member",
         extra={k: v for k, v in raw.items() if k not in known},
+        management_restricted=raw.get("isManagementRestricted") is True,
     )
     states = raw.get("licenseAssignmentStates")
     if states is None:

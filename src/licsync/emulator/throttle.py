@@ -175,6 +175,7 @@ class Stats:
     writes: int = 0
     faults: int = 0
     dropped: int = 0
+    http2: int = 0  # requests that arrived over HTTP/2
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, route: str, status: int) -> None:
@@ -198,6 +199,7 @@ class Stats:
         with self.lock:
             self.requests.clear()
             self.early_retries = self.throttled = self.writes = self.faults = self.dropped = 0
+            self.http2 = 0
 
     def to_json(self) -> dict[str, Any]:
         with self.lock:
@@ -212,6 +214,7 @@ class Stats:
                 "writes": self.writes,
                 "faults": self.faults,
                 "dropped": self.dropped,
+                "http2": self.http2,
             }
 
 

@@ -132,18 +132,19 @@ class RenewingCredential:
 
 def credential_error(settings: GraphSettings, exc: AzureError, what: str) -> GraphCredentialError:
     """One line for a token azure-identity could not get: the credential, and what it said."""
-    said = _said(exc, settings)
+    said = f"cannot get an access token ({settings.identity}): {type(exc).__name__}: "
+    said += _said(exc, settings)
     verdict = Verdict(Action.FATAL, None, type(exc).__name__, said, reason="no access token")
-    return GraphCredentialError(
-        f"{what}: cannot get an access token ({settings.identity}): {type(exc).__name__}: {said}",
-        verdict,
-    )
+    return GraphCredentialError(f"{what}: {said}", verdict)
 
 
 def _said(exc: Exception, settings: GraphSettings) -> str:
     """`exc`'s message on one line, without any configured secret (azure-identity does not
     echo secrets; this makes sure)."""
-    text = " ".join(str(exc).split())
+    text = str(exc)
+    for tail in ("\nContent:", "\nTo mitigate this issue"):  # the raw body, a docs link
+        text = text.split(tail, 1)[0]
+    text = " ".join(text.split())
     for secret in (settings.client_secret, settings.certificate_password):
         if secret is not None and secret.get_secret_value():
             text = text.replace(secret.get_secret_value(), "***")
