@@ -91,3 +91,44 @@ def test_a_bad_snapshot_is_exit_3_naming_the_file(tmp_path, capsys, content, exp
     assert main(["emulator", "--snapshot", str(path), "--port", "0"]) == 3
     err = capsys.readouterr().err
     assert str(path) in err and expected in err and "Traceback" not in err
+
+
+def test_serves_https_with_tokens_and_restricted_users(tmp_path, tls_files):
+    """`--tls-cert` serves HTTPS (HTTP/2), `--require-token` checks bearer tokens issued by its
+    token endpoint, `--restricted-share` marks users whose writes are refused."""
+    ca, server = tls_files
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    saved = tmp_path / "out.json"
+    cmd = [sys.executable, "-m", "licsync", "emulator", "--users", "50", "--groups", "3"]
+    cmd += ["--port", str(port), "--tls-cert", str(server), "--require-token", "app-1"]
+    cmd += ["--restricted-share", "0.1", "--save", str(saved)]
+    env = {**os.environ, "LICSYNC_EMULATOR_CLIENT_SECRET": "cli-secret"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        with httpx.Client(verify=str(ca), http2=True) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    refused = client.get(f"{base}/v1.0/organization")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    time.sleep(0.1)
+            assert refused.status_code == 401 and refused.http_version == "HTTP/2"
+            assert refused.json()["error"]["code"] == "InvalidAuthenticationToken"
+            assert client.get(f"{base}/_emulator/stats").json()["http2"] >= 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    snapshot = json.loads(saved.read_text())
+    assert sum(1 for u in snapshot["users"] if u.get("isManagementRestricted")) == 5
+
+
+def test_require_token_needs_the_secret_in_the_environment(capsys):
+    args = build_parser().parse_args(["emulator", "--require-token", "app-1"])
+    assert args.handler(args) == 2
+    assert "LICSYNC_EMULATOR_CLIENT_SECRET" in capsys.readouterr().err
