@@ -138,6 +138,24 @@ TABLE = [
         LE.DEPENDENCY_VIOLATION,
         None,
     ),
+    # Duplicate proxy addresses: Entra's "Resolve group license assignment problems" page and
+    # Exchange Online's '"Proxy address <address> is already being used"' article.
+    (
+        400,
+        {},
+        graph_error("Proxy address is already being used"),
+        Action.PROBLEM,
+        LE.UNIQUENESS_VIOLATION,
+        None,
+    ),
+    (
+        400,
+        {},
+        graph_error("Proxy address smtp:ann@contoso.com is already being used."),
+        Action.PROBLEM,
+        LE.UNIQUENESS_VIOLATION,
+        None,
+    ),
     (
         400,
         {},
