@@ -132,18 +132,11 @@ class EmulatorApp:
         host = headers.get("host") or headers.get(":authority") or "{}:{}".format(*scope["server"])
         base = f"{scope.get('scheme', 'http')}://{host}/v1.0"
         path: str = scope["path"]
-        if self.auth is not None and path.endswith(TOKEN_PATH_SUFFIX) and scope["method"] == "POST":
-            await _send(send, self.auth.token_reply(path, raw))
-            return
-        if path == "/_emulator/stats":
-            await _send(
-                send, Reply(200, self.stats.to_json(), {"Content-Type": "application/json"})
-            )
-            return
-        if self.fault_config.latency > 0:
+        if self.fault_config.latency > 0 and path != "/_emulator/stats":
             await asyncio.sleep(self.fault_config.latency)
-        if not path.startswith("/v1.0/"):
-            await _send(send, error_reply(400, "BadRequest", "Invalid version."))
+        early = self._gate(scope["method"], path, raw, headers)
+        if early is not None:
+            await _send(send, early)
             return
         try:
             body = orjson.loads(raw) if raw else None
@@ -152,12 +145,6 @@ class EmulatorApp:
                 send, error_reply(400, "BadRequest", "Unable to read JSON request payload.")
             )
             return
-        if self.auth is not None:
-            refused = self.auth.check(headers, headers.get("client-request-id") or "")
-            if refused is not None:
-                self.stats.record(route_name(scope["method"], path[len("/v1.0") :]), 401)
-                await _send(send, refused)
-                return
         path = path[len("/v1.0") :]
         query = parse_query(scope.get("query_string", b"").decode("latin-1"))
         if path == "/$batch" and scope["method"] == "POST":
@@ -175,6 +162,22 @@ class EmulatorApp:
             )
             return
         await _send(send, reply)
+
+    def _gate(self, method: str, path: str, raw: bytes, headers: dict[str, str]) -> Reply | None:
+        """The answer given before routing, if any: the token endpoint, the counters, a wrong
+        version, a request without a valid token (when tokens are checked)."""
+        if self.auth is not None and path.endswith(TOKEN_PATH_SUFFIX) and method == "POST":
+            return self.auth.token_reply(path, raw)
+        if path == "/_emulator/stats":
+            return Reply(200, self.stats.to_json(), {"Content-Type": "application/json"})
+        if not path.startswith("/v1.0/"):
+            return error_reply(400, "BadRequest", "Invalid version.")
+        if self.auth is None:
+            return None
+        refused = self.auth.check(headers, headers.get("client-request-id") or "")
+        if refused is not None:
+            self.stats.record(route_name(method, path[len("/v1.0") :]), 401)
+        return refused
 
     def _batch(self, body: Any, base: str) -> Reply | None:
         """`POST /$batch`, with faults of its own: a 429 (its Retry-After binds every inner
