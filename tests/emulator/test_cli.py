@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -105,10 +106,10 @@ def test_serves_https_with_tokens_and_restricted_users(tmp_path, tls_files):
     cmd += ["--port", str(port), "--tls-cert", str(server), "--require-token", "app-1"]
     cmd += ["--restricted-share", "0.1", "--save", str(saved)]
     env = {**os.environ, "LICSYNC_EMULATOR_CLIENT_SECRET": "cli-secret"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     base = f"https://127.0.0.1:{port}"
     try:
-        with httpx.Client(verify=str(ca), http2=True) as client:
+        with httpx.Client(verify=ssl.create_default_context(cafile=ca), http2=True) as client:
             deadline = time.monotonic() + 20
             while True:
                 try:

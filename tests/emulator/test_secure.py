@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def secure(emulator_factory: Any, tls_files: tuple[Path, Path]) -> Emulator:
 
 @pytest.fixture
 def https(tls_files: tuple[Path, Path]) -> httpx.Client:
-    with httpx.Client(verify=str(tls_files[0]), http2=True) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=tls_files[0]), http2=True) as client:
         yield client
 
 
@@ -86,7 +87,7 @@ def test_tokens_expire(emulator_factory: Any, tls_files: tuple[Path, Path]) -> N
     graph = secure_emulator(emulator_factory, tls_files, users=5, groups=1, token_lifetime=60)
     clock = [0.0]
     graph.app.auth.clock = lambda: clock[0]
-    with httpx.Client(verify=str(tls_files[0]), http2=True) as https:
+    with httpx.Client(verify=ssl.create_default_context(cafile=tls_files[0]), http2=True) as https:
         headers = {"Authorization": f"Bearer {token(graph, https).json()['access_token']}"}
         assert https.get(f"{graph.url}/organization", headers=headers).status_code == 200
         clock[0] = 61.0
