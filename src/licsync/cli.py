@@ -20,6 +20,7 @@ from licsync.errors import LicsyncError
 COMMAND_MODULES = (
     "licsync.commands.demo",
     "licsync.commands.plan",
+    "licsync.commands.explain",
     "licsync.commands.sync",
     "licsync.commands.migrate",
     "licsync.commands.records",

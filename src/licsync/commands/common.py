@@ -15,6 +15,7 @@ from licsync.config import load_config as load_config_file
 from licsync.config.settings import TableCheck
 from licsync.connector.sync import SyncResult
 from licsync.graph.settings import graph_table_issues
+from licsync.reports.html_page import ReportContext
 from licsync.reports.names import Names
 from licsync.reports.output import FORMATS, default_format, write_report
 from licsync.store.settings import state_table_issues
@@ -99,8 +100,31 @@ def add_allow_removals(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_dry_run(result: SyncResult, fmt: str | None, output: Path | None) -> None:
-    """The plan report of a dry run, and on stderr why the guardrail would stop the real one."""
-    write_report(result.plan, Names(result.tenant), fmt or default_format(output), output)
-    for reason in result.guardrail.reasons if result.guardrail.tripped else ():
+def report_context(job: str, config: Config, snapshot: Path | None = None) -> ReportContext:
+    """The HTML headline's facts: the job, the tenant (snapshot file, tenant id or Graph's
+    address) and the rules file."""
+    if snapshot is not None:
+        tenant = f"snapshot {snapshot.name}"
+    else:
+        graph = config.settings.graph
+        tenant = str(graph.get("tenant_id") or graph.get("url") or "Microsoft Graph")
+    return ReportContext(job, tenant, str(config.path))
+
+
+def write_sync_report(
+    result: SyncResult, config: Config, fmt: str | None, output: Path | None
+) -> None:
+    """The report of a sync: the plan, and after a real run what each write did; for a dry
+    run, on stderr, why the guardrail would stop the real one."""
+    job = "dry run" if result.dry_run else "sync"
+    write_report(
+        result.plan,
+        Names(result.tenant),
+        fmt or default_format(output),
+        output,
+        report_context(job, config),
+        None if result.dry_run else result.outcomes,
+        None if result.dry_run else result.summary(),
+    )
+    for reason in result.guardrail.reasons if result.dry_run and result.guardrail.tripped else ():
         print(f"licsync: guardrail would stop this run: {reason}", file=sys.stderr)

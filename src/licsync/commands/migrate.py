@@ -15,6 +15,7 @@ from licsync.commands.common import (
     configure_logging,
     counted,
     load_config,
+    report_context,
 )
 from licsync.config import Config
 from licsync.exitcodes import ExitCode
@@ -119,17 +120,15 @@ def run_plan_default(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     return ExitCode.USAGE
 
 
-def _report(result: MigrationResult, args: argparse.Namespace) -> int:
+def _report(result: MigrationResult, config: Config, args: argparse.Namespace) -> int:
     fmt = args.format or default_format(args.output)
+    names = Names(result.tenant)
     doc = document(
-        result.target,
-        result.mode,
-        result.decisions,
-        Names(result.tenant),
-        result.outcomes,
-        result.summary(),
+        result.target, result.mode, result.decisions, names, result.outcomes, result.summary()
     )
-    write(doc, fmt, args.output)
+    snapshot = getattr(args, "snapshot", None)
+    context = report_context(f"migration {result.mode} ({result.target.value})", config, snapshot)
+    write(doc, fmt, args.output, context, names)
     if result.stopped:
         print(f"licsync: migration stopped: {result.stopped}", file=sys.stderr)
     _print_problems(result.problems)
@@ -155,7 +154,7 @@ def run_plan(args: argparse.Namespace) -> int:
             config, Target(args.target), snapshot=args.snapshot, users=users, limit=args.limit
         )
     )
-    return _report(result, args)
+    return _report(result, config, args)
 
 
 def run_apply(args: argparse.Namespace) -> int:
@@ -173,7 +172,7 @@ def run_apply(args: argparse.Namespace) -> int:
     )
     if result.rollback_file is not None:
         print(f"licsync: rollback file: {result.rollback_file}", file=sys.stderr)
-    return _report(result, args)
+    return _report(result, config, args)
 
 
 def run_rollback_command(args: argparse.Namespace) -> int:
@@ -181,6 +180,7 @@ def run_rollback_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     result = asyncio.run(run_rollback(config, args.file))
     fmt = args.format or default_format(args.output)
-    write(rollback_document(result.entries, result.outcomes, result.summary()), fmt, args.output)
+    doc = rollback_document(result.entries, result.outcomes, result.summary())
+    write(doc, fmt, args.output, report_context("migration rollback", config))
     _print_problems(result.problems)
     return int(result.exit_code)

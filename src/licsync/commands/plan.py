@@ -11,7 +11,8 @@ from licsync.commands.common import (
     add_report_arguments,
     configure_logging,
     load_config,
-    write_dry_run,
+    report_context,
+    write_sync_report,
 )
 from licsync.connector.planning import make_plan
 from licsync.connector.sync import run_sync
@@ -50,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if args.snapshot is None:
         configure_logging()
         result = asyncio.run(run_sync(config, dry_run=True))
-        write_dry_run(result, args.format, args.output)
+        write_sync_report(result, config, args.format, args.output)
         plan = result.plan
     else:
         tenant = load_snapshot(args.snapshot)
         plan = make_plan(tenant, config)
-        write_report(plan, Names(tenant), args.format or default_format(args.output), args.output)
+        fmt = args.format or default_format(args.output)
+        context = report_context("plan", config, args.snapshot)
+        write_report(plan, Names(tenant), fmt, args.output, context)
     return ExitCode.PROBLEMS if plan.problems else ExitCode.OK

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
-
-import orjson
 
 from licsync.commands.common import (
     add_allow_removals,
@@ -15,10 +12,9 @@ from licsync.commands.common import (
     add_report_arguments,
     configure_logging,
     load_config,
-    write_dry_run,
+    write_sync_report,
 )
-from licsync.connector.sync import SyncResult, run_sync
-from licsync.reports.output import default_format, emit
+from licsync.connector.sync import run_sync
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,19 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _write_summary(result: SyncResult, fmt: str, output: Path | None) -> None:
-    summary = result.summary()
-    if fmt == "json":
-        data = orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
-    elif fmt == "csv":
-        data = (
-            ",".join(summary) + "\n" + ",".join(str(v) for v in summary.values()) + "\n"
-        ).encode()
-    else:
-        data = "".join(f"{k:>20}: {v}\n" for k, v in summary.items()).encode()
-    emit(data, output)
-
-
 def run(args: argparse.Namespace) -> int:
     configure_logging()
     config = load_config(args.config)
@@ -69,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
         run_sync(config, dry_run=args.dry_run, allow_removals=args.allow_removals, full=args.full)
     )
     if args.dry_run:
-        write_dry_run(result, args.format, args.output)
+        write_sync_report(result, config, args.format, args.output)
     else:
-        _write_summary(result, args.format or default_format(args.output), args.output)
+        write_sync_report(result, config, args.format, args.output)
     stop = result.fatal_outcome
     if stop is not None:
         print(f"licsync: error: the writes stopped: {stop.failure}", file=sys.stderr)

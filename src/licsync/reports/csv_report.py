@@ -1,13 +1,14 @@
-"""CSV report: one row per change or problem, for spreadsheets and ticketing imports."""
+"""CSV report: one row per change or problem (with the write's outcome after a sync), for
+spreadsheets and ticketing imports. Columns: `licsync.reports.columns`."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from licsync.model import Plan
+from licsync.reports.changes import change_rows
 from licsync.reports.names import Names
+from licsync.reports.writes import WriteRow
 
 COLUMNS = (
     "userPrincipalName",
@@ -16,62 +17,56 @@ COLUMNS = (
     "skuPartNumber",
     "skuId",
     "productName",
+    "previousDisabledPlans",
     "disabledPlans",
+    "source",
+    "usageLocation",
     "group",
     "error",
     "message",
 )
+WRITE_COLUMNS = ("outcome", "requestId", "httpStatus")
 
 
-def _rows(plan: Plan, names: Names) -> Iterator[tuple[str, ...]]:
-    for user in sorted(plan.changes, key=lambda u: u.user_principal_name.casefold()):
-        current = names.tenant.users[user.user_id].direct_licenses()
-        base = (user.user_principal_name, user.user_id)
-        if user.usage_location:
-            yield (*base, "set-usage-location", "", "", "", "", "", "", user.usage_location)
-        for a in user.add_licenses:
-            action = "update" if a.sku_id in current else "add"
-            yield (
-                *base,
-                action,
-                names.part_number(a.sku_id),
-                a.sku_id,
-                names.product(a.sku_id),
-                ";".join(names.plan_list(a.disabled_plans)),
-                "",
-                "",
-                "",
-            )
-        for sku_id in user.remove_licenses:
-            yield (
-                *base,
-                "remove",
-                names.part_number(sku_id),
-                sku_id,
-                names.product(sku_id),
-                "",
-                "",
-                "",
-                "",
-            )
-    for p in sorted(plan.problems, key=lambda p: (p.user_principal_name.casefold(), p.sku_id)):
-        yield (
-            p.user_principal_name,
-            p.user_id,
-            "problem",
-            names.part_number(p.sku_id),
-            p.sku_id,
-            names.product(p.sku_id),
+def _plans(disabled: frozenset[str] | None, names: Names) -> str:
+    return "" if disabled is None else ";".join(names.plan_list(disabled))
+
+
+def _rows(plan: Plan, names: Names, rows: Sequence[WriteRow] | None) -> Iterator[list[str]]:
+    writes = {w.key: w for w in rows} if rows is not None else None
+    for row in change_rows(plan, names):
+        sku = row.sku_id
+        cells = [
+            row.user_principal_name,
+            row.user_id,
+            row.action,
+            names.part_number(sku) if sku else "",
+            sku,
+            names.product(sku) if sku else "",
+            _plans(row.before, names),
+            _plans(row.after, names),
+            ";".join(row.sources),
+            row.usage_location,
             "",
-            names.group(p.group_id),
-            p.error.value,
-            p.message,
-        )
+            "",
+            "",
+        ]
+        if writes is not None:
+            job = "usageLocation" if row.action == "set-usage-location" else "assignLicense"
+            w = writes.get(f"{row.user_id}:{job}")
+            cells[-2:] = [w.error, w.message] if w else ["", ""]
+            cells += [w.outcome, w.request_id, w.status] if w else ["not sent", "", ""]
+        yield cells
+    for p in sorted(plan.problems, key=lambda p: (p.user_principal_name.casefold(), p.sku_id)):
+        cells = [p.user_principal_name, p.user_id, "problem", names.part_number(p.sku_id)]
+        cells += [p.sku_id, names.product(p.sku_id), "", "", "", "", names.group(p.group_id)]
+        cells += [p.error.value, p.message]
+        yield cells + (["", "", ""] if writes is not None else [])
 
 
-def plan_csv(plan: Plan, names: Names) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(_rows(plan, names))
-    return out.getvalue()
+def plan_csv_rows(
+    plan: Plan, names: Names, writes: Sequence[WriteRow] | None = None
+) -> tuple[tuple[str, ...], Iterator[list[str]]]:
+    """The header and rows; with `writes`, each change also says what its write did."""
+    columns = COLUMNS + (WRITE_COLUMNS if writes is not None else ())
+    return columns, _rows(plan, names, writes)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from licsync.model import Assignment, Plan, Problem, SkuForecast, SourceState, UserPlan
+from licsync.model import Assignment, Plan, Problem, SkuForecast, SourceState, Tenant, UserPlan
+from licsync.reports.forecast import SeatForecast, seat_forecast
 from licsync.reports.names import Names
+from licsync.reports.writes import WriteRow
 
 REPORT_VERSION = 1
 
@@ -62,20 +65,33 @@ def _user(u: UserPlan, shared: _Shared) -> dict[str, Any]:
     return entry
 
 
-def summary(plan: Plan) -> dict[str, int]:
+def summary(
+    plan: Plan, tenant: Tenant, forecast: Sequence[SeatForecast] | None = None
+) -> dict[str, int]:
+    """The report's headline numbers (`forecast`: the plan's seat forecast, if already made)."""
     changes = plan.changes
+    updated = 0
+    for u in changes:
+        if u.add_licenses:
+            current = tenant.users[u.user_id].direct_licenses()
+            updated += sum(1 for a in u.add_licenses if a.sku_id in current)
+    added = sum(len(u.add_licenses) for u in changes)
+    seats = seat_forecast(plan, tenant) if forecast is None else forecast
     return {
         "users": len(plan.users),
         "usersWithChanges": len(changes),
-        "addLicenses": sum(len(u.add_licenses) for u in changes),
+        "addLicenses": added,
+        "newLicenses": added - updated,
+        "updatedLicenses": updated,
         "removeLicenses": sum(len(u.remove_licenses) for u in changes),
         "usageLocations": sum(1 for u in changes if u.usage_location),
         "problems": len(plan.problems),
         "usersWithProblems": len({p.user_id for p in plan.problems}),
+        "skusShort": sum(1 for f in seats if f.short),
     }
 
 
-def _sku(f: SkuForecast, names: Names) -> dict[str, Any]:
+def _sku(f: SkuForecast, seats: SeatForecast, names: Names) -> dict[str, Any]:
     return {
         "skuId": f.sku_id,
         "skuPartNumber": f.part_number,
@@ -88,6 +104,10 @@ def _sku(f: SkuForecast, names: Names) -> dict[str, Any]:
         "freed": f.freed,
         "shortfall": f.shortfall,
         "consumedAfter": f.consumed_after,
+        "kept": seats.kept,
+        "wanted": seats.wanted,
+        "short": seats.short,
+        "blocked": seats.blocked,
     }
 
 
@@ -103,10 +123,12 @@ def _problem(p: Problem, names: Names) -> dict[str, Any]:
     }
 
 
-def _sections(plan: Plan, names: Names) -> Iterator[tuple[str, Iterable[Any]]]:
+def _sections(
+    plan: Plan, names: Names, forecast: Sequence[SeatForecast]
+) -> Iterator[tuple[str, Iterable[Any]]]:
     """The report's lists in order, each produced lazily."""
     shared = _Shared()
-    yield "skus", (_sku(f, names) for f in plan.skus)
+    yield "skus", (_sku(f, s, names) for f, s in zip(plan.skus, forecast, strict=True))
     users = sorted(plan.users, key=lambda u: u.user_id)
     yield "users", (_user(u, shared) for u in users)
     problems = sorted(plan.problems, key=lambda p: (p.user_id, p.sku_id, p.group_id or "", p.error))
@@ -115,21 +137,49 @@ def _sections(plan: Plan, names: Names) -> Iterator[tuple[str, Iterable[Any]]]:
 
 def plan_document(plan: Plan, names: Names) -> dict[str, Any]:
     """The report as a JSON-ready dict: GUIDs lower case, lists sorted, stable across runs."""
+    forecast = seat_forecast(plan, names.tenant)
     document: dict[str, Any] = {"version": REPORT_VERSION}
-    document.update((name, list(items)) for name, items in _sections(plan, names))
-    document["summary"] = summary(plan)
+    document.update((name, list(items)) for name, items in _sections(plan, names, forecast))
+    document["summary"] = summary(plan, names.tenant, forecast)
     return document
 
 
-def write_plan_json(plan: Plan, names: Names, write: Callable[[bytes], object]) -> None:
+def _write(w: WriteRow) -> dict[str, Any]:
+    return {
+        "userId": w.user_id,
+        "userPrincipalName": w.user_principal_name,
+        "write": w.write,
+        "outcome": w.outcome,
+        "httpStatus": int(w.status) if w.status else None,
+        "requestId": w.request_id or None,
+        "error": w.error or None,
+        "message": w.message or None,
+    }
+
+
+def write_plan_json(
+    plan: Plan,
+    names: Names,
+    write: Callable[[bytes], object],
+    writes: Sequence[WriteRow] | None = None,
+    run: Mapping[str, Any] | None = None,
+) -> None:
     """Write the same document as `plan_document` piece by piece, one list entry per line, so
-    a 100k-user report never sits in memory whole."""
+    a 100k-user report never sits in memory whole. A sync that wrote adds `writes` (one entry
+    per write, in the order sent) and `run` (its counters)."""
+    forecast = seat_forecast(plan, names.tenant)
     write(b'{"version":%d' % REPORT_VERSION)
-    for name, items in _sections(plan, names):
+    sections = _sections(plan, names, forecast)
+    if writes is not None:
+        sections = itertools.chain(sections, [("writes", map(_write, writes))])
+    for name, items in sections:
         write(b',\n"%s":[' % name.encode())
         separator = b"\n"
         for item in items:
             write(separator + orjson.dumps(item))
             separator = b",\n"
         write(b"\n]")
-    write(b',\n"summary":' + orjson.dumps(summary(plan)) + b"}\n")
+    if run is not None:
+        write(b',\n"run":' + orjson.dumps(dict(run)))
+    facts = summary(plan, names.tenant, forecast)
+    write(b',\n"summary":' + orjson.dumps(facts) + b"}\n")

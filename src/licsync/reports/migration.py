@@ -8,33 +8,33 @@ remove-direct, skip), `reason` (skips only), `disabledPlans` (names, of the dire
 
 from __future__ import annotations
 
-import csv
-import io
-import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from licsync.catalogue import default_catalogue
 from licsync.migrate.classify import Decision, MigrateAction, Target
+from licsync.reports.html_page import ReportContext
+from licsync.reports.html_report import migration_html
 from licsync.reports.names import Names
-from licsync.reports.output import emit
+from licsync.reports.output import csv_bytes, emit, show
 
 VERSION = 1
-CSV_COLUMNS = (
+CSV_COLUMNS = (  # the vocabulary of licsync.reports.columns
     "userPrincipalName",
-    "id",
+    "userId",
     "skuPartNumber",
     "skuId",
     "action",
     "reason",
     "disabledPlans",
-    "groups",
+    "group",
     "outcome",
 )
 
@@ -83,16 +83,19 @@ def document(
     }
 
 
-def _csv(doc: dict[str, Any]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+def _csv_rows(doc: dict[str, Any]) -> Iterator[list[str]]:
     for item in doc["entries"]:
-        row = dict(item)
-        row["disabledPlans"] = ";".join(item.get("disabledPlans", ()))
-        row["groups"] = ";".join(item.get("groups", ()))
-        writer.writerow([row.get(c, "") for c in CSV_COLUMNS])
-    return out.getvalue()
+        yield [
+            item["userPrincipalName"],
+            item["id"],
+            item["skuPartNumber"],
+            item["skuId"],
+            item["action"],
+            item.get("reason", ""),
+            ";".join(item.get("disabledPlans", ())),
+            ";".join(item.get("groups", ())),
+            item.get("outcome") or "",
+        ]
 
 
 def _table(doc: dict[str, Any], console: Console) -> None:
@@ -104,32 +107,30 @@ def _table(doc: dict[str, Any], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for item in doc["entries"]:
         detail = item.get("reason") or ", ".join(item.get("groups", ()))
-        table.add_row(
-            item["userPrincipalName"],
-            item["skuPartNumber"],
-            item["action"],
-            detail,
-            item.get("outcome", ""),
-        )
+        cells = (item["userPrincipalName"], item["skuPartNumber"], item["action"], detail)
+        table.add_row(*map(Text, cells), Text(item.get("outcome") or ""))
     console.print(table)
-    console.print(", ".join(f"{k}: {v}" for k, v in doc["summary"].items()))
+    console.print(Text(", ".join(f"{k}: {v}" for k, v in doc["summary"].items())))
 
 
-def write(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
-    """Render `doc` as `fmt` (table, json, csv) to `output` or standard output."""
+def write(
+    doc: dict[str, Any],
+    fmt: str,
+    output: Path | None,
+    context: ReportContext | None = None,
+    names: Names | None = None,
+) -> None:
+    """Render `doc` as `fmt` (table, json, csv, html) to `output` or standard output."""
     if fmt == "table":
-        if output is None:
-            _table(doc, Console(width=None if sys.stdout.isatty() else 160))
-            return
-        buffer = io.StringIO()
-        _table(doc, Console(file=buffer, width=160, color_system=None))
-        emit(buffer.getvalue().encode("utf-8"), output)
-        return
-    if fmt == "json":
-        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+        show(lambda console: _table(doc, console), output)
+    elif fmt == "json":
+        emit(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", output)
+    elif fmt == "html":
+        title = "migration rollback" if doc["mode"] == "rollback" else f"migration {doc['mode']}"
+        context = context or ReportContext(title, "tenant", "rules")
+        emit(migration_html(doc, context, names), output)
     else:
-        data = _csv(doc).encode("utf-8")
-    emit(data, output)
+        emit(csv_bytes(CSV_COLUMNS, _csv_rows(doc)), output)
 
 
 def rollback_document(

@@ -1,21 +1,29 @@
-"""Writing a plan report in the format the operator chose."""
+"""Writing a report in the format the operator chose."""
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from licsync.errors import InputError
 from licsync.model import Plan
-from licsync.reports.csv_report import plan_csv
+from licsync.reports.csv_report import plan_csv_rows
+from licsync.reports.html_page import ReportContext
+from licsync.reports.html_report import plan_html
 from licsync.reports.json_report import write_plan_json
 from licsync.reports.names import Names
-from licsync.reports.table import render_plan
+from licsync.reports.table import render_plan, render_sync
+from licsync.reports.writes import WriteResult, write_rows
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "html")
+FILE_WIDTH = 10_000  # a table written to a file is as wide as its content: no wrapped names
+BOM = "\ufeff"  # so that Excel reads the CSV as UTF-8
 
 Writer = Callable[[bytes], object]
 
@@ -24,28 +32,55 @@ def default_format(output: Path | None) -> str:
     return "table" if output is None and sys.stdout.isatty() else "json"
 
 
-def write_report(plan: Plan, names: Names, fmt: str, output: Path | None) -> None:
+def write_report(
+    plan: Plan,
+    names: Names,
+    fmt: str,
+    output: Path | None,
+    context: ReportContext | None = None,
+    outcomes: Sequence[WriteResult] | None = None,
+    run: Mapping[str, Any] | None = None,
+) -> None:
+    """A plan's report; `context` heads the HTML one; `outcomes` (what each write did) and
+    `run` (the sync's counters) make it the report of a sync that wrote."""
+    writes = None if outcomes is None else write_rows(plan, outcomes)
     if fmt == "table":
-        show(lambda console: render_plan(plan, names, console), output)
+        if writes is None:
+            show(lambda console: render_plan(plan, names, console), output)
+        else:
+            show(lambda console: render_sync(plan, names, console, writes, run or {}), output)
     elif fmt == "json":
-        stream(lambda write: write_plan_json(plan, names, write), output)
+        stream(lambda write: write_plan_json(plan, names, write, writes, run), output)
+    elif fmt == "html":
+        context = context or ReportContext("plan", "tenant", "rules")
+        emit(plan_html(plan, names, context, writes), output)
     else:
-        emit(plan_csv(plan, names).encode("utf-8"), output)
+        emit(csv_bytes(*plan_csv_rows(plan, names, writes)), output)
+
+
+def csv_bytes(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """CSV for spreadsheets: UTF-8 with a byte-order mark, a header row, "\\n" line ends."""
+    out = io.StringIO()
+    out.write(BOM)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
 
 
 def show(draw: Callable[[Console], None], output: Path | None) -> None:
     """Let `draw` print rich tables on standard output, or into `output` without colours."""
     if output is None:
-        draw(Console(width=None if sys.stdout.isatty() else 160))
+        draw(Console(width=None if sys.stdout.isatty() else FILE_WIDTH))
         return
     try:
         with output.open("w", encoding="utf-8") as handle:
-            draw(Console(file=handle, width=160, color_system=None))
+            draw(Console(file=handle, width=FILE_WIDTH, color_system=None))
     except OSError as exc:
         raise InputError(f"{output}: cannot write report: {exc.strerror}") from None
 
 
-def stream(produce: Callable[[Writer], None], output: Path | None) -> None:
+def stream(produce: Callable[[Writer], object], output: Path | None) -> None:
     """Let `produce` write a report chunk by chunk to `output`, or to standard output."""
     if output is None:
         produce(sys.stdout.buffer.write)
