@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import orjson
@@ -64,9 +66,15 @@ def test_plan_json_report_and_problem_exit_code(files):
 def test_plan_csv_report(files, capsys):
     snapshot, config, _ = files
     main(["plan", "--snapshot", str(snapshot), "--config", str(config), "--format", "csv"])
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("userPrincipalName,userId,action")
-    assert any(",add,ENTERPRISEPACK," in line and ",SWAY," in line for line in lines)
+    out = capsys.readouterr().out
+    assert out.startswith("\ufeffuserPrincipalName,userId,action")  # a BOM for Excel
+    rows = list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff"))))
+    assert any(
+        r["action"] == "add"
+        and r["skuPartNumber"] == "ENTERPRISEPACK"
+        and "SWAY" in r["disabledPlans"]
+        for r in rows
+    )
 
 
 def test_bad_config_exits_3_and_writes_nothing(files, capsys):

@@ -14,7 +14,7 @@ from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
 from licsync.model import LicenseError
-from licsync.reports.records import PROBLEM_COLUMNS
+from licsync.reports.records import PROBLEM_COLUMNS, problem_rows
 from licsync.store import open_store
 from tests.e2e.conftest import (
     direct_licences,
@@ -139,8 +139,9 @@ def test_the_problems_and_runs_commands_show_what_the_store_remembers(
         tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": "POWER_BI_PRO"}]}]
     )
     path = str(config.path)
-    assert main(["problems", "--config", path, "--format", "json"]) == ExitCode.OK
-    assert orjson.loads(capsys.readouterr().out) == []  # no store yet, and none created
+    # no store at that path: an error naming it, not "no problems" (and none is created)
+    assert main(["problems", "--config", path, "--format", "json"]) == ExitCode.STATE
+    assert str(tmp_path / "state.db") in capsys.readouterr().err
     assert not (tmp_path / "state.db").exists()
 
     sync(config)  # one seat for two users: user 2 gets a CountViolation
@@ -159,16 +160,47 @@ def test_the_problems_and_runs_commands_show_what_the_store_remembers(
     sync(config)
     capsys.readouterr()
     assert main(["problems", "--config", path, "--format", "csv"]) == ExitCode.OK
-    assert capsys.readouterr().out.splitlines() == [",".join(PROBLEM_COLUMNS)]
+    assert capsys.readouterr().out.splitlines() == ["\ufeff" + ",".join(PROBLEM_COLUMNS)]
     assert main(["problems", "--config", path, "--all", "--format", "json"]) == ExitCode.OK
     (row,) = orjson.loads(capsys.readouterr().out)
     assert row["userId"] == user_id(2) and row["resolvedAt"] is not None
 
     assert main(["runs", "--config", path, "--format", "json"]) == ExitCode.OK
     runs = orjson.loads(capsys.readouterr().out)
-    assert [(r["kind"], r["status"], r["writes_succeeded"]) for r in runs] == [
+    assert [(r["kind"], r["status"], r["writesSucceeded"]) for r in runs] == [
         ("sync", "succeeded", 1),
         ("sync", "succeeded", 1),
     ]
     assert main(["runs", "--config", path, "--limit", "1"]) == ExitCode.OK
     assert "succeeded" in capsys.readouterr().out  # the table
+
+
+def test_a_problem_closes_when_its_cause_goes_away_without_a_write(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    """Open records are exactly the last sync's problems: a user refused a seat who leaves the
+    group (no write for them) or whose rule is removed has no problem any more; an `Other`
+    record names the partner that caused it."""
+    graph = emulator_factory(
+        small_snapshot(seats={"SPE_E3": 1, "POWER_BI_PRO": 10}, members={1: [1, 2, 3]})
+    )
+    rule = {"group": "Group 1", "licenses": [{"sku": "SPE_E3"}, {"sku": "POWER_BI_PRO"}]}
+    config = make_config(tmp_path, graph, [rule])
+    first = sync(config)
+    assert first.exit_code == ExitCode.PROBLEMS
+    assert open_problems(tmp_path) == {(p.user_id, p.sku_id, p.error) for p in first.problems}
+    assert {(u, e) for u, _, e in open_problems(tmp_path)} == {
+        (user_id(n), e) for n in (2, 3) for e in (LicenseError.COUNT_VIOLATION, LicenseError.OTHER)
+    }
+    with open_store(str(tmp_path / "state.db")) as store:
+        rows = problem_rows(store.list_problems())
+    assert {r["causedBy"] for r in rows if r["error"] == "Other"} == {"SPE_E3 CountViolation"}
+
+    graph.tenant.remove_member(group_id(1), user_id(3))
+    left = sync(config)
+    assert {u for u, _, _ in open_problems(tmp_path)} == {user_id(2)}
+    assert left.resolved == 2
+
+    config = make_config(tmp_path, graph, [])
+    sync(config, allow_removals=10)
+    assert open_problems(tmp_path) == set()

@@ -310,8 +310,11 @@ def test_cli_dry_run_then_sync(
 
     assert main(["sync", "--config", path, "--format", "json"]) == ExitCode.OK
     captured = capsys.readouterr()
-    summary = orjson.loads(captured.out)
-    assert summary["writes_succeeded"] == 3
+    report = orjson.loads(captured.out)
+    assert report["run"]["writes_succeeded"] == 3
+    assert len(report["writes"]) == 3  # the sync's report lists every write with its outcome
+    assert {w["outcome"] for w in report["writes"]} == {"applied"}
+    assert all(w["requestId"] and w["httpStatus"] == 200 for w in report["writes"])
     assert "client_secret" not in captured.err
     assert '"event": "licence.write"' in captured.err  # JSON log lines, stderr not a terminal
 

@@ -57,8 +57,9 @@ def test_plan_json_and_csv(files: tuple[Path, Path], tmp_path: Path) -> None:
     assert doc["summary"]["adopt"] == 1 and doc["summary"]["skip"] == 2
     assert not (tmp_path / "state.db").exists()  # offline: the store is not touched
     assert main(_plan(files, "--format", "csv", "--output", str(tmp_path / "p.csv"))) == 0
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text())))
-    assert {(r["id"], r["action"]) for r in rows} == {(e["id"], e["action"]) for e in got.values()}
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text("utf-8-sig"))))
+    expected = {(e["id"], e["action"]) for e in got.values()}
+    assert {(r["userId"], r["action"]) for r in rows} == expected
 
 
 def test_table_report(files: tuple[Path, Path], tmp_path: Path) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from licsync.commands.common import add_config_argument, add_report_arguments, counted, load_config
+from licsync.errors import StateError
 from licsync.exitcodes import ExitCode
 from licsync.reports.output import default_format, emit, show
 from licsync.reports.records import (
@@ -19,7 +19,7 @@ from licsync.reports.records import (
     run_rows,
 )
 from licsync.runtime import open_state
-from licsync.store import StateStore
+from licsync.store import StateStore, redact_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list the users licsync could not license (its open problem records)",
         description="List the problem records of the state store: user, SKU, Graph's error "
         "type and message, first and last seen, attempts. Read-only. Exit 0: none open; "
-        "10: some open (for monitoring); 3: bad config; 4: state store unusable.",
+        "10: some open (for monitoring); 3: bad config; 4: state store missing or unusable.",
     )
     add_config_argument(problems, "its [state]")
     problems.add_argument("--all", action="store_true", help="include resolved records")
@@ -52,15 +52,17 @@ def _show(
     columns: Sequence[str],
     title: str,
 ) -> list[dict[str, Any]]:
-    """Read rows from the store (none when it does not exist yet) and write them."""
+    """Read rows from the store and write them. A store that does not exist is an error (exit
+    4): monitoring pointed at a wrong path must not read "no problems"."""
     config = load_config(args.config)
     store, settings = open_state(config, read_only=True)
     if store is None:
-        print(f"licsync: no state store yet at {settings.url}: nothing recorded", file=sys.stderr)
-        rows: list[dict[str, Any]] = []
-    else:
-        with store:
-            rows = read(store)
+        raise StateError(
+            f"no state store at {redact_url(settings.url)} ([state] url in {args.config}): "
+            "check the path, or run `licsync sync` first"
+        )
+    with store:
+        rows = read(store)
     fmt = args.format or default_format(args.output)
     if fmt == "table":
         show(lambda console: console.print(rows_table(rows, columns, title)), args.output)

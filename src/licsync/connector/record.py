@@ -260,12 +260,15 @@ def commit_run(
     written: Sequence[str],
     fatal: bool,
     summary: Callable[[], Mapping[str, Any]],
+    resolved: Callable[[int], object] = lambda _: None,
 ) -> None:
-    """The run's last transaction (after every user's outcome is recorded): predicted problems,
-    the ledger of users without a change, the view and delta links, the run's status."""
+    """The run's last transaction (after every user's outcome is recorded): predicted problems
+    (and every open one the run no longer sees resolved, counted through `resolved` before the
+    summary), the ledger of users without a change, the view and delta links, the run's status."""
     unchanged = {u.user_id for u in plan.users if not u.has_change}
     with store.transaction(holder=holder) as tx:
         tx.record_problems(run_id, plan.problems)
+        resolved(tx.resolve_unseen_problems(run_id))  # causes this run no longer sees
         tx.apply_ledger_diff(diff_ledger(ledger, settle_ledger(ledger, plan.ledger, unchanged)))
         tx.clear_intents(run_id)
         _save_view(tx, run_id, read, written=set(written), advance=not fatal)

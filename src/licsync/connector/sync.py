@@ -95,6 +95,10 @@ class SyncResult:
             return ExitCode.GRAPH
         return ExitCode.PROBLEMS if self.problems else ExitCode.OK
 
+    def add_resolved(self, count: int) -> None:
+        """Count problems the run resolved beyond those its writes fixed."""
+        self.resolved += count
+
     def settle(self, record: RunRecord, writes: Mapping[str, UserWrites], resolved: int) -> None:
         """Take the outcome of the writes."""
         self.resolved = resolved
@@ -303,6 +307,7 @@ async def run_sync(
             written=[c.user_id for c in plan.changes],
             fatal=result.fatal,
             summary=result.summary,
+            resolved=result.add_resolved,
         )
     log.info("sync.done", **result.summary())
     return result

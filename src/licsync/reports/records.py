@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 from rich.table import Table
+from rich.text import Text
 
 from licsync.catalogue import default_catalogue
+from licsync.model import LicenseError
+from licsync.reports.output import csv_bytes
 from licsync.store import ProblemRecord, Run
 
 PROBLEM_COLUMNS = (
     "userPrincipalName",
     "skuPartNumber",
     "error",
+    "causedBy",
     "message",
     "attempts",
     "firstSeen",
@@ -33,10 +35,10 @@ RUN_COLUMNS = (
     "status",
     "read",
     "changes",
-    "writes_succeeded",
-    "writes_failed",
+    "writesSucceeded",
+    "writesFailed",
     "problems",
-    "problems_resolved",
+    "problemsResolved",
     "finishedAt",
     "id",
 )
@@ -47,16 +49,32 @@ def _time(value: datetime | None) -> str | None:
 
 
 def problem_rows(records: Sequence[ProblemRecord]) -> list[dict[str, Any]]:
-    """One row per problem record, most recently seen first; SKUs by Microsoft's part number."""
+    """One row per problem record, most recently seen first; SKUs by Microsoft's part number.
+
+    An `Other` record is the consequence of its partner (all or nothing per group): `causedBy`
+    names the partner's SKU and error, from the open record of the same user and group."""
     catalogue = default_catalogue()
+
+    def part(sku_id: str) -> str:
+        sku = catalogue.skus.get(sku_id)
+        return sku.part_number if sku else sku_id
+
+    roots = {
+        (p.user_id, p.group_id, p.resolved_at is None): f"{part(p.sku_id)} {p.error.value}"
+        for p in records
+        if p.error is not LicenseError.OTHER
+    }
     rows = []
     for p in sorted(records, key=lambda p: (p.last_seen, p.user_principal_name), reverse=True):
-        sku = catalogue.skus.get(p.sku_id)
+        caused_by = None
+        if p.error is LicenseError.OTHER:
+            caused_by = roots.get((p.user_id, p.group_id, p.resolved_at is None))
         rows.append(
             {
                 "userPrincipalName": p.user_principal_name,
-                "skuPartNumber": sku.part_number if sku else p.sku_id,
+                "skuPartNumber": part(p.sku_id),
                 "error": p.error.value,
+                "causedBy": caused_by,
                 "message": p.message,
                 "attempts": p.attempts,
                 "firstSeen": _time(p.first_seen),
@@ -70,12 +88,18 @@ def problem_rows(records: Sequence[ProblemRecord]) -> list[dict[str, Any]]:
     return rows
 
 
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
 def run_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """One row per run, newest first, with the counts of its summary."""
+    """One row per run, newest first, with the counts of its summary (`writes_succeeded` is
+    column `writesSucceeded`: every report names columns alike)."""
     rows = []
     for run in runs:
         row: dict[str, Any] = {
-            **(run.summary or {}),
+            **{_camel(k): v for k, v in (run.summary or {}).items()},
             "startedAt": _time(run.started_at),
             "kind": run.kind,
             "status": run.status.value,
@@ -90,11 +114,7 @@ def rows_data(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> b
     """The rows as JSON (`fmt` "json") or CSV."""
     if fmt == "json":
         return orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n"
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
+    return csv_bytes(columns, ([row[c] for c in columns] for row in rows))
 
 
 def rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str) -> Table:
@@ -104,5 +124,5 @@ def rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str) -
     for column in shown:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in shown))
+        table.add_row(*(Text("" if row[c] is None else str(row[c])) for c in shown))
     return table

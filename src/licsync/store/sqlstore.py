@@ -673,6 +673,17 @@ class SqlTransaction:
             rows,
         )
 
+    def resolve_unseen_problems(self, run_id: str) -> int:
+        """Resolve every open problem this run did not record: a sync plans the whole tenant,
+        so a cause it no longer sees (the user left the group, the rule or the user is gone,
+        seats were bought) has gone away."""
+        db = self._open()
+        return db.execute(
+            "UPDATE problems SET resolved_at = ?, resolved_run_id = ? "
+            "WHERE resolved_at IS NULL AND last_run_id <> ?",
+            (db.enc_time(self._clock()), run_id, run_id),
+        ).rowcount
+
     # delta links
 
     def record_intents(self, intents: Iterable[Intent]) -> int:
