@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from licsync.cli import main
 from licsync.config import load_config
 from licsync.connector.planning import make_plan
+from licsync.exitcodes import ExitCode
 from licsync.reports.json_report import plan_document
 from licsync.reports.names import Names
 from licsync.snapshot import load_snapshot
@@ -90,12 +94,28 @@ def test_bad_config_exits_3_and_writes_nothing(files, capsys):
     assert str(config) in error and "closest: ENTERPRISEPACK" in error
 
 
-def test_demo_runs_the_whole_job_through_the_emulator(tmp_path, capsys):
-    code = main(["demo", "--workdir", str(tmp_path), "--users", "80", "--groups", "10"])
+def test_demo_runs_the_whole_job_through_the_emulator(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent)
+    workdir = tmp_path.name
+    code = main(["demo", "--workdir", workdir, "--users", "80", "--groups", "10"])
     out = capsys.readouterr().out
-    assert code == 0
     assert "Seats by product" in out  # the dry-run report
-    assert "Nothing left to do" in out
+    assert (tmp_path / "report.html").read_bytes().startswith(b"<!DOCTYPE html>")
+    with open_store(str(tmp_path / "state.db")) as store:
+        remaining = len(store.list_problems())
+    # exits as sync does: 10 while problems remain, and says how many
+    assert remaining and code == ExitCode.PROBLEMS
+    assert f"No changes left, but {remaining} problems remain" in " ".join(out.split())
+    assert "Nothing left to do" not in out
+    # every command it suggests works exactly as printed, from where the demo ran
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  licsync ")]
+    assert len(commands) == 3
+    for command in commands:
+        argv = [sys.executable, "-m", "licsync", *shlex.split(command)[1:]]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert done.returncode == ExitCode.PROBLEMS, (command, done.stderr)
+        assert "error" not in done.stderr, command
+    assert (tmp_path / "plan-after.html").exists()
     before = load_snapshot(tmp_path / "tenant-before.json")
     after = load_snapshot(tmp_path / "tenant-after.json")
     with open_store(str(tmp_path / "state.db")) as store:

@@ -3,10 +3,11 @@
 1. generate a realistic tenant from Microsoft's catalogue and serve it with the Graph emulator
    on a loopback port;
 2. write `licsync.toml` (rules, policy, [graph] pointing at the emulator, [state] beside it);
-3. `sync --dry-run`: the report of what the sync will do;
+3. `sync --dry-run`: the report of what the sync will do, also as an HTML page;
 4. `sync`: the writes, through Graph's API, into the emulator;
-5. `sync` again: nothing left to do;
-6. save the tenant as it now is, so it can be replayed with `licsync emulator --snapshot`.
+5. `sync` again: no changes left; the problems that remain (exit 10 while any does, as
+   `sync`);
+6. save the tenant as it now is, and print commands to look further (each works as printed).
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from licsync.commands.common import configure_logging
 from licsync.config import load_config, rules_toml
 from licsync.connector.sync import SyncResult, run_sync
 from licsync.emulator.generate import generate_rules
-from licsync.exitcodes import ExitCode
+from licsync.reports.html_page import ReportContext
+from licsync.reports.html_report import plan_html
 from licsync.reports.names import Names
-from licsync.reports.output import write_report
+from licsync.reports.output import emit, show
+from licsync.reports.table import render_plan
 
 DEMO_WRITE_RATE = 100  # writes/s, the most [graph] allows: the emulator is local (real Graph: 20)
 
@@ -81,9 +86,40 @@ def _summary_line(result: SyncResult) -> str:
     s = result.summary()
     return (
         f"{s['users']} users read ({s['read']}), {s['changes']} with changes, "
-        f"{s['writes_succeeded']} assignLicense calls succeeded, {s['writes_failed']} failed, "
+        f"{s['writes_succeeded']} writes succeeded, {s['writes_failed']} failed, "
         f"{s['problems']} open problem records"
     )
+
+
+def _closing(result: SyncResult) -> str:
+    """The last word: what is left, in the terms of the exit code."""
+    if result.plan.changes:
+        return f"[yellow]{len(result.plan.changes)} users still have changes to make.[/yellow]"
+    if not result.problems:
+        return "[green]Nothing left to do: the tenant matches the rules.[/green]"
+    users = len({p.user_id for p in result.problems})
+    return (
+        f"[yellow]No changes left, but {len(result.problems)} problems remain for {users} "
+        "users (seats, conflicts, usage locations): licsync cannot do more until they are "
+        "fixed, so the demo exits 10 as `licsync sync` would.[/yellow]"
+    )
+
+
+def suggestions(workdir: Path, config: Path, after: Path, result: SyncResult) -> list[str]:
+    """Commands to run next; each works as printed, from the folder the demo ran in."""
+    q = shlex.quote
+    commands = [f"licsync problems --config {q(str(config))}"]
+    if result.problems:
+        user = min(result.problems, key=lambda p: p.user_principal_name).user_principal_name
+        commands.append(
+            f"licsync explain {q(user)} --config {q(str(config))} --snapshot {q(str(after))}"
+        )
+    html = workdir / "plan-after.html"
+    commands.append(
+        f"licsync plan --config {q(str(config))} --snapshot {q(str(after))} "
+        f"--format html --output {q(str(html))}"
+    )
+    return commands
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     before, after = workdir / "tenant-before.json", workdir / "tenant-after.json"
     config_path = workdir / "licsync.toml"
+    page = workdir / "report.html"
     with Emulator(users=args.users, groups=args.groups, seed=args.seed) as graph:
         graph.save(before)
         snapshot = graph.snapshot()
@@ -112,20 +149,21 @@ def run(args: argparse.Namespace) -> int:
         )
         console.rule("[bold]2. Dry run: what the sync will do")
         preview = asyncio.run(run_sync(config, dry_run=True))
-        write_report(preview.plan, Names(preview.tenant), "table", None)
+        names = Names(preview.tenant)
+        context = ReportContext("dry run (demo)", "the demo tenant", str(config_path))
+        emit(plan_html(preview.plan, names, context), page)
+        more = f"every row is in {page}"
+        show(lambda out: render_plan(preview.plan, names, out, more=more), None)
+        console.print(Text(f"The same report as a page: {page}", style="bold"))
         console.rule("[bold]3. Sync")
         first = asyncio.run(run_sync(config))
         console.print(_summary_line(first))
         console.rule("[bold]4. Sync again")
         second = asyncio.run(run_sync(config))
         console.print(_summary_line(second))
-        if not second.plan.changes:
-            console.print("[green]Nothing left to do: the tenant matches the rules.[/green]")
+        console.print(_closing(second))
         graph.save(after)
-    console.print(
-        f"\nThe tenant after the sync: {after}. Replay it with\n"
-        f"  licsync emulator --snapshot {after} --port 8000\n"
-        f"then set \\[graph] url in {config_path} to http://127.0.0.1:8000/v1.0 and run "
-        f"`licsync sync --config {config_path}`."
-    )
-    return int(second.exit_code) if second.plan.changes else ExitCode.OK
+    console.print(Text(f"\nThe tenant after the sync: {after}. Next, try:"))
+    for command in suggestions(workdir, config_path, after, second):
+        console.print(Text(f"  {command}"), soft_wrap=True)
+    return int(second.exit_code)

@@ -60,14 +60,17 @@ def _seats(forecast: list[SeatForecast], names: Names) -> Table:
     return table
 
 
-def _changes(plan: Plan, names: Names, limit: int) -> Table:
+MORE = "use --format html, json or csv"
+
+
+def _changes(plan: Plan, names: Names, limit: int, more: str) -> Table:
     users = len(plan.changes)
     table = Table(title=f"Changes ({users} users)", title_justify="left")
     for column in ("User", "Change", "SKU", "Plans disabled (before → after)", "Caused by"):
         table.add_column(column)
     for shown, row in enumerate(change_rows(plan, names)):
         if shown == limit:
-            table.caption = "… and more: use --format html, json or csv for every change"
+            table.caption = f"… and more: {more}"
             break
         if row.action == "set-usage-location":
             cells = (row.action, "", f"usage location → {row.usage_location}", "[policy]")
@@ -89,7 +92,7 @@ def _plans(disabled: frozenset[str] | None, names: Names) -> str:
     return ", ".join(names.plan_list(disabled)) or "none"
 
 
-def _problems(plan: Plan, names: Names, limit: int) -> Table:
+def _problems(plan: Plan, names: Names, limit: int, more: str = MORE) -> Table:
     kinds = Counter(p.error.value for p in plan.problems)
     title = "Problems: " + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
     table = Table(title=title, title_justify="left")
@@ -105,18 +108,21 @@ def _problems(plan: Plan, names: Names, limit: int) -> Table:
             Text(p.message),
         )
     if len(problems) > limit:
-        table.caption = f"… and {len(problems) - limit} more: use --format html, json or csv"
+        table.caption = f"… and {len(problems) - limit} more: {more}"
     return table
 
 
-def render_plan(plan: Plan, names: Names, console: Console, limit: int = 40) -> None:
+def render_plan(
+    plan: Plan, names: Names, console: Console, limit: int = 40, more: str = MORE
+) -> None:
+    """The plan as tables; `more` says where to find the rows beyond `limit`."""
     forecast = seat_forecast(plan, names.tenant)
     facts = summary(plan, names.tenant, forecast)
     parts: list = [_seats(forecast, names)]
     if plan.changes:
-        parts.append(_changes(plan, names, limit))
+        parts.append(_changes(plan, names, limit, more))
     if plan.problems:
-        parts.append(_problems(plan, names, limit))
+        parts.append(_problems(plan, names, limit, more))
     parts.append(
         Text(
             f"{facts['users']} users with licences or rules; {facts['usersWithChanges']} to change "
@@ -147,7 +153,7 @@ def _writes(writes: Sequence[WriteRow], limit: int) -> Table:
             Text(w.message),
         )
     if len(writes) > limit:
-        table.caption = f"… and {len(writes) - limit} more: use --format html, json or csv"
+        table.caption = f"… and {len(writes) - limit} more: {MORE}"
     return table
 
 
