@@ -46,7 +46,7 @@ def user_changes(user: UserPlan, names: Names) -> Iterator[ChangeRow]:
     for a in user.add_licenses:
         causes = tuple(
             source_label(s.kind, s.group_id, names)
-            for s in user.states
+            for s in sorted(user.states, key=lambda s: s.kind is SourceKind.DIRECT)
             if s.sku_id == a.sku_id and s.error is None and s.kind is not SourceKind.ENTRA
         )
         before = current.get(a.sku_id)

@@ -41,6 +41,7 @@ COLUMNS: dict[str, str] = {
     "writesSucceeded": "writes Graph applied",
     "writesFailed": "writes Graph refused",
     "problems": "open problem records after the run",
+    "causedBy": "for an Other problem: the partner's SKU and error that caused it",
     "problemsResolved": "problem records the run closed",
     "id": "the run's id",
 }
