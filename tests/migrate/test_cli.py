@@ -13,6 +13,7 @@ import pytest
 from licsync.cli import main
 from tests.e2e.conftest import small_snapshot, user_id
 from tests.migrate.conftest import E3
+from tests.reports.browser import opened
 
 
 @pytest.fixture
@@ -60,6 +61,19 @@ def test_plan_json_and_csv(files: tuple[Path, Path], tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text("utf-8-sig"))))
     expected = {(e["id"], e["action"]) for e in got.values()}
     assert {(r["userId"], r["action"]) for r in rows} == expected
+
+
+def test_html_report_opens_in_chromium(files: tuple[Path, Path], tmp_path: Path) -> None:
+    report = tmp_path / "p.html"
+    assert main(_plan(files, "--format", "html", "--output", str(report))) == 0
+    errors: list[str] = []
+    with opened(report, errors) as page:
+        adopt = page.locator("#headline [data-key=adopt] b").text_content()
+        assert adopt == "1"
+        assert page.locator("#table-entries tbody tr").count() == 3
+        actions = page.locator("#table-entries tbody .tag").all_text_contents()
+        assert sorted(actions) == ["adopt", "skip", "skip"]
+    assert errors == []
 
 
 def test_table_report(files: tuple[Path, Path], tmp_path: Path) -> None:

@@ -105,19 +105,7 @@ def test_html_data_cannot_close_its_script_element(tmp_path) -> None:
     config = tmp_path / "licsync.toml"
     config.write_text(RULES, encoding="utf-8")
     out = tmp_path / "plan.html"
-    main(
-        [
-            "plan",
-            "--snapshot",
-            str(snapshot),
-            "--config",
-            str(config),
-            "--format",
-            "html",
-            "--output",
-            str(out),
-        ]
-    )
+    _plan((snapshot, config), "html", out)
     page = out.read_text(encoding="utf-8")
     assert "</script><b>" not in page
     data = page.split('id="report-data">')[1].split("</script>")[0]

@@ -4,6 +4,7 @@ dry-run report of a sync read through Graph."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -13,11 +14,14 @@ import structlog
 from licsync.config import Config
 from licsync.config import load_config as load_config_file
 from licsync.config.settings import TableCheck
-from licsync.connector.sync import SyncResult
+from licsync.connector.planning import make_plan
+from licsync.connector.sync import SyncResult, run_sync
 from licsync.graph.settings import graph_table_issues
+from licsync.model import Plan, Tenant
 from licsync.reports.html_page import ReportContext
 from licsync.reports.names import Names
 from licsync.reports.output import FORMATS, default_format, write_report
+from licsync.snapshot import load_snapshot
 from licsync.store.settings import state_table_issues
 
 # The tables of licsync.toml that the Graph layer and the store read, checked in the same pass.
@@ -98,6 +102,17 @@ def add_allow_removals(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="approve up to N licence removals beyond the [guardrail] limits",
     )
+
+
+def read_and_plan(config: Config, snapshot: Path | None) -> tuple[Tenant, Plan, SyncResult | None]:
+    """The tenant and its plan: offline from `snapshot` (empty ledger), or read through Graph
+    as a dry run (whose result also says what the guardrail would do)."""
+    if snapshot is not None:
+        tenant = load_snapshot(snapshot)
+        return tenant, make_plan(tenant, config), None
+    configure_logging()
+    result = asyncio.run(run_sync(config, dry_run=True))
+    return result.tenant, result.plan, result
 
 
 def report_context(job: str, config: Config, snapshot: Path | None = None) -> ReportContext:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import orjson
 
-from licsync.commands.common import add_config_argument, configure_logging, load_config
-from licsync.connector.planning import make_plan
-from licsync.connector.sync import run_sync
+from licsync.commands.common import add_config_argument, load_config, read_and_plan
 from licsync.exitcodes import ExitCode
 from licsync.reports.explain import explain, find_sku, find_user, render_explain
 from licsync.reports.names import Names
 from licsync.reports.output import emit, show
-from licsync.snapshot import load_snapshot
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,13 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.snapshot is None:
-        configure_logging()
-        result = asyncio.run(run_sync(config, dry_run=True))
-        tenant, plan = result.tenant, result.plan
-    else:
-        tenant = load_snapshot(args.snapshot)
-        plan = make_plan(tenant, config)
+    tenant, plan, _ = read_and_plan(config, args.snapshot)
     names = Names(tenant)
     user = find_user(names, args.user)
     doc = explain(plan, names, user, find_sku(names, args.sku) if args.sku else None)

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 from licsync.commands.common import (
     add_config_argument,
     add_report_arguments,
-    configure_logging,
     load_config,
+    read_and_plan,
     report_context,
     write_sync_report,
 )
-from licsync.connector.planning import make_plan
-from licsync.connector.sync import run_sync
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
 from licsync.reports.output import default_format, write_report
-from licsync.snapshot import load_snapshot
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.snapshot is None:
-        configure_logging()
-        result = asyncio.run(run_sync(config, dry_run=True))
+    tenant, plan, result = read_and_plan(config, args.snapshot)
+    if result is not None:
         write_sync_report(result, config, args.format, args.output)
-        plan = result.plan
     else:
-        tenant = load_snapshot(args.snapshot)
-        plan = make_plan(tenant, config)
         fmt = args.format or default_format(args.output)
         context = report_context("plan", config, args.snapshot)
         write_report(plan, Names(tenant), fmt, args.output, context)

@@ -67,7 +67,7 @@ def seat_chart(f: SeatForecast) -> str:
     short beyond it); a line marks prepaidUnits.enabled."""
     others = max(f.in_use - f.kept - f.freed, 0)
     used = max(f.in_use, f.after + f.short, 1)
-    drawn = f.enabled <= 4 * used  # a subscription of 1,000,000 free seats is not drawn whole
+    drawn = f.enabled <= max(4 * used, 100)  # 1,000,000 free seats are not drawn whole
     top = max(f.enabled, used) if drawn else used * 1.25
     scale = 290 / top
     free_now = f.available if drawn else 0

@@ -48,6 +48,7 @@
     root.appendChild(pager);
     const tagged = table.tags.map((c) => table.columns.indexOf(c));
     const numeric = table.numeric.map((c) => table.columns.indexOf(c));
+    const keep = table.columns.map((c) => c === "User" || c === "SKU");  // never wrapped
     let matches = table.rows;
     let page = 0;
 
@@ -58,7 +59,7 @@
       for (const row of matches.slice(page * PAGE, page * PAGE + PAGE)) {
         const tr = el("tr");
         row.forEach((k, i) => {
-          const td = el("td", numeric.includes(i) ? { class: "num" } : {});
+          const td = el("td", { class: (numeric.includes(i) ? "num" : "") + (keep[i] ? " keep" : "") });
           if (tagged.includes(i) && strings[k]) {
             td.appendChild(el("span", { class: "tag " + lower[k].split(/[^a-z]/)[0] }, strings[k]));
           } else {
