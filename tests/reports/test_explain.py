@@ -10,9 +10,12 @@ from functools import reduce
 import orjson
 import pytest
 
+from licsync.cli import main
 from licsync.errors import InputError
+from licsync.exitcodes import ExitCode
 from licsync.reports.explain import explain, find_sku, find_user
 from licsync.reports.forecast import seat_forecast
+from tests.e2e.conftest import make_config, small_snapshot
 
 
 def test_explain_agrees_with_the_plan_for_every_user(generated) -> None:
@@ -77,3 +80,23 @@ def test_explain_command_on_a_snapshot(demo) -> None:
     assert table.returncode == 10 and problem.message in " ".join(table.stdout.split())
     missing = _licsync("explain", "nobody@example.com", *common)
     assert missing.returncode == 3 and "no user 'nobody@example.com'" in missing.stderr
+
+
+def test_explain_reads_graph_without_a_snapshot(emulator_factory, tmp_path, capsys) -> None:
+    graph = emulator_factory(small_snapshot(seats={"SPE_E3": 1}, members={1: [1, 2]}))
+    config = make_config(tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}])
+    args = ["explain", "user2@contoso.com", "--config", str(config.path), "--format", "json"]
+    assert main(args) == ExitCode.PROBLEMS
+    (entry,) = orjson.loads(capsys.readouterr().out)["skus"]
+    assert entry["seat"] == "no new seat: blocked (below)"
+    assert [b["error"] for b in entry["blockedBy"]] == ["CountViolation"]
+    assert [s["name"] for s in entry["sources"]] == ["rule: Group 1"]
+    assert main([*args[:1], "user1@contoso.com", *args[2:]]) == ExitCode.OK
+    (entry,) = orjson.loads(capsys.readouterr().out)["skus"]
+    assert (entry["seat"], entry["write"], entry["after"]) == ("gets a new seat", "add", [])
+    table = [*args[:1], "user2@contoso.com", "--config", str(config.path), "--sku", "spe_e3"]
+    assert main(table) == ExitCode.PROBLEMS
+    text = " ".join(capsys.readouterr().out.split())
+    assert "SPE_E3 (Microsoft 365 E3): no new seat: blocked (below)" in text
+    assert "blocked by CountViolation (Group 1): no seats left in SPE_E3" in text
+    assert graph.stats.writes == 0  # a dry run: nothing written
