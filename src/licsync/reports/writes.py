@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
-from licsync.model import LicenseError, Plan
+from licsync.model import Plan
 
 
 class WriteResult(Protocol):
@@ -21,7 +22,7 @@ class WriteResult(Protocol):
     @property
     def status(self) -> int | None: ...
     @property
-    def license_error(self) -> LicenseError | None: ...
+    def error_type(self) -> Enum | None: ...  # LicenseError for assignLicense
     @property
     def message(self) -> str: ...
     @property
@@ -72,7 +73,7 @@ def write_rows(plan: Plan, outcomes: Iterable[WriteResult]) -> list[WriteRow]:
                 outcome,
                 "" if o.status is None else str(o.status),
                 o.request_id or "",
-                o.license_error.value if o.license_error and outcome == "failed" else "",
+                str(o.error_type.value) if o.error_type and outcome == "failed" else "",
                 "" if outcome == "applied" else o.message,
             )
         )
