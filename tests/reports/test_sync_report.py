@@ -13,6 +13,7 @@ import pytest
 
 import licsync.connector.sync
 from licsync.commands.common import write_sync_report
+from licsync.connector.progress import Progress
 from licsync.connector.sync import SyncResult
 from licsync.model import Tenant
 from tests.e2e.conftest import make_config, sku_id, small_snapshot, sync, user_id
@@ -86,3 +87,24 @@ def test_the_html_report_of_a_sync_opens_with_its_writes(refused, tmp_path) -> N
         outcomes = page.locator("#table-changes tbody .tag.failed").count()
         assert outcomes == 1
     assert errors == []
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_a_progress_bar_counts_the_writes_only_when_asked(
+    emulator_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shown: bool
+) -> None:
+    graph = emulator_factory(small_snapshot(seats={E3: 10}, members={1: [1, 2, 3]}))
+    config = make_config(tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": E3}]}])
+    seen: list[tuple[str, int | None]] = []
+    real = Progress.advance
+
+    def advance(self: Progress, what: str, n: int = 1, total: int | None = None) -> None:
+        if self._progress is not None:
+            seen.append((what, total))
+        real(self, what, n, total)
+
+    monkeypatch.setattr(Progress, "advance", advance)
+    result = sync(config, progress=shown)
+    assert len(result.outcomes) == 3
+    expected = [("writes", 3)] * 3 if shown else []
+    assert [s for s in seen if s[0] == "writes"] == expected

@@ -13,6 +13,7 @@ refusals matched on Graph's message text (rulebook sections 3-4), ahead of the g
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from licsync.connector.progress import Progress
 from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action, Rule, rule
 from licsync.graph.client import GraphClient
@@ -232,9 +234,11 @@ async def send_licence_writes(
     halt: Halt | None = None,
     on_outcome: OnOutcome | None = None,
     max_consecutive_denials: int | None = None,
+    quiet: bool = False,
 ) -> list[WriteOutcome]:
     """Send `jobs` with the assignLicense refusal table; log one line per write (`names`: the
-    users' principal names by id, for the log). One outcome per job, in order."""
+    users' principal names by id, for the log; `quiet`: successful writes at debug level, for a
+    terminal that shows a progress bar). One outcome per job, in order."""
     if not jobs:
         return []
 
@@ -279,7 +283,9 @@ async def send_licence_writes(
         if not outcome.ok:
             fields["license_error"] = str(license_error(outcome))
             fields["message"] = outcome.message or outcome.reason or None
-        (log.info if outcome.ok else log.warning)("licence.write", **fields)
+        (log.warning if not outcome.ok else log.debug if quiet else log.info)(
+            "licence.write", **fields
+        )
     return outcomes
 
 
@@ -361,10 +367,12 @@ async def apply_plan(
     *,
     halt: Halt | None = None,
     on_user_done: Callable[[str, UserWrites], None] | None = None,
+    progress: bool | None = None,
 ) -> dict[str, UserWrites]:
     """Send the plan's changes; the outcomes by user. `on_user_done(user, writes)` is called as
     soon as all of a user's jobs have ended (the writes recorded as they arrive); `halt` is
-    asked before each `$batch` whether anything more may be sent."""
+    asked before each `$batch` whether anything more may be sent. `progress`: a progress bar
+    of the writes (default: only when stderr is a terminal)."""
     jobs = build_jobs(plan.changes)
     names = {c.user_id: c.user_principal_name for c in plan.changes}
     waiting = Counter(job.user_id for job in jobs)
@@ -372,7 +380,10 @@ async def apply_plan(
 
     by_key = {job.key: job for job in jobs}
 
+    shown = sys.stderr.isatty() if progress is None else progress
+
     def on_outcome(sent: WriteJob, outcome: WriteOutcome) -> None:
+        bar.advance("writes", total=len(jobs))
         job = by_key[sent.key]
         user = job.user_id
         ended[user] = pair_outcomes([job], [outcome], ended.get(user))[user]
@@ -380,9 +391,10 @@ async def apply_plan(
         if waiting[user] == 0 and on_user_done is not None:
             on_user_done(user, ended[user])
 
-    outcomes = await send_licence_writes(
-        client, jobs, budget, names, halt=halt, on_outcome=on_outcome
-    )
+    with Progress(shown) as bar:
+        outcomes = await send_licence_writes(
+            client, jobs, budget, names, halt=halt, on_outcome=on_outcome, quiet=shown
+        )
     return pair_outcomes(jobs, outcomes)
 
 

@@ -290,7 +290,12 @@ async def run_sync(
             begin_run(s.store, s.holder, s.run_id, intents_for(s.run_id, plan, ledger))
             recorder = OutcomeRecorder(s.store, s.holder, s.run_id, result.tenant, plan, ledger)
             writes = await apply_plan(
-                s.client, plan, s.budget, halt=s.guard.lapsed, on_user_done=recorder.add
+                s.client,
+                plan,
+                s.budget,
+                halt=s.guard.lapsed,
+                on_user_done=recorder.add,
+                progress=progress,
             )
             recorder.flush()
         lost = s.guard.lost
