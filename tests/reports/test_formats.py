@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -110,3 +111,20 @@ def test_html_data_cannot_close_its_script_element(tmp_path) -> None:
     assert "</script><b>" not in page
     data = page.split('id="report-data">')[1].split("</script>")[0]
     assert "x</script><b>boom@contoso.example" in orjson.loads(data)["strings"]
+
+
+def test_xlsx_holds_the_csv_rows_and_needs_an_output_file(files, tmp_path, capsys) -> None:
+    csv_out, xlsx_out = tmp_path / "plan.csv", tmp_path / "plan.xlsx"
+    _plan(files, "csv", csv_out)
+    assert _plan(files, "xlsx", xlsx_out) == ExitCode.PROBLEMS
+    rows = list(csv.reader(io.StringIO(csv_out.read_text(encoding="utf-8-sig"))))
+    with zipfile.ZipFile(xlsx_out) as book:
+        shared = book.read("xl/sharedStrings.xml").decode("utf-8")
+        sheet = book.read("xl/worksheets/sheet1.xml").decode("utf-8")
+    assert sheet.count("<row ") == len(rows)  # the header and every row
+    for cell in {c for row in rows for c in row if c}:
+        assert cell.replace("&", "&amp;") in shared, cell
+    snapshot, config = files
+    command = ["plan", "--snapshot", str(snapshot), "--config", str(config), "--format", "xlsx"]
+    assert main(command) == ExitCode.BAD_INPUT
+    assert "give --output PATH" in capsys.readouterr().err

@@ -66,10 +66,12 @@ def add_config_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+def add_report_arguments(
+    parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS
+) -> None:
     parser.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=formats,
         help="report format (default: table on a terminal, json otherwise)",
     )
     parser.add_argument(

@@ -26,7 +26,7 @@ from licsync.migrate.select import UserList, read_users_file
 from licsync.model import Problem
 from licsync.reports.migration import document, rollback_document, write
 from licsync.reports.names import Names
-from licsync.reports.output import default_format
+from licsync.reports.output import check_output, default_format
 
 EXITS = (
     "Exit 0: done; 10: problems recorded (a failed write, a wave that failed verification and "
@@ -137,6 +137,7 @@ def _report(result: MigrationResult, config: Config, args: argparse.Namespace) -
 
 def _inputs(args: argparse.Namespace) -> tuple[Config, UserList | None]:
     """Logging set up, then the config and the `--users` file (before any Graph read)."""
+    check_output(args.format, args.output)
     configure_logging()
     config = load_config(args.config)
     return config, read_users_file(args.users) if args.users else None
@@ -176,6 +177,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def run_rollback_command(args: argparse.Namespace) -> int:
+    check_output(args.format, args.output)
     configure_logging()
     config = load_config(args.config)
     result = asyncio.run(run_rollback(config, args.file))

@@ -15,7 +15,7 @@ from licsync.commands.common import (
 )
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
-from licsync.reports.output import default_format, write_report
+from licsync.reports.output import check_output, default_format, write_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.format, args.output)
     config = load_config(args.config)
     tenant, plan, result = read_and_plan(config, args.snapshot)
     if result is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from licsync.commands.common import add_config_argument, add_report_arguments, counted, load_config
 from licsync.errors import StateError
 from licsync.exitcodes import ExitCode
-from licsync.reports.output import default_format, emit, show
+from licsync.reports.output import check_output, default_format, emit, show
 from licsync.reports.records import (
     PROBLEM_COLUMNS,
     RUN_COLUMNS,
@@ -20,6 +20,8 @@ from licsync.reports.records import (
 )
 from licsync.runtime import open_state
 from licsync.store import StateStore, redact_url
+
+ROW_FORMATS = ("table", "json", "csv", "xlsx")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_argument(problems, "its [state]")
     problems.add_argument("--all", action="store_true", help="include resolved records")
-    add_report_arguments(problems)
+    add_report_arguments(problems, ROW_FORMATS)
     problems.set_defaults(handler=run_problems)
 
     runs = subparsers.add_parser(
@@ -42,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_argument(runs, "its [state]")
     runs.add_argument("--limit", type=counted(1), default=20, metavar="N", help="default 20")
-    add_report_arguments(runs)
+    add_report_arguments(runs, ROW_FORMATS)
     runs.set_defaults(handler=run_runs)
 
 
@@ -54,6 +56,7 @@ def _show(
 ) -> list[dict[str, Any]]:
     """Read rows from the store and write them. A store that does not exist is an error (exit
     4): monitoring pointed at a wrong path must not read "no problems"."""
+    check_output(args.format, args.output)
     config = load_config(args.config)
     store, settings = open_state(config, read_only=True)
     if store is None:

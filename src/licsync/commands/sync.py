@@ -15,6 +15,7 @@ from licsync.commands.common import (
     write_sync_report,
 )
 from licsync.connector.sync import run_sync
+from licsync.reports.output import check_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,15 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.format, args.output)
     configure_logging()
     config = load_config(args.config)
     result = asyncio.run(
         run_sync(config, dry_run=args.dry_run, allow_removals=args.allow_removals, full=args.full)
     )
-    if args.dry_run:
-        write_sync_report(result, config, args.format, args.output)
-    else:
-        write_sync_report(result, config, args.format, args.output)
+    write_sync_report(result, config, args.format, args.output)
     stop = result.fatal_outcome
     if stop is not None:
         print(f"licsync: error: the writes stopped: {stop.failure}", file=sys.stderr)

@@ -23,7 +23,7 @@ from licsync.migrate.classify import Decision, MigrateAction, Target
 from licsync.reports.html_page import ReportContext
 from licsync.reports.html_report import migration_html
 from licsync.reports.names import Names
-from licsync.reports.output import csv_bytes, emit, show
+from licsync.reports.output import emit, sheet_bytes, show
 
 VERSION = 1
 CSV_COLUMNS = (  # the vocabulary of licsync.reports.columns
@@ -120,7 +120,7 @@ def write(
     context: ReportContext | None = None,
     names: Names | None = None,
 ) -> None:
-    """Render `doc` as `fmt` (table, json, csv, html) to `output` or standard output."""
+    """Render `doc` as `fmt` (table, json, csv, xlsx, html) to `output` or standard output."""
     if fmt == "table":
         show(lambda console: _table(doc, console), output)
     elif fmt == "json":
@@ -130,7 +130,7 @@ def write(
         context = context or ReportContext(title, "tenant", "rules")
         emit(migration_html(doc, context, names), output)
     else:
-        emit(csv_bytes(CSV_COLUMNS, _csv_rows(doc)), output)
+        emit(sheet_bytes(fmt, CSV_COLUMNS, _csv_rows(doc)), output)
 
 
 def rollback_document(

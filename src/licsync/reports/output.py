@@ -21,7 +21,7 @@ from licsync.reports.names import Names
 from licsync.reports.table import render_plan, render_sync
 from licsync.reports.writes import WriteResult, write_rows
 
-FORMATS = ("table", "json", "csv", "html")
+FORMATS = ("table", "json", "csv", "xlsx", "html")
 FILE_WIDTH = 10_000  # a table written to a file is as wide as its content: no wrapped names
 BOM = "\ufeff"  # so that Excel reads the CSV as UTF-8
 
@@ -55,7 +55,29 @@ def write_report(
         context = context or ReportContext("plan", "tenant", "rules")
         emit(plan_html(plan, names, context, writes), output)
     else:
-        emit(csv_bytes(*plan_csv_rows(plan, names, writes)), output)
+        emit(sheet_bytes(fmt, *plan_csv_rows(plan, names, writes)), output)
+
+
+def sheet_bytes(fmt: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """Rows for a spreadsheet: `fmt` "xlsx" or "csv"."""
+    return xlsx_bytes(columns, rows) if fmt == "xlsx" else csv_bytes(columns, rows)
+
+
+def xlsx_bytes(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """An Excel workbook of one sheet: the header row bold, frozen and filterable."""
+    import xlsxwriter  # only when asked for
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False})
+    sheet = book.add_worksheet("licsync")
+    sheet.write_row(0, 0, columns, book.add_format({"bold": True}))
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        sheet.write_row(count, 0, ["" if v is None else v for v in row])
+    sheet.autofilter(0, 0, count, len(columns) - 1)
+    sheet.freeze_panes(1, 0)
+    book.close()
+    return buffer.getvalue()
 
 
 def csv_bytes(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
@@ -100,3 +122,10 @@ def emit(data: bytes, output: Path | None) -> None:
         write(data)
 
     stream(produce, output)
+
+
+def check_output(fmt: str | None, output: Path | None) -> None:
+    """An xlsx workbook goes to a file, never to a terminal or a pipe (checked before any
+    work, so a sync never writes to the tenant and then fails to report)."""
+    if fmt == "xlsx" and output is None:
+        raise InputError("--format xlsx writes a workbook: give --output PATH (plan.xlsx)")

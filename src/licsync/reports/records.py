@@ -12,7 +12,7 @@ from rich.text import Text
 
 from licsync.catalogue import default_catalogue
 from licsync.model import LicenseError
-from licsync.reports.output import csv_bytes
+from licsync.reports.output import sheet_bytes
 from licsync.store import ProblemRecord, Run
 
 PROBLEM_COLUMNS = (
@@ -111,10 +111,10 @@ def run_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 def rows_data(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> bytes:
-    """The rows as JSON (`fmt` "json") or CSV."""
+    """The rows as JSON (`fmt` "json"), CSV or xlsx."""
     if fmt == "json":
         return orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n"
-    return csv_bytes(columns, ([row[c] for c in columns] for row in rows))
+    return sheet_bytes(fmt, columns, ([row[c] for c in columns] for row in rows))
 
 
 def rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str) -> Table:
