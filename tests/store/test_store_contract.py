@@ -299,6 +299,20 @@ def test_a_later_success_resolves_the_users_problems_for_that_sku(store, clock):
     assert {(p.resolved_at, p.resolved_run_id) for p in resolved} == {(clock.now, run2)}
 
 
+def test_a_run_resolves_the_problems_it_no_longer_sees(store, clock):
+    run1 = start(store)
+    with store.transaction() as tx:
+        tx.record_problems(run1, [problem(), problem(sku=E5), problem(user=U2)])
+    clock.advance(hours=1)
+    run2 = start(store)
+    with store.transaction() as tx:
+        tx.record_problems(run2, [problem(sku=E5)])
+        assert tx.resolve_unseen_problems(run2) == 2
+    assert [(p.user_id, p.sku_id) for p in store.list_problems()] == [(U1, E5)]
+    resolved = [p for p in store.list_problems(include_resolved=True) if not p.is_open]
+    assert {(p.resolved_at, p.resolved_run_id) for p in resolved} == {(clock.now, run2)}
+
+
 def test_a_problem_recorded_by_the_same_run_stays_open(store):
     run = start(store)
     with store.transaction() as tx:
