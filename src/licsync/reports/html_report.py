@@ -133,7 +133,11 @@ def _remedies(counts: Mapping[LicenseError, int]) -> str:
             f"<div>{escape(remedy.meaning)}</div><div><b>Remedy:</b> {escape(remedy.remedy)} "
             f'<a href="{escape(remedy.url)}">Microsoft\'s guidance</a></div></div>'
         )
-    return "".join(blocks)
+    return "".join(blocks) + (
+        '<p class="meta">Each problem below has the remedy of its error type above.</p>'
+        if blocks
+        else ""
+    )
 
 
 def _change_cells(row: ChangeRow, names: Names, writes: Mapping[str, WriteRow] | None) -> list[str]:
@@ -179,7 +183,6 @@ def _problem_rows(plan: Plan, names: Names) -> Iterator[list[str]]:
             names.group(p.group_id),
             p.error.value,
             p.message,
-            REMEDIES[p.error].remedy,
         ]
 
 
@@ -219,7 +222,7 @@ def plan_html(
         HtmlTable(
             "problems",
             "Problems",
-            ("User", "SKU", "Product", "Group", "Error", "Why", "Remedy"),
+            ("User", "SKU", "Product", "Group", "Error", "Why"),
             list(_problem_rows(plan, names)),
             filters=("Error", "SKU", "Group"),
             tags=("Error",),

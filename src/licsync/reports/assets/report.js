@@ -48,7 +48,9 @@
     root.appendChild(pager);
     const tagged = table.tags.map((c) => table.columns.indexOf(c));
     const numeric = table.numeric.map((c) => table.columns.indexOf(c));
-    const keep = table.columns.map((c) => c === "User" || c === "SKU");  // never wrapped
+    // user and SKU never wrap; lists of plan names may break anywhere; the rest between words
+    const style = table.columns.map((c) =>
+      c === "User" || c === "SKU" ? " keep" : /Before|After|plans/.test(c) ? " plans" : "");
     let matches = table.rows;
     let page = 0;
 
@@ -59,7 +61,7 @@
       for (const row of matches.slice(page * PAGE, page * PAGE + PAGE)) {
         const tr = el("tr");
         row.forEach((k, i) => {
-          const td = el("td", { class: (numeric.includes(i) ? "num" : "") + (keep[i] ? " keep" : "") });
+          const td = el("td", { class: (numeric.includes(i) ? "num" : "") + style[i] });
           if (tagged.includes(i) && strings[k]) {
             td.appendChild(el("span", { class: "tag " + lower[k].split(/[^a-z]/)[0] }, strings[k]));
           } else {
