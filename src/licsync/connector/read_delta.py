@@ -19,7 +19,7 @@ bin keeps its groups, without `members@delta`) have their groups read with `memb
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -49,6 +49,7 @@ from licsync.graphjson import (
     GROUP_TYPE,
     USER_TYPE,
     parse_group,
+    parse_user,
     split_members,
 )
 from licsync.model import guid
@@ -60,15 +61,33 @@ class DeltaRefused(Exception):
     """Graph refused a stored delta link (expired or invalid): read everything again."""
 
 
+def _checked_user(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` if it parses as a user (the view keeps raw items and parses them later)."""
+    if "@removed" not in raw:
+        parse_user(raw)
+    return raw
+
+
+def _checked_group(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` if it parses as a group, its `members@delta` included."""
+    if "@removed" not in raw:
+        parse_group({**raw, "members": raw.get("members@delta") or ()})
+    return raw
+
+
 async def _delta_round(
-    client: GraphClient, link: str, params: dict[str, str | int] | None = None
+    client: GraphClient,
+    link: str,
+    check: Callable[[dict[str, Any]], dict[str, Any]],
+    params: dict[str, str | int] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Every item of one delta round and the round's final delta link."""
+    """Every item of one delta round (each passed through `check`) and the round's final
+    delta link."""
     pager = client.iterate_pages(link, params, DELTA_HEADERS)
     items: list[dict[str, Any]] = []
     try:
         async for page in pager:
-            items.extend(page.get("value") or ())
+            items.extend(pager.parse(page, check))
     except GraphError as exc:
         status = exc.verdict.status if exc.verdict else None
         if status in (400, 404, 410):
@@ -85,10 +104,16 @@ async def start_delta(client: GraphClient) -> dict[str, str]:
     Graph refusing to start them is a `GraphFatalError` saying so (nothing is written)."""
     rounds = await asyncio.gather(
         _delta_round(
-            client, "/users/delta", {"$select": USER_DELTA_SELECT, "$deltatoken": "latest"}
+            client,
+            "/users/delta",
+            _checked_user,
+            {"$select": USER_DELTA_SELECT, "$deltatoken": "latest"},
         ),
         _delta_round(
-            client, "/groups/delta", {"$select": GROUP_DELTA_SELECT, "$deltatoken": "latest"}
+            client,
+            "/groups/delta",
+            _checked_group,
+            {"$select": GROUP_DELTA_SELECT, "$deltatoken": "latest"},
         ),
         return_exceptions=True,
     )
@@ -114,7 +139,7 @@ async def _read_users(
         return {}, False
     params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
     if len(ids) / IDS_PER_FILTER > known / PAGE_SIZE + 1:
-        listed = await client.iterate_pages("/users", params).collect()
+        listed = await client.iterate_pages("/users", params).collect(_checked_user)
         return {guid(u["id"]): u for u in listed}, True
     semaphore = asyncio.Semaphore(max(1, concurrency))
     ordered = sorted(ids)
@@ -123,7 +148,7 @@ async def _read_users(
         quoted = ",".join(f"'{i}'" for i in part)
         async with semaphore:
             query = {**params, "$filter": f"id in ({quoted})"}
-            return await client.iterate_pages("/users", query).collect()
+            return await client.iterate_pages("/users", query).collect(_checked_user)
 
     parts = [ordered[i : i + IDS_PER_FILTER] for i in range(0, len(ordered), IDS_PER_FILTER)]
     found = await asyncio.gather(*(chunk(p) for p in parts))
@@ -261,8 +286,8 @@ async def read_incremental(
     """Patch `view` (changed in place) with the delta rounds from `links`; raises DeltaRefused
     when Graph refuses a link, GraphError for anything else."""
     rounds = await asyncio.gather(
-        _delta_round(client, links["users"]),
-        _delta_round(client, links["groups"]),
+        _delta_round(client, links["users"], _checked_user),
+        _delta_round(client, links["groups"], _checked_group),
         read_org_and_skus(client),
         return_exceptions=True,
     )

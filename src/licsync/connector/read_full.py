@@ -23,6 +23,7 @@ from licsync.config import Config
 from licsync.config.names import GroupNames
 from licsync.connector.progress import Progress
 from licsync.graph.client import GraphClient
+from licsync.graph.errors import GraphPagingError
 from licsync.graphjson import (
     parse_group,
     parse_sku,
@@ -93,13 +94,22 @@ async def read_members(client: GraphClient, group_id: str) -> list[Any]:
 
 
 async def read_org_and_skus(client: GraphClient) -> tuple[str | None, dict[str, Any]]:
-    org, skus_raw = await asyncio.gather(
-        client.get_json("/organization"), client.iterate_pages("/subscribedSkus", {}).collect()
+    org, skus_read = await asyncio.gather(
+        client.get_json("/organization"),
+        client.iterate_pages("/subscribedSkus", {}).collect(parse_sku),
     )
     orgs = org.get("value") if "value" in org else [org]
-    country = (orgs[0].get("countryLetterCode") if orgs else None) or None
-    skus = {s.id: s for s in map(parse_sku, skus_raw)}
+    first = orgs[0] if isinstance(orgs, list) and orgs else {}
+    country = first.get("countryLetterCode") if isinstance(first, dict) else first
+    if not isinstance(orgs, list) or not isinstance(country, str | None):
+        raise GraphPagingError("GET /organization: the reply is not a Graph organization")
+    skus = {s.id: s for s in skus_read}
     return (country.strip().upper() if country else None), skus
+
+
+def _with_shell(raw: dict[str, Any]) -> tuple[dict[str, Any], Group]:
+    """A `/groups` item and its parsed shell (members are read separately)."""
+    return raw, parse_group(raw)
 
 
 async def read_tenant(
@@ -123,18 +133,19 @@ async def read_tenant(
 
         async def read_users() -> None:
             params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
-            async for page in client.iterate_pages("/users", params):
-                value = page.get("value") or ()
-                users.update((u.id, u) for u in map(parse_user, value))  # while Graph pages
-                bar.advance("users", len(value))
+            pager = client.iterate_pages("/users", params)
+            async for page in pager:
+                parsed = pager.parse(page, parse_user)  # while Graph prepares the next page
+                users.update((u.id, u) for u in parsed)
+                bar.advance("users", len(parsed))
 
         group_params: dict[str, str | int] = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
-        groups_task = client.iterate_pages("/groups", group_params).collect()
-        (country, skus), groups_raw, _ = await asyncio.gather(
+        groups_task = client.iterate_pages("/groups", group_params).collect(_with_shell)
+        (country, skus), groups_read, _ = await asyncio.gather(
             read_org_and_skus(client), groups_task, read_users()
         )
-        raw_by_id = {guid(g["id"]): g for g in groups_raw}
-        shells = {g.id: g for g in map(parse_group, groups_raw)}
+        raw_by_id = {shell.id: raw for raw, shell in groups_read}
+        shells = {shell.id: shell for _, shell in groups_read}
 
         needed, nested = groups_to_read(shells, config)
         needed.update(guid(g) for g in group_ids)

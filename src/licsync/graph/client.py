@@ -1,13 +1,16 @@
 """`GraphClient`: every Graph request goes through the msgraph-sdk adapter and one retry policy.
 
-The transport is the SDK's own (`GraphClientFactory` middleware: redirects, telemetry, URL
-decoding, headers inspection) **without** kiota's `RetryHandler`, so retries happen only in
-`licsync.graph.retry`. Responses are read natively (`NativeResponseHandler`) and parsed with
-orjson into plain dicts: bulk reads never build SDK models.
+The transport is the SDK's own (`GraphClientFactory` middleware: telemetry, URL decoding,
+headers inspection) **without** kiota's `RetryHandler` (retries happen only in
+`licsync.graph.retry`) and `RedirectHandler` (no redirect is followed: requests stay on the
+configured host, `licsync.graph.urls`). Each attempt has a total deadline. Responses are read
+natively (`NativeResponseHandler`) and parsed with orjson into plain dicts: bulk reads never
+build SDK models.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +25,7 @@ from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.httpx_request_adapter import HttpxRequestAdapter
 from kiota_http.kiota_client_factory import KiotaClientFactory
-from kiota_http.middleware import RetryHandler
+from kiota_http.middleware import RedirectHandler, RetryHandler
 from kiota_http.middleware.middleware import BaseMiddleware
 from kiota_http.middleware.options import ResponseHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
@@ -38,8 +41,11 @@ from licsync.graph.auth import (
     credential_error,
 )
 from licsync.graph.classify import Action, Verdict, classify, classify_exception, to_error
-from licsync.graph.paging import Paginator
+from licsync.graph.errors import GraphPagingError, GraphSecurityError
+from licsync.graph.paging import Paginator, describe_json
 from licsync.graph.retry import RetryPolicy
+from licsync.graph.settings import DEFAULT_REQUEST_DEADLINE
+from licsync.graph.urls import pin, shown
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -51,11 +57,12 @@ Headers = Mapping[str, str]
 
 
 def sdk_middleware() -> list[BaseMiddleware]:
-    """The SDK's default middleware for Graph, minus `RetryHandler` (tenacity owns retries)."""
+    """The SDK's default middleware for Graph, minus `RetryHandler` (tenacity owns retries)
+    and `RedirectHandler` (a redirect is never followed)."""
     middleware = [
         m
         for m in KiotaClientFactory.get_default_middleware(sdk_options)
-        if not isinstance(m, RetryHandler)
+        if not isinstance(m, RetryHandler | RedirectHandler)
     ]
     telemetry = sdk_options.get(GraphTelemetryHandlerOption.get_key())
     middleware.append(GraphTelemetryHandler(options=telemetry))
@@ -67,8 +74,9 @@ def build_http_client(
     transport: httpx.AsyncBaseTransport | None = None,
     ca_file: Path | None = None,
 ) -> httpx.AsyncClient:
-    """An httpx client carrying the SDK middleware pipeline (no RetryHandler); HTTP/2 as the
-    SDK's default client, trusting `ca_file` (PEM) instead of the system's CAs when given."""
+    """An httpx client carrying the SDK middleware pipeline (no RetryHandler, no redirects);
+    HTTP/2 as the SDK's default client, trusting `ca_file` (PEM) instead of the system's CAs
+    when given."""
     if transport is None:
         client = KiotaClientFactory.get_default_client()
         if ca_file is not None:  # the SDK's client (timeouts, HTTP/2), trusting `ca_file`
@@ -76,6 +84,7 @@ def build_http_client(
             client = httpx.AsyncClient(timeout=client.timeout, http2=True, verify=verify)
     else:
         client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100, connect=30))
+    client.follow_redirects = False
     client.base_url = httpx.URL(base_url)
     piped: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
         sdk_middleware(), client=client
@@ -96,10 +105,13 @@ class GraphClient:
         max_batches_in_flight: int = 4,
         max_consecutive_denials: int = 25,
         settings: GraphSettings | None = None,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
+        self._base = httpx.URL(self.base_url)
         adapter.base_url = self.base_url
+        self.request_deadline = request_deadline
         self.policy = policy or RetryPolicy()
         self.max_batches_in_flight = max_batches_in_flight
         self.max_consecutive_denials = max_consecutive_denials
@@ -137,6 +149,7 @@ class GraphClient:
             max_batches_in_flight=settings.max_batches_in_flight,
             max_consecutive_denials=settings.max_consecutive_denials,
             settings=settings,
+            request_deadline=settings.request_deadline_seconds,
         )
 
     async def __aenter__(self) -> GraphClient:
@@ -156,11 +169,13 @@ class GraphClient:
             await self._credential.close()
 
     def url_for(self, path_or_url: str, params: Params | None = None) -> str:
-        """Absolute url: a relative `path` joins the base url; a next link is used as is."""
-        if path_or_url.startswith(("https://", "http://")):
-            url = httpx.URL(path_or_url)
+        """Absolute url: a relative `path` joins the base url; a next link is used as is.
+
+        Raises `GraphSecurityError` for a url off the configured endpoint (`urls.pin`)."""
+        if "://" in path_or_url:
+            url = pin(path_or_url, self._base)
         else:
-            url = httpx.URL(f"{self.base_url}/{path_or_url.lstrip('/')}")
+            url = pin(f"{self.base_url}/{path_or_url.lstrip('/')}", self._base)
         if params:
             url = url.copy_merge_params({k: str(v) for k, v in params.items()})
         return str(url)
@@ -176,8 +191,9 @@ class GraphClient:
     ) -> Any:
         """One attempt through the SDK adapter; returns the parsed body on success, raises the
         verdict's GraphError otherwise: any exception out of the transport is classified
-        (`classify_exception`), a token azure-identity cannot get is a `GraphCredentialError`,
-        and after a 401 the next attempt asks for a new token."""
+        (`classify_exception`), the request deadline is transient, a redirect is refused, a
+        token azure-identity cannot get is a `GraphCredentialError`, and after a 401 the next
+        attempt asks for a new token."""
         what = _what(method, path_or_url)
         info = RequestInformation(Method[method.upper()])
         info.url = self.url_for(path_or_url, params)
@@ -189,17 +205,31 @@ class GraphClient:
             info.headers.add("Content-Type", "application/json")
         info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
         try:
-            response: httpx.Response | None = await self.adapter.send_primitive_async(
-                info, "bytes", None
-            )
+            async with asyncio.timeout(self.request_deadline):
+                response: httpx.Response | None = await self.adapter.send_primitive_async(
+                    info, "bytes", None
+                )
         except AzureError as exc:  # from the credential, before anything was sent
             if self.settings is None:
                 raise to_error(classify_exception(exc), what) from None
             raise credential_error(self.settings, exc, what) from None
+        except TimeoutError:
+            message = (
+                f"no complete answer within {self.request_deadline:g} s "
+                "(graph.request_deadline_seconds)"
+            )
+            verdict = Verdict(Action.RETRY, None, "Deadline", message, reason="request deadline")
+            raise to_error(verdict, what) from None
         except Exception as exc:
             raise to_error(classify_exception(exc), what) from exc
         if response is None:  # the native response handler always returns the response
             raise to_error(classify_exception(RuntimeError("no response")), what)
+        if response.is_redirect:
+            target = response.headers.get("Location", "")
+            raise GraphSecurityError(
+                f"{what}: Graph answered {response.status_code} redirecting to "
+                f"{shown(response.url.join(target))}; licsync follows no redirects"
+            )
         body: Any = None
         if response.content:
             try:
@@ -236,9 +266,15 @@ class GraphClient:
     async def get_json(
         self, path: str, params: Params | None = None, headers: Headers | None = None
     ) -> dict[str, Any]:
-        """GET one resource as a plain dict (retried and classified)."""
+        """GET one resource as a plain dict (retried and classified); a reply that is not a
+        JSON object raises `GraphPagingError`."""
         body = await self.request_json("GET", path, params=params, headers=headers)
-        return body if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            raise GraphPagingError(
+                f"GET {shown(self.url_for(path))}: the reply is {describe_json(body)}, "
+                "not a Graph object"
+            )
+        return body
 
     def iterate_pages(
         self,
@@ -251,5 +287,5 @@ class GraphClient:
 
 
 def _what(method: str, path_or_url: str) -> str:
-    """A request's name in errors and logs: method and path, without the query."""
-    return f"{method.upper()} {path_or_url.split('?', 1)[0]}"
+    """A request's name in errors and logs: method and url, without userinfo or query."""
+    return f"{method.upper()} {shown(path_or_url)}"

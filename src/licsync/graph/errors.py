@@ -56,3 +56,7 @@ class GraphCredentialError(GraphFatalError):
 
 class GraphPagingError(GraphFatalError):
     """A paged read went wrong (a next link repeated): stop rather than loop."""
+
+
+class GraphSecurityError(GraphFatalError):
+    """A url or redirect leading away from the configured Graph endpoint: refused, not sent."""

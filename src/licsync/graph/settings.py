@@ -36,6 +36,8 @@ DEFAULT_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY = "login.microsoftonline.com"
 # Identity and access write limit: 3,000 writes per 150 s per app and tenant → 20 per second.
 DEFAULT_WRITE_RATE = 3000 / 150
+# Total time one request may take, connection to last byte (a trickling answer ends there).
+DEFAULT_REQUEST_DEADLINE = 120.0
 
 # Graph host → Entra authority of its national cloud.
 NATIONAL_AUTHORITIES: dict[str, str] = {
@@ -107,9 +109,15 @@ class GraphSettings(BaseModel):
     replication_wait_seconds: Annotated[float, Strict()] = Field(
         default=30.0, ge=0, le=600, allow_inf_nan=False
     )
+<<<<<<< HEAD
     # Writes refused with 403 on distinct users in a row before the app itself is taken to
     # lack the permission and the writes stop (0: never).
     max_consecutive_denials: StrictInt = Field(default=25, ge=0)
+=======
+    request_deadline_seconds: Annotated[float, Strict()] = Field(
+        default=DEFAULT_REQUEST_DEADLINE, gt=0, le=3600, allow_inf_nan=False
+    )
+>>>>>>> dc8f0d6 (Graph replies are checked, requests pinned to the configured host, each request has a total deadline: a 200 that is not a page (error object, list, empty body, no value, item without id, wrong item shape) raises GraphPagingError naming the url without its query; next/delta links, stored delta links and redirects off the configured scheme/host/port or with userinfo raise GraphSecurityError; kiota's RedirectHandler removed; graph.request_deadline_seconds (transient))
     _source: str = PrivateAttr(default="licsync.toml")  # the file the settings came from
 
     @field_validator("url")
@@ -122,6 +130,8 @@ class GraphSettings(BaseModel):
             parts.port  # noqa: B018 - raises for a port out of range
         except ValueError:
             raise ValueError(f"the port must be 1 to 65535, got {value!r}") from None
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("the url takes no user or password (user@host)")
         if parts.query or parts.fragment:
             raise ValueError(f"the url takes no query or fragment, got {value!r}")
         if parts.scheme == "http" and not is_loopback(value):
