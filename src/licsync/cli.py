@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from licsync import __version__
 from licsync.errors import LicsyncError
+from licsync.redact import redact
 
 # Modules that each add one or more subcommands with `register(subparsers)`.
 COMMAND_MODULES = (
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except LicsyncError as exc:
-        print(f"licsync: error: {exc}", file=sys.stderr)
+        print(f"licsync: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("licsync: interrupted", file=sys.stderr)

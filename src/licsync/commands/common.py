@@ -18,6 +18,7 @@ from licsync.connector.planning import make_plan
 from licsync.connector.sync import SyncResult, run_sync
 from licsync.graph.settings import graph_table_issues
 from licsync.model import Plan, Tenant
+from licsync.redact import RedactingFilter, redact_event
 from licsync.reports.html_page import ReportContext
 from licsync.reports.names import Names
 from licsync.reports.output import FORMATS, default_format, write_report
@@ -37,9 +38,22 @@ def _stderr_logger(*_: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """structlog to stderr: JSON lines for schedulers and files, a console renderer on a
-    terminal. Called once by a command's handler."""
+    terminal; stdlib warnings (azure-identity's) to stderr too. Secrets are masked in both.
+    Called once by a command's handler."""
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()
@@ -51,12 +65,19 @@ def configure_logging(level: int = logging.INFO) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,  # looks sys.stderr up per logger, not once
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+        handler = _StderrHandler()
+        handler.addFilter(RedactingFilter())
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
 
 
 def add_config_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from kiota_abstractions.authentication import (
     AnonymousAuthenticationProvider,
     AuthenticationProvider,
@@ -25,6 +25,7 @@ from licsync.errors import ConfigError
 from licsync.graph.classify import Action, Verdict
 from licsync.graph.errors import GraphCredentialError
 from licsync.graph.settings import AuthKind, GraphSettings
+from licsync.redact import redact
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -148,7 +149,7 @@ def _said(exc: Exception, settings: GraphSettings) -> str:
     for secret in (settings.client_secret, settings.certificate_password):
         if secret is not None and secret.get_secret_value():
             text = text.replace(secret.get_secret_value(), "***")
-    return text
+    return redact(text)  # also the encoded spellings an echoed form post carries
 
 
 def build_auth_provider(
@@ -158,5 +159,24 @@ def build_auth_provider(
     if credential is None:
         return AnonymousAuthenticationProvider()
     return AzureIdentityAuthenticationProvider(
-        credential, scopes=[settings.scope], allowed_hosts=[settings.host]
+        _Guarded(credential),  # type: ignore[arg-type]
+        scopes=[settings.scope],
+        allowed_hosts=[settings.host],
     )
+
+
+class _Guarded:
+    """`credential.get_token` whose failures are all `AzureError`s: a token endpoint answer
+    azure-identity cannot read (an HTML page) otherwise escapes as a bare `TypeError`."""
+
+    def __init__(self, credential: AsyncTokenCredential) -> None:
+        self._credential = credential
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        try:
+            return await self._credential.get_token(*scopes, **kwargs)
+        except AzureError:
+            raise
+        except Exception as exc:
+            message = f"the token endpoint's answer could not be used ({type(exc).__name__})"
+            raise ClientAuthenticationError(message=message) from None

@@ -41,7 +41,10 @@ from licsync.graph.auth import (
     credential_error,
 )
 from licsync.graph.classify import Action, Verdict, classify, classify_exception, to_error
-from licsync.graph.errors import GraphPagingError, GraphSecurityError
+from licsync.graph.errors import (
+    GraphPagingError,
+    GraphSecurityError,
+)
 from licsync.graph.paging import Paginator, describe_json
 from licsync.graph.retry import RetryPolicy
 from licsync.graph.settings import DEFAULT_REQUEST_DEADLINE
@@ -271,8 +274,7 @@ class GraphClient:
         body = await self.request_json("GET", path, params=params, headers=headers)
         if not isinstance(body, dict):
             raise GraphPagingError(
-                f"GET {shown(self.url_for(path))}: the reply is {describe_json(body)}, "
-                "not a Graph object"
+                f"GET {shown(path)}: the reply is {describe_json(body)}, not a Graph object"
             )
         return body
 
