@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from licsync.errors import InputError
+from licsync.files import open_private
 from licsync.migrate.classify import MigrateAction
 from licsync.model import Ownership, guid
 
@@ -84,7 +85,8 @@ def write_rollback(
     }
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        with open_private(tmp) as handle:
+            handle.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
         os.replace(tmp, path)
     except OSError as exc:
         raise InputError(f"{path}: cannot write the rollback file: {exc.strerror}") from None

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from licsync.errors import InputError
+from licsync.files import open_private
 from licsync.model import Plan
 from licsync.reports.csv_report import plan_csv_rows
 from licsync.reports.html_page import ReportContext
@@ -96,7 +97,7 @@ def show(draw: Callable[[Console], None], output: Path | None) -> None:
         draw(Console(width=None if sys.stdout.isatty() else FILE_WIDTH))
         return
     try:
-        with output.open("w", encoding="utf-8") as handle:
+        with open_private(output, "w", encoding="utf-8") as handle:
             draw(Console(file=handle, width=FILE_WIDTH, color_system=None))
     except OSError as exc:
         raise InputError(f"{output}: cannot write report: {exc.strerror}") from None
@@ -109,7 +110,7 @@ def stream(produce: Callable[[Writer], object], output: Path | None) -> None:
         sys.stdout.flush()
         return
     try:
-        with output.open("wb") as handle:
+        with open_private(output) as handle:
             produce(handle.write)
     except OSError as exc:
         raise InputError(f"{output}: cannot write report: {exc.strerror}") from None

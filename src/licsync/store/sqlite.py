@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from licsync.errors import StateError
+from licsync.files import make_private
 
 
 class SqliteDatabase:
@@ -37,9 +38,12 @@ class SqliteDatabase:
             if read_only:
                 self._conn = self._open_read_only(busy_timeout)
             else:
+                created = self.path != ":memory:" and not Path(self.path).exists()
                 self._conn = sqlite3.connect(
                     self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
                 )
+                if created:  # before the WAL files exist: SQLite gives them the file's mode
+                    make_private(self.path)
                 self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")

@@ -1,0 +1,33 @@
+"""Files licsync creates hold user names and licences: they are private to the owner (0600).
+
+`open_private` is the one way licsync writes a file (reports, `--output`, snapshots, rollback
+files); the state store's SQLite file is made private by `make_private` right after SQLite
+creates it, before its WAL and shared-memory files exist (SQLite gives those the same mode).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+PRIVATE = 0o600
+
+
+def open_private(path: Path, mode: str = "wb", **kwargs: Any) -> IO[Any]:
+    """`path` opened for writing (`"w"` or `"wb"`), created or truncated, mode 0600 (an
+    existing file is narrowed to 0600 too: its old content is replaced)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"open_private writes files, got mode {mode!r}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+    try:
+        os.fchmod(fd, PRIVATE)
+        return os.fdopen(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def make_private(path: str | Path) -> None:
+    """Narrow a file licsync has just created to 0600."""
+    os.chmod(path, PRIVATE)
