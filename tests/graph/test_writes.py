@@ -550,3 +550,57 @@ def test_an_item_that_gives_up_does_not_hold_the_others_back(
         (Action.THROTTLED, 1),
         (Action.SUCCESS, 2),
     ]
+
+
+class LowestRate(WriteBudget):
+    """A write budget that remembers the lowest rate it ran at."""
+
+    lowest = float("inf")
+
+    def throttled(self, retry_after: float | None) -> None:
+        super().throttled(retry_after)
+        self.lowest = min(self.lowest, self.rate)
+
+
+def test_5xx_and_drops_are_retried_at_the_full_write_rate(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    """10 % of items answer 5xx once and every 10th envelope is cut off: every write lands and
+    the rate is never cut, so the budget paces the retries at the full rate (the fake clock
+    moves only with the budget's waits: retry back-offs run concurrently in real life)."""
+    statuses = (500, 503, 504)
+
+    def answer(item: Item, attempt: int) -> tuple[int, dict[str, str], Any]:
+        user = int(item["url"].split("/")[2].split("-")[1])
+        if attempt == 1 and user % 10 == 3:
+            return statuses[user % 3], {}, {"error": {"code": "ServiceUnavailable"}}
+        return ok(item, attempt)
+
+    def envelope(n: int) -> httpx.Response | None:
+        if n % 10 == 5:
+            raise httpx.RemoteProtocolError("peer closed connection")
+        return None
+
+    endpoint = FakeBatchEndpoint(answer, envelope)
+    bucket = LowestRate(20, clock=clock, sleep=clock.sleep)
+    async def back_off(_seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    policy = RetryPolicy(max_attempts=5, sleep=back_off, jitter=lambda: 0.0)
+    outcomes = run(make_client(endpoint), jobs_for(1000), clock, budget=bucket, policy=policy)
+    assert all(o.ok for o in outcomes)
+    sent = sum(len(e) for e in endpoint.envelopes)
+    assert sent > 1100  # the faults were retried
+    assert bucket.lowest == float("inf") and bucket.rate == 20  # never slowed down
+    assert clock.now == pytest.approx((sent - bucket.burst) / bucket.fill_rate, abs=1.0)
+
+
+def test_a_halved_rate_recovers_within_100_writes_at_any_target(clock: FakeClock) -> None:
+    for target in (20.0, 100.0):
+        bucket = WriteBudget(target, clock=clock, sleep=clock.sleep)
+        bucket.throttled(1.0)
+        assert bucket.rate == target / 2
+        bucket.succeeded(99)
+        assert bucket.rate < target
+        bucket.succeeded(1)
+        assert bucket.rate == pytest.approx(target)

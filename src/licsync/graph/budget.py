@@ -2,7 +2,9 @@
 
 Consulted before each `$batch` is sent (one token per write). On a 429 the rate halves and the
 bucket is closed until Retry-After has passed; each successful write then recovers the rate a
-little (additive increase, multiplicative decrease). The rate halves once per throttling
+little (additive increase, multiplicative decrease): a halved rate is back at the target after
+`RECOVERY_WRITES / 2` successful writes, whatever the target. Only a 429 slows the writes: a
+5xx or a dropped connection is retried by its item alone and leaves the rate as it is. The rate halves once per throttling
 episode: the other 429s of that episode (the rest of the envelope, the envelopes already in
 flight) answer writes sent before the slowdown and only extend the closure. `clock` and `sleep`
 are injectable.
@@ -20,6 +22,7 @@ from licsync.graph.batch import MAX_BATCH_SIZE
 from licsync.graph.settings import DEFAULT_WRITE_RATE
 
 WRITE_WINDOW = 150.0  # Graph counts writes per app and tenant over 150 s
+RECOVERY_WRITES = 200  # successful writes that add back the whole target rate
 
 log = structlog.get_logger("licsync.graph")
 
@@ -44,7 +47,7 @@ class WriteBudget:
         *,
         burst: float | None = None,
         min_rate: float = 1.0,
-        recovery_per_write: float = 0.1,
+        recovery_per_write: float | None = None,
         episode: float = 1.0,
         window: float = WRITE_WINDOW,
         clock: Callable[[], float] = time.monotonic,
@@ -57,7 +60,9 @@ class WriteBudget:
         self.burst = float(burst if burst is not None else default_burst(rate, window))
         self.headroom = self.burst / window
         self.min_rate = min(min_rate, rate)
-        self.recovery_per_write = recovery_per_write
+        self.recovery_per_write = (
+            rate / RECOVERY_WRITES if recovery_per_write is None else recovery_per_write
+        )
         self.episode = episode
         self._clock = clock
         self._sleep = sleep
