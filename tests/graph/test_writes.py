@@ -583,6 +583,7 @@ def test_5xx_and_drops_are_retried_at_the_full_write_rate(
 
     endpoint = FakeBatchEndpoint(answer, envelope)
     bucket = LowestRate(20, clock=clock, sleep=clock.sleep)
+
     async def back_off(_seconds: float) -> None:
         await asyncio.sleep(0)
 

@@ -4,10 +4,10 @@ Consulted before each `$batch` is sent (one token per write). On a 429 the rate 
 bucket is closed until Retry-After has passed; each successful write then recovers the rate a
 little (additive increase, multiplicative decrease): a halved rate is back at the target after
 `RECOVERY_WRITES / 2` successful writes, whatever the target. Only a 429 slows the writes: a
-5xx or a dropped connection is retried by its item alone and leaves the rate as it is. The rate halves once per throttling
-episode: the other 429s of that episode (the rest of the envelope, the envelopes already in
-flight) answer writes sent before the slowdown and only extend the closure. `clock` and `sleep`
-are injectable.
+5xx or a dropped connection is retried by its item alone and leaves the rate as it is. The rate
+halves once per throttling episode: the other 429s of that episode (the rest of the envelope,
+the envelopes already in flight) answer writes sent before the slowdown and only extend the
+closure. `clock` and `sleep` are injectable.
 """
 
 from __future__ import annotations
