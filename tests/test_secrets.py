@@ -52,9 +52,15 @@ def echo_html_500(seen: Seen) -> Reply:
     return Reply(500, page.encode(), {"Content-Type": "text/html"})
 
 
-@pytest.mark.parametrize("source", ["environment", "client_secret_file"])
-@pytest.mark.parametrize("echo", [echo_401, echo_html_500])
-def test_an_echoed_secret_is_never_printed(tmp_path: Path, source: str, echo: object) -> None:
+@pytest.mark.parametrize(
+    ("echo", "source"),
+    [
+        (echo_401, "environment"),
+        (echo_401, "client_secret_file"),
+        (echo_html_500, "client_secret_file"),  # azure-identity retries it: 7 s, run once
+    ],
+)
+def test_an_echoed_secret_is_never_printed(tmp_path: Path, echo: object, source: str) -> None:
     cert, key = self_signed(tmp_path)
     with serve(echo, tls=(cert, key)) as login:  # type: ignore[arg-type]
         secret_line = ""
