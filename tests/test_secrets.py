@@ -92,7 +92,7 @@ def test_an_echoed_secret_is_never_printed(tmp_path: Path, echo: object, source:
     output = run.stdout + run.stderr
     assert run.returncode == ExitCode.GRAPH, output
     assert "Traceback" not in output
-    assert re.search(r"licsync: error: GET /\w+/delta: no access token: ", run.stderr)
+    assert re.search(r"licsync: error: GET /\w+/delta: cannot get an access token ", run.stderr)
     assert ("***" in run.stderr) is (echo is echo_401)  # the 401's own words are kept
     for spelling in SPELLINGS:
         assert spelling not in output

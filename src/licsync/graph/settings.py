@@ -9,6 +9,8 @@ line or error shows them.
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,15 +20,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     Strict,
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
 )
 
+from licsync import redact
 from licsync.errors import ConfigError
-from licsync.validation import issues
+from licsync.validation import Issue, issues
 
 DEFAULT_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY = "login.microsoftonline.com"
@@ -108,6 +113,120 @@ class GraphSettings(BaseModel):
     # Writes refused with 403 on distinct users in a row before the app itself is taken to
     # lack the permission and the writes stop (0: never).
     max_consecutive_denials: StrictInt = Field(default=25, ge=0)
+    request_deadline_seconds: Annotated[float, Strict()] = Field(
+        default=DEFAULT_REQUEST_DEADLINE, gt=0, le=3600, allow_inf_nan=False
+    )
+    _source: str = PrivateAttr(default="licsync.toml")  # the file the settings came from
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s) url, got {value!r}")
+        try:
+            parts.port  # noqa: B018 - raises for a port out of range
+        except ValueError:
+            raise ValueError(f"the port must be 1 to 65535, got {value!r}") from None
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("the url takes no user or password (user@host)")
+        if parts.query or parts.fragment:
+            raise ValueError(f"the url takes no query or fragment, got {value!r}")
+        if parts.scheme == "http" and not is_loopback(value):
+            raise ValueError(f"plain http is only allowed for a loopback url, got {value}")
+        return value.strip().rstrip("/")
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host = urlsplit(value).hostname if "://" in value else value.strip().strip("/")
+        if not host or "/" in host:
+            raise ValueError(f"expected a host name such as {DEFAULT_AUTHORITY}, got {value!r}")
+        return host.lower()
+
+    @property
+    def source(self) -> str:
+        """The configuration file these settings came from (for messages)."""
+        return self._source
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+    @property
+    def scope(self) -> str:
+        """The token scope for this Graph endpoint (`https://<host>/.default`)."""
+        return f"https://{self.host}/.default"
+
+    @property
+    def authority_host(self) -> str:
+        return self.authority or NATIONAL_AUTHORITIES.get(self.host, DEFAULT_AUTHORITY)
+
+    @property
+    def identity(self) -> str:
+        """The credential in words, for error messages (never a secret)."""
+        return (
+            f"auth = {self.auth}, tenant {self.tenant_id or '(not set)'}, "
+            f"client {self.client_id or '(not set)'}"
+        )
+
+
+# What each credential kind needs: key → explanation.
+_REQUIRED: dict[AuthKind, tuple[str, ...]] = {
+    AuthKind.CLIENT_SECRET: ("tenant_id", "client_id", "client_secret"),
+    AuthKind.CERTIFICATE: ("tenant_id", "client_id", "certificate_path"),
+}
+
+
+def graph_table_issues(raw: Mapping[str, Any]) -> list[Issue]:
+    """What is wrong with a `[graph]` table as written (keys, types, ranges, the url), without
+    the environment, secrets or credentials: the configuration file's own validation pass."""
+    data = dict(raw)
+    found: list[Issue] = []
+    for key in SECRET_KEYS:
+        if key in data:
+            data.pop(key)
+            found.append(Issue(("graph", key), _no_secret_in("the configuration file", key)))
+    try:
+        GraphSettings.model_validate(data)
+    except ValidationError as exc:
+        found.extend(issues(exc, GraphSettings, ("graph",)))
+    return found
+
+
+def _no_secret_in(source: str, key: str) -> str:
+    return f"secrets are not read from {source}; set {SECRET_KEYS[key]} or {key}_file"
+
+
+def load_graph_settings(
+    raw: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    path: str = "licsync.toml",
+) -> GraphSettings:
+    """Validate the `[graph]` table `raw` with the `LICSYNC_GRAPH_*` overrides from `env`.
+
+    `env` defaults to `os.environ`. Raises `ConfigError(path, ["graph.<key>: …", …])`.
+    """
+    env = os.environ if env is None else env
+    data = dict(raw or {})
+    problems: list[str] = []
+    for key in SECRET_KEYS:
+        if key in data:
+            data.pop(key)
+            problems.append(f"graph.{key}: {_no_secret_in(path, key)}")
+    for name, key in ENV_OVERRIDES.items():
+        if env.get(name):
+            data[key] = env[name]
+
+    for key, env_name in SECRET_KEYS.items():
+        file_key = f"{key}_file"
+        secret = _read_secret(env.get(env_name) or None, data.get(file_key), file_key, problems)
+        if secret is not None:
+            redact.register(secret)
+            data[key] = SecretStr(secret)
 
     try:
         settings = GraphSettings.model_validate(data)
