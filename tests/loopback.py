@@ -3,8 +3,6 @@ function answers each request (status, headers, body, pauses between body bytes)
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import threading
 import time
@@ -79,12 +77,13 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(respond: Respond, tls: tuple[Path, Path] | None = None) -> Iterator[_Server]:
-    """Run a server answering with `respond` until the block ends; `tls` is (cert, key)."""
+def serve(respond: Respond, tls: Path | None = None) -> Iterator[_Server]:
+    """Run a server answering with `respond` until the block ends; `tls` is a PEM with the
+    certificate chain and its key (the `tls_files` fixture's)."""
     server = _Server(respond)
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*tls)
+        context.load_cert_chain(tls)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -93,40 +92,3 @@ def serve(respond: Respond, tls: tuple[Path, Path] | None = None) -> Iterator[_S
     finally:
         server.shutdown()
         server.server_close()
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate and key for 127.0.0.1 (to trust with SSL_CERT_FILE)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path

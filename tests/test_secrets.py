@@ -20,7 +20,7 @@ from licsync import redact
 from licsync.commands.common import configure_logging
 from licsync.exitcodes import ExitCode
 from licsync.graph.settings import load_graph_settings
-from tests.loopback import Reply, Seen, self_signed, serve
+from tests.loopback import Reply, Seen, serve
 
 SECRET = "Xq8~s3cr+t/Val=ue&z!9"  # characters that form- and percent-encoding change
 LOWER_HEX = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote_plus(SECRET))  # %2b
@@ -60,12 +60,14 @@ def echo_html_500(seen: Seen) -> Reply:
         (echo_html_500, "client_secret_file"),  # azure-identity retries it: 7 s, run once
     ],
 )
-def test_an_echoed_secret_is_never_printed(tmp_path: Path, echo: object, source: str) -> None:
-    cert, key = self_signed(tmp_path)
-    with serve(echo, tls=(cert, key)) as login:  # type: ignore[arg-type]
+def test_an_echoed_secret_is_never_printed(
+    tmp_path: Path, tls_files: tuple[Path, Path], echo: object, source: str
+) -> None:
+    ca, server = tls_files
+    with serve(echo, tls=server) as login:  # type: ignore[arg-type]
         secret_line = ""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LICSYNC_", "AZURE_"))}
-        env["SSL_CERT_FILE"] = str(cert)
+        env["SSL_CERT_FILE"] = str(ca)  # azure-identity (aiohttp) trusts the test CA
         if source == "environment":
             env["LICSYNC_GRAPH_CLIENT_SECRET"] = SECRET
         else:
