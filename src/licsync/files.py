@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 PRIVATE = 0o600
 
 
-def open_private(path: Path, mode: str = "wb", **kwargs: Any) -> IO[Any]:
-    """`path` opened for writing (`"w"` or `"wb"`), created or truncated, mode 0600 (an
-    existing file is narrowed to 0600 too: its old content is replaced)."""
-    if mode not in ("w", "wb"):
-        raise ValueError(f"open_private writes files, got mode {mode!r}")
+def open_private(path: Path, mode: Literal["w", "wb"] = "wb", **kwargs: Any) -> IO[Any]:
+    """`path` opened for writing, created or truncated, mode 0600 (an existing file is
+    narrowed to 0600 too: its old content is replaced)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
-    try:
-        os.fchmod(fd, PRIVATE)
-        return os.fdopen(fd, mode, **kwargs)
-    except BaseException:
-        os.close(fd)
-        raise
+    os.fchmod(fd, PRIVATE)
+    return os.fdopen(fd, mode, **kwargs)
 
 
 def make_private(path: str | Path) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 
 from licsync.errors import ConfigError
 from licsync.graph import GraphClient, GraphPagingError, GraphTransientError, RetryPolicy
 from licsync.graph.errors import GraphSecurityError
 from licsync.graph.settings import load_graph_settings
+from licsync.graph.urls import pin, shown
 from tests.loopback import Reply, serve
 
 
@@ -82,3 +84,20 @@ def test_a_stored_delta_link_off_the_endpoint_is_never_requested(link: str) -> N
 def test_a_url_with_userinfo_is_not_a_graph_url() -> None:
     with pytest.raises(ConfigError, match="no user or password"):
         load_graph_settings({"url": "http://graph@127.0.0.1:1/v1.0", "auth": "none"}, env={})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://user:pw@graph.microsoft.com/v1.0/users?$skiptoken=x#f", "https://graph.microsoft.com/v1.0/users"),
+        ("/users/delta?$deltatoken=x", "/users/delta"),
+        ("http://[::1", "(an invalid url)"),
+    ],
+)  # fmt: skip
+def test_urls_are_shown_without_userinfo_or_query(url: str, expected: str) -> None:
+    assert shown(url) == expected
+
+
+def test_an_invalid_link_is_refused() -> None:
+    with pytest.raises(GraphSecurityError, match="refused an invalid url"):
+        pin("http://[::1/v1.0/users", httpx.URL("http://127.0.0.1:1/v1.0"))
