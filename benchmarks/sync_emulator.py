@@ -7,8 +7,8 @@
    the licence properties, then the members of `--rules` rule groups and the Entra-licensed groups,
    8 in parallel) next to the same requests made with plain httpx + orjson (no SDK, no retry
    policy, no model), in the same run; best of `--repeat`.
-2. Writes: `--writes` assignLicense writes through `send_writes` ($batch of 20, write budget at
-   the quota) against an emulator that enforces `--quota` writes/s as a sliding window of
+2. Writes: `--writes` assignLicense writes through `send_licence_writes` ($batch of 20, write
+   budget at the quota) against an emulator that enforces `--quota` writes/s as a sliding window of
    `--window` seconds (Graph: 3,000 per 150 s = 20/s); throughput as a share of the quota.
 """
 
@@ -27,6 +27,7 @@ import httpx
 import orjson
 import structlog
 
+from licsync.connector.licence_writes import AssignLicense, send_licence_writes
 from licsync.connector.read_full import (
     DEFAULT_CONCURRENCY,
     GROUP_SELECT,
@@ -34,7 +35,8 @@ from licsync.connector.read_full import (
     USER_SELECT,
     read_tenant,
 )
-from licsync.graph import GraphClient, WriteBudget, WriteJob, load_graph_settings, send_writes
+from licsync.graph import GraphClient, WriteBudget, load_graph_settings
+from licsync.model import Assignment
 
 WRITE_SKU = "FLOW_FREE"  # a self-service SKU with 1,000,000 seats: every write succeeds
 
@@ -127,11 +129,11 @@ async def write(base: str, tenant: Any, args: argparse.Namespace) -> tuple[float
     """Time `--writes` assignLicense writes at the quota; returns (seconds, successes)."""
     sku = next(s.id for s in tenant.skus.values() if s.part_number == WRITE_SKU)
     users = [u.id for u in tenant.users.values() if u.usage_location][: args.writes]
-    jobs = [WriteJob.assign_license(u, [(sku, [])]) for u in users]
+    jobs = [AssignLicense(u, (Assignment(sku),)) for u in users]
     budget = WriteBudget(args.quota, window=args.window)
     async with client_for(base, args.in_flight) as client:
         started = time.perf_counter()
-        outcomes = await send_writes(client, jobs, budget)
+        outcomes = await send_licence_writes(client, jobs, budget)
         elapsed = time.perf_counter() - started
     return elapsed, sum(o.ok for o in outcomes)
 

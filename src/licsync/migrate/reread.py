@@ -13,7 +13,8 @@ from licsync.connector.licence_writes import AssignLicense
 from licsync.connector.read_full import USER_SELECT
 from licsync.engine.service_plans import ServicePlanIndex
 from licsync.graph import GraphClient
-from licsync.graph.errors import GraphError
+from licsync.graph.errors import GraphError, GraphPagingError
+from licsync.graph.paging import SHAPE_ERRORS
 from licsync.graphjson import parse_user
 from licsync.model import Tenant, User, guid
 
@@ -66,8 +67,15 @@ async def read_users(
 
     if waiting:
         await client.policy.until_replicated(settled, what="re-read", wait_first=True)
-    users = (parse_user(raw) for raw in found.values())
-    return Reread({guid(u.id): u for u in users}, frozenset(guid(u) for u in deleted))
+    users = {}
+    for user_id, raw in found.items():
+        try:
+            users[guid(user_id)] = parse_user(raw)
+        except SHAPE_ERRORS as exc:  # never trust a reply: one clear error, exit 5
+            raise GraphPagingError(
+                f"GET /users/{user_id}: the reply is not a Graph user ({exc})"
+            ) from None
+    return Reread(users, frozenset(guid(u) for u in deleted))
 
 
 def effective_plans(index: ServicePlanIndex, user: User) -> dict[str, frozenset[str]]:
