@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -60,6 +61,35 @@ def _id(value: Any, key: str) -> str:
     if type(value) is not str or _GUID_MATCH(value) is None:
         raise ShapeError(f"{key!r} must be a GUID such as {GUID_EXAMPLE}, got {shown(value)}")
     return value.strip().lower()  # guid()
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """What licsync takes from `GET /organization`: the tenant id and the tenant's country."""
+
+    tenant_id: str | None
+    country: str | None
+
+
+def parse_organization(body: Any) -> Organization:
+    """The organization of a `GET /organization` reply (a collection) or a snapshot (an object
+    or a list of one); a missing property is None, one of the wrong shape raises ShapeError."""
+    if isinstance(body, dict) and "value" in body:
+        body = body["value"]
+        if not isinstance(body, list):
+            raise ShapeError(f"value must be a list, got {shown(body)}")
+    if isinstance(body, list):
+        body = body[0] if body else {}
+    org = body if isinstance(body, dict) else {}
+    tenant_id, country = org.get("id"), org.get("countryLetterCode")
+    if tenant_id is not None and (type(tenant_id) is not str or _GUID_MATCH(tenant_id) is None):
+        raise ShapeError(f"id must be a GUID such as {GUID_EXAMPLE}, got {shown(tenant_id)}")
+    if country is not None and not isinstance(country, str):
+        raise ShapeError(f"countryLetterCode must be a string, got {shown(country)}")
+    return Organization(
+        None if tenant_id is None else tenant_id.strip().lower(),
+        country.strip().upper() if country and country.strip() else None,
+    )
 
 
 def _list(obj: Mapping[str, Any], key: str) -> list[Any]:

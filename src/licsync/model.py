@@ -155,12 +155,14 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
-    """Everything licsync reads from a tenant, keyed by lower-case object id."""
+    """Everything licsync reads from a tenant, keyed by lower-case object id. `tenant_id` is the
+    organization's id (Entra's directory id) when known."""
 
     country: str | None
     skus: dict[str, Sku]
     users: dict[str, User]
     groups: dict[str, Group]
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

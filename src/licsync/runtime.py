@@ -30,6 +30,7 @@ from licsync.store import (
     stale_rows,
     state_exists,
 )
+from licsync.tenancy import bind_tenant, check_tenant
 
 log = structlog.get_logger("licsync.sync")
 
@@ -44,8 +45,12 @@ def open_state(
     if read_only:
         if not state_exists(settings.url):
             return None, settings
-        return open_store(settings.url, read_only=True), settings
-    return open_store(settings.url), settings
+        store = open_store(settings.url, read_only=True, schema=settings.db_schema)
+        if store.schema_version == 0:  # an empty PostgreSQL database or schema
+            store.close()
+            return None, settings
+        return store, settings
+    return open_store(settings.url, schema=settings.db_schema), settings
 
 
 def graph_client(config: Config) -> GraphClient:
@@ -210,11 +215,13 @@ async def read_only_session(
     config: Config, *, client: GraphClient | None = None
 ) -> AsyncIterator[tuple[StateStore | None, GraphClient]]:
     """The store opened read-only (None when the SQLite file does not exist: nothing is
-    created) and a Graph client, for dry runs and reports; closed on the way out."""
+    created) and a Graph client, for dry runs and reports; closed on the way out. A store bound
+    to another tenant than Graph's is refused (StateError)."""
     store, _ = open_state(config, read_only=True)
     own_client = client is None
     graph = client or graph_client(config)
     try:
+        await check_tenant(graph, store)
         yield store, graph
     finally:
         try:
@@ -246,6 +253,7 @@ async def session(
         leased = True
         if client is None:
             client = GraphClient.from_settings(graph_settings)
+        bind_tenant(store, holder, await check_tenant(client, store), run_id)
         yield Session(
             config,
             store,

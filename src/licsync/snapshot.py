@@ -20,18 +20,18 @@ from licsync.errors import SnapshotError
 from licsync.graphjson import (
     GROUP_TYPE,
     USER_TYPE,
+    Organization,
     ShapeError,
     group_json,
     parse_group,
+    parse_organization,
     parse_sku,
     parse_user,
     sku_json,
     user_json,
 )
 from licsync.jsonstream import JsonCursor
-from licsync.model import (
-    Tenant,
-)
+from licsync.model import Tenant
 from licsync.validation import shown
 
 MAX_LISTED = 50  # problems listed one by one; the rest are counted
@@ -92,7 +92,10 @@ def _parse_all(problems: _Problems, section: str, items: Any, parse: Any) -> dic
 def tenant_json(tenant: Tenant) -> dict[str, Any]:
     """The whole tenant as a snapshot (docs/snapshot.md) that `load_snapshot` reads back."""
     return {
-        "organization": {"countryLetterCode": tenant.country},
+        "organization": {
+            **({"id": tenant.tenant_id} if tenant.tenant_id else {}),
+            "countryLetterCode": tenant.country,
+        },
         "subscribedSkus": [sku_json(s) for s in tenant.skus.values()],
         "users": [user_json(u) for u in tenant.users.values()],
         "groups": [
@@ -112,26 +115,24 @@ PARSERS = {"subscribedSkus": parse_sku, "users": parse_user, "groups": parse_gro
 NOT_A_SNAPSHOT = "a snapshot is a JSON object with 'subscribedSkus', 'users' and 'groups'"
 
 
-def _country(problems: _Problems, organization: Any) -> str | None:
-    if isinstance(organization, list):  # GET /organization returns a collection
-        organization = organization[0] if organization else {}
-    if not isinstance(organization, dict):
-        return None
-    country = organization.get("countryLetterCode") or None
-    if country is not None and not isinstance(country, str):
-        problems.add(f"organization.countryLetterCode must be a string, got {shown(country)}")
-        return None
-    return country.strip().upper() if country else None
+def _organization(problems: _Problems, organization: Any) -> Organization:
+    """The organization's country and id (the tenant id, kept so a replay is the same tenant)."""
+    try:
+        return parse_organization(organization)
+    except ShapeError as exc:
+        problems.add(f"organization.{exc}")
+        return Organization(None, None)
 
 
 def _tenant(problems: _Problems, organization: Any, sections: dict[str, dict[str, Any]]) -> Tenant:
     missing = [k for k in PARSERS if k not in sections]
     if missing:
         problems.add(f"missing top-level key(s) {', '.join(missing)}")
-    country = _country(problems, organization)
+    org = _organization(problems, organization)
     problems.raise_any()
     return Tenant(
-        country=country,
+        country=org.country,
+        tenant_id=org.tenant_id,
         skus=sections["subscribedSkus"],
         users=sections["users"],
         groups=sections["groups"],

@@ -201,10 +201,11 @@ def test_an_unchanged_tenant_sends_only_a_handful_of_requests(
     assert len(full.plan.changes) > 100
     # the refused writes of the first run are tried again (they change nothing in Graph)
     assert {c.user_id for c in unchanged.plan.changes} <= set(full.failed_users)
-    # users/delta, groups/delta (one empty page each), organization, subscribedSkus: four GETs,
-    # whatever the tenant's size (a full read takes one per 999 users and one per member group)
-    assert counts["unchanged"][0] == 4
-    assert counts["full"][0] >= 4 + 3000 // 999 + 20
+    # organization (the tenant check), users/delta, groups/delta (one empty page each),
+    # organization, subscribedSkus: five GETs, whatever the tenant's size (a full read takes one
+    # per 999 users and one per member group)
+    assert counts["unchanged"][0] == 5
+    assert counts["full"][0] >= 5 + 3000 // 999 + 20
 
 
 # --- full re-reads: on demand, and when a link is refused ---------------------------------------

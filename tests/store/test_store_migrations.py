@@ -77,8 +77,10 @@ def test_a_frozen_database_upgrades_with_its_data(backend, clock, version):
             tx.resolve_problems(run.id, [(U2, SKU)])
         assert store.delta_link("users") == "v2-link"
         assert store.list_problems() == []
-        # version 3: the cached tenant view (kept when frozen at v3, else empty) works
-        assert store.load_tenant_cache() == ({"user": {U1: {"id": U1}}} if version == 3 else {})
+        # version 3: the cached tenant view (kept when frozen at v3 or later, else empty) works
+        assert store.load_tenant_cache() == ({"user": {U1: {"id": U1}}} if version >= 3 else {})
+        # version 5: the store is not bound to a tenant yet
+        assert store.bound_tenant() is None
         with store.transaction() as tx:
             tx.replace_tenant_cache([("user", U1, {"id": U1})])
         assert store.load_tenant_cache() == {"user": {U1: {"id": U1}}}

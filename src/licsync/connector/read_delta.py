@@ -294,7 +294,7 @@ async def read_incremental(
     for outcome in rounds:
         if isinstance(outcome, BaseException):
             raise outcome
-    (user_items, users_link), (group_items, groups_link), (country, skus) = rounds
+    (user_items, users_link), (group_items, groups_link), (org, skus) = rounds
     known = set(view.users)
     changed = _patch_users(view, user_items)
     reread = await _refresh_users(client, view, changed, concurrency)
@@ -312,7 +312,7 @@ async def read_incremental(
         users_memberships_read=returned,
     )
     return TrackedRead(
-        view.tenant(country, skus),
+        view.tenant(org.country, skus, org.tenant_id),
         view,
         {"users": users_link, "groups": groups_link},
         incremental=True,

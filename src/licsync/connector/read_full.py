@@ -2,10 +2,10 @@
 
     tenant = await read_tenant(client, config)
 
-`/organization`, `/subscribedSkus`, every user and every group (with the licence properties
-named in `$select`, following every next link), then the direct members of each group a rule
-names or Entra licenses, in parallel with bounded concurrency. For `nested` rules the member
-groups are read too, recursively and cycle-safe. Pages are parsed with the same
+`/organization` (tenant id, country), `/subscribedSkus`, every user and every group (with the
+licence properties named in `$select`, following every next link), then the direct members of
+each group a rule names or Entra licenses, in parallel with bounded concurrency. For `nested`
+rules the member groups are read too, recursively and cycle-safe. Pages are parsed with the same
 `licsync.graphjson.parse_*` functions as snapshots, so a read tenant and a snapshot of it are
 equal.
 """
@@ -25,7 +25,10 @@ from licsync.connector.progress import Progress
 from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphPagingError
 from licsync.graphjson import (
+    Organization,
+    ShapeError,
     parse_group,
+    parse_organization,
     parse_sku,
     parse_user,
     split_members,
@@ -93,18 +96,17 @@ async def read_members(client: GraphClient, group_id: str) -> list[Any]:
     return await client.iterate_pages(f"/groups/{group_id}/members", params).collect()
 
 
-async def read_org_and_skus(client: GraphClient) -> tuple[str | None, dict[str, Any]]:
+async def read_org_and_skus(client: GraphClient) -> tuple[Organization, dict[str, Any]]:
+    """The organization (tenant id, country) and the subscribed SKUs."""
     org, skus_read = await asyncio.gather(
         client.get_json("/organization"),
         client.iterate_pages("/subscribedSkus", {}).collect(parse_sku),
     )
-    orgs = org.get("value") if "value" in org else [org]
-    first = orgs[0] if isinstance(orgs, list) and orgs else {}
-    country = first.get("countryLetterCode") if isinstance(first, dict) else first
-    if not isinstance(orgs, list) or not isinstance(country, str | None):
-        raise GraphPagingError("GET /organization: the reply is not a Graph organization")
-    skus = {s.id: s for s in skus_read}
-    return (country.strip().upper() if country else None), skus
+    try:
+        organization = parse_organization(org)
+    except ShapeError as exc:
+        raise GraphPagingError(f"GET /organization: not a Graph organization: {exc}") from None
+    return organization, {s.id: s for s in skus_read}
 
 
 def _with_shell(raw: dict[str, Any]) -> tuple[dict[str, Any], Group]:
@@ -141,7 +143,7 @@ async def read_tenant(
 
         group_params: dict[str, str | int] = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
         groups_task = client.iterate_pages("/groups", group_params).collect(_with_shell)
-        (country, skus), groups_read, _ = await asyncio.gather(
+        (org, skus), groups_read, _ = await asyncio.gather(
             read_org_and_skus(client), groups_task, read_users()
         )
         raw_by_id = {shell.id: raw for raw, shell in groups_read}
@@ -195,8 +197,9 @@ async def read_tenant(
         skus=len(skus),
     )
     return Tenant(
-        country=country,
+        country=org.country,
         skus=skus,
         users=users,
         groups=groups,
+        tenant_id=org.tenant_id,
     )

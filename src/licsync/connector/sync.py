@@ -5,7 +5,9 @@ record.
 
 1. `runtime.session`: open the state store (`[state] url`) and take the write lease, renewed
    by a heartbeat every third of its TTL until the run has recorded (reads included); a dry
-   run opens the store read-only (`runtime.read_only_session`) and creates nothing;
+   run opens the store read-only (`runtime.read_only_session`) and creates nothing; both
+   refuse a store bound to another tenant than Graph's (`licsync.tenancy`, exit 4), and a
+   writing session binds an unbound store to it;
 2. read the tenant through Graph (`connector.read_full`, `connector.read_delta`):
    incrementally, by patching the cached tenant view with `users/delta` and `groups/delta`
    from the stored delta links, or in full (`full=True`, no cache yet, or Graph refused a
@@ -65,6 +67,7 @@ from licsync.runtime import read_only_session, session
 from licsync.store import (
     StateStore,
 )
+from licsync.tenancy import links_for_address
 
 log = structlog.get_logger("licsync.sync")
 
@@ -148,8 +151,9 @@ async def read_for_sync(
     """Read incrementally when the store holds a tenant view and delta links (and `full` is not
     asked); otherwise, or when Graph refuses a link, in full. `track` takes fresh delta links
     before a full read (a dry run has nowhere to keep them). `reread`: users an incremental
-    read must read again whatever the delta says (a dead run's intents)."""
-    links = _stored_links(store) if not full else None
+    read must read again whatever the delta says (a dead run's intents). Links another Graph
+    address issued are dropped (`tenancy.links_for_address`): the run reads in full."""
+    links = links_for_address(_stored_links(store) if not full else None, client.base_url)
     if links is not None:
         assert store is not None
         stored = store.load_tenant_cache()

@@ -122,7 +122,9 @@ class TenantView:
         out.update(((kind, uid), dict(row)) for kind, uid, row in stale_rows({*self.stale, *stale}))
         return out
 
-    def tenant(self, country: str | None, skus: dict[str, Any]) -> Tenant:
+    def tenant(
+        self, country: str | None, skus: dict[str, Any], tenant_id: str | None = None
+    ) -> Tenant:
         """The tenant model of the view, as a full read would return it."""
         groups = {}
         for gid, raw in self.groups.items():
@@ -135,6 +137,7 @@ class TenantView:
             skus=skus,
             users={uid: parse_user(u) for uid, u in self.users.items()},
             groups=groups,
+            tenant_id=tenant_id,
         )
 
 

@@ -8,8 +8,10 @@ change sequence that delta queries read. Licences are kept per source (`licenseA
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -191,6 +193,14 @@ def _member_kind(member: GraphJSON) -> str:
     return kind.rsplit(".", 1)[-1]
 
 
+def _derived_tenant_id(tenant: Tenant) -> str:
+    """A stable organization id for a snapshot that has none: a hash of its object ids."""
+    digest = hashlib.sha256()
+    for ids in (tenant.skus, tenant.users, tenant.groups):
+        digest.update(",".join(sorted(ids)).encode() + b";")
+    return str(uuid.UUID(bytes=digest.digest()[:16], version=4))
+
+
 class Tenant:
     """The in-memory tenant. Thread-safe: every public method takes `lock`."""
 
@@ -231,7 +241,9 @@ class Tenant:
 
     @classmethod
     def from_snapshot(cls, snapshot: GraphJSON) -> Tenant:
-        """Load a tenant snapshot (docs/snapshot.md); GUIDs are lower-cased."""
+        """Load a tenant snapshot (docs/snapshot.md); GUIDs are lower-cased. The organization
+        keeps its id; a snapshot without one gets an id derived from its objects' ids (the same
+        for the same snapshot, as a tenant's id never changes)."""
         org = snapshot.get("organization") or {}
         if isinstance(org, list):
             org = org[0] if org else {}
@@ -278,6 +290,8 @@ class Tenant:
             tenant.groups[group.id] = group
             for member in group.members:
                 tenant.member_of.setdefault(member, set()).add(group.id)
+        if not tenant.organization.get("id"):
+            tenant.organization["id"] = _derived_tenant_id(tenant)
         return tenant
 
     def to_snapshot(self) -> GraphJSON:

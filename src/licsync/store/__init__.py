@@ -67,13 +67,19 @@ __all__ = [
 
 
 def open_store(
-    url: str, *, migrate: bool = True, clock: Clock = utc_now, read_only: bool = False
+    url: str,
+    *,
+    migrate: bool = True,
+    clock: Clock = utc_now,
+    read_only: bool = False,
+    schema: str | None = None,
 ) -> SqlStateStore:
     """Open the state store a `[state] url` names, upgrading its schema unless `migrate` is False.
 
     `read_only` opens an existing store for reading only (dry runs): no migration, no write
     transaction, an older schema version accepted as it is (`schema_version` tells which), and a
-    SQLite file that does not exist is refused instead of created.
+    SQLite file that does not exist is refused instead of created. `schema` (PostgreSQL only):
+    the PostgreSQL schema that holds the store, created unless `read_only`.
 
     Raises StateError for an unknown scheme, an unreachable server, a database newer than this
     licsync, or (with migrate=False) one that needs migrating. Messages never show the password.
@@ -86,7 +92,7 @@ def open_store(
     else:
         from licsync.store.postgres import PostgresDatabase
 
-        db = PostgresDatabase(target.location, read_only=read_only)
+        db = PostgresDatabase(target.location, read_only=read_only, schema=schema)
     return SqlStateStore(db, clock=clock, migrate=migrate, read_only=read_only)
 
 

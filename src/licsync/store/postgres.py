@@ -19,6 +19,7 @@ from licsync.store.urls import redact_url, scrub
 
 try:
     import psycopg
+    from psycopg import sql
     from psycopg.types.json import Jsonb
 except ImportError:  # pragma: no cover - depends on the installation
     psycopg = None  # type: ignore[assignment]
@@ -42,8 +43,16 @@ class PostgresDatabase:
     for_update = " FOR UPDATE"
     fresh = True  # an empty database on a server is a new store (the operator created it)
 
-    def __init__(self, url: str, *, connect_timeout: int = 10, read_only: bool = False) -> None:
-        """`read_only`: the session refuses every write (dry runs), as SQLite's `mode=ro`."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: int = 10,
+        read_only: bool = False,
+        schema: str | None = None,
+    ) -> None:
+        """`read_only`: the session refuses every write (dry runs), as SQLite's `mode=ro`.
+        `schema`: keep the tables in that PostgreSQL schema (created unless `read_only`)."""
         if psycopg is None:
             raise StateError(
                 "a postgresql:// state url needs psycopg: pip install 'licsync[postgres]'"
@@ -60,8 +69,23 @@ class PostgresDatabase:
             message = scrub(str(exc).strip(), url)
             raise StateError(f"cannot connect to {self._safe_url}: {message}") from None
         self._conn.execute("SET TIME ZONE 'UTC'")
+        if schema is not None:
+            self._use_schema(schema, create=not read_only)
         if read_only:
             self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+    def _use_schema(self, schema: str, *, create: bool) -> None:
+        name = sql.Identifier(schema)
+        try:
+            if create:
+                self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+            self._conn.execute(sql.SQL("SET search_path TO {}").format(name))
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise StateError(
+                f"{self._safe_url}: cannot use schema {schema!r}: {str(exc).strip()}"
+            ) from None
+        self._safe_url += f" (schema {schema})"
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._safe_url!r})"

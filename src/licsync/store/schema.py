@@ -14,6 +14,8 @@ History:
   4  intents: the write-ahead journal. Before a sync sends a licence write it records, per user
      and SKU, the direct assignment the write leaves and the ledger entries before and after;
      a run that never finished leaves them for the next run to reconcile against Graph.
+  5  tenant_binding: the Entra tenant id (from Graph's /organization) the store belongs to,
+     recorded on its first run; a run against another tenant is refused.
 """
 
 from __future__ import annotations
@@ -227,11 +229,32 @@ _V4 = (
     )""",
 )
 
+# v5: the tenant the store belongs to, one row (`name` = 'tenant'). A store of an older version
+# has none, and binds on its next run.
+_V5_SQLITE = (
+    """CREATE TABLE tenant_binding (
+        name TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        bound_at TEXT NOT NULL,
+        run_id TEXT
+    )""",
+)
+
+_V5_POSTGRESQL = (
+    """CREATE TABLE tenant_binding (
+        name text PRIMARY KEY,
+        tenant_id text NOT NULL,
+        bound_at timestamptz NOT NULL,
+        run_id text
+    )""",
+)
+
 STEPS: dict[int, MigrationStep] = {
     1: MigrationStep(1, "initial schema", _V1_SQLITE, _V1_POSTGRESQL),
     2: MigrationStep(2, "pending delta links", _V2_SQLITE, _V2_POSTGRESQL),
     3: MigrationStep(3, "cached tenant view", _V3_SQLITE, _V3_POSTGRESQL),
     4: MigrationStep(4, "write-ahead intents", _V4, _V4),
+    5: MigrationStep(5, "tenant binding", _V5_SQLITE, _V5_POSTGRESQL),
 }
 
 CURRENT_VERSION = max(STEPS)

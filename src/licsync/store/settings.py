@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,8 @@ from licsync.validation import Issue, issues
 
 DEFAULT_STATE_URL = "licsync-state.db"
 ENV_STATE_URL = "LICSYNC_STATE_URL"
+ENV_STATE_SCHEMA = "LICSYNC_STATE_SCHEMA"
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class StateSettings(BaseModel):
@@ -32,10 +35,14 @@ class StateSettings(BaseModel):
 
     `url` is a file path or `sqlite:///path` (SQLite, the default) or `postgresql://user:pw@host/db`.
     The environment variable LICSYNC_STATE_URL overrides the file (see `from_config`). The url's
-    password never shows in the model's repr or in validation errors.
+    password never shows in the model's repr or in validation errors. `schema` (PostgreSQL only,
+    LICSYNC_STATE_SCHEMA) keeps the store in its own PostgreSQL schema, created on first use:
+    one per tenant when many tenants share one database.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", hide_input_in_errors=True, populate_by_name=True
+    )
 
     url: StrictStr = Field(default=DEFAULT_STATE_URL, repr=False)
     # short, renewed by a heartbeat: a run that dies blocks the next one for at most a minute
@@ -44,6 +51,17 @@ class StateSettings(BaseModel):
     max_run_seconds: Annotated[float, Strict()] = Field(
         default=6 * 3600.0, gt=0, allow_inf_nan=False
     )
+    db_schema: StrictStr | None = Field(default=None, alias="schema")
+
+    @field_validator("db_schema")
+    @classmethod
+    def _schema_name(cls, value: str | None) -> str | None:
+        if value is not None and not SCHEMA_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a schema name licsync creates: use 1 to 63 lower-case "
+                "letters, digits and underscores, starting with a letter or underscore"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +114,8 @@ class StateSettings(BaseModel):
         data = dict(table or {})
         env = os.environ if environ is None else environ
         source = "[state] of the configuration file"
+        if env.get(ENV_STATE_SCHEMA, "").strip():
+            data["schema"] = env[ENV_STATE_SCHEMA].strip()
         if env.get(ENV_STATE_URL, "").strip():
             data["url"] = env[ENV_STATE_URL]
             source = ENV_STATE_URL
@@ -105,10 +125,14 @@ class StateSettings(BaseModel):
                 with contextlib.suppress(StateError):  # validation reports it, redacted
                     data["url"] = resolve_state_url(url.strip(), base_dir)
         try:
-            return cls.model_validate(data)
+            settings = cls.model_validate(data)
         except ValidationError as exc:
             problems = [f"{i.key}: {i.message}" for i in issues(exc, cls, ("state",))]
             raise ConfigError(source, problems) from None
+        if settings.db_schema is not None and settings.backend != "postgresql":
+            # checked here, not by the model: the url may come from the environment
+            raise ConfigError(source, ["state.schema: applies to a postgresql:// url only"])
+        return settings
 
 
 def state_table_issues(raw: Mapping[str, Any]) -> list[Issue]:

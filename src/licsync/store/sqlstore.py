@@ -36,6 +36,7 @@ from licsync.store.schema import CURRENT_VERSION, SCHEMA_TABLE, steps_after
 
 Clock = Callable[[], datetime]
 LEASE_NAME = "writer"
+TENANT_BINDING = "tenant"
 OWNERSHIP_COLUMNS = ("user_id", "sku_id", "groups", "prior_direct")
 CACHE_COLUMNS = ("kind", "object_id", "data")
 
@@ -122,6 +123,15 @@ class Database(Protocol):
     def dec_json(self, value: Any) -> dict[str, Any]: ...
 
 
+def tenant_mismatch(where: str, bound: str, found: str) -> str:
+    """The refusal of a run whose Graph tenant is not the one the store belongs to."""
+    return (
+        f"the state store {where} belongs to tenant {bound}, but Graph answers for tenant "
+        f"{found}: its ledger would be applied to the wrong tenant. Give each tenant its own "
+        "state store ([state] url, or [state] schema on PostgreSQL)"
+    )
+
+
 def _ttl(ttl: timedelta | float) -> timedelta:
     value = ttl if isinstance(ttl, timedelta) else timedelta(seconds=float(ttl))
     if value <= timedelta(0):
@@ -161,6 +171,10 @@ class SqlStateStore:
 
     def __repr__(self) -> str:
         return f"<SqlStateStore {self._db.describe()} schema v{self._version}>"
+
+    def describe(self) -> str:
+        """Where the store lives, as it may be shown (never with a password)."""
+        return self._db.describe()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -406,6 +420,15 @@ class SqlStateStore:
                 )
                 for r in rows
             ]
+
+    def bound_tenant(self) -> str | None:
+        """The tenant id the store belongs to; None before its first run (or schema version 5)."""
+        if self._version < 5:
+            return None
+        row = self._db.execute(
+            "SELECT tenant_id FROM tenant_binding WHERE name = ?", (TENANT_BINDING,)
+        ).fetchone()
+        return None if row is None else row[0]
 
     # --- lease -----------------------------------------------------------------------------
 
@@ -747,6 +770,23 @@ class SqlTransaction:
     def reset_delta_link(self, resource: str) -> None:
         """Forget the resource's links: the next read starts a full delta round."""
         self._open().execute("DELETE FROM delta_links WHERE resource = ?", (resource,))
+
+    # the tenant the store belongs to
+
+    def bind_tenant(self, tenant_id: str, run_id: str | None = None) -> None:
+        """Record the tenant the store belongs to, once; StateError if it belongs to another."""
+        db = self._open()
+        tenant_id = guid(tenant_id)
+        db.execute(
+            "INSERT INTO tenant_binding (name, tenant_id, bound_at, run_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (TENANT_BINDING, tenant_id, db.enc_time(self._clock()), run_id),
+        )
+        row = db.execute(
+            "SELECT tenant_id FROM tenant_binding WHERE name = ?", (TENANT_BINDING,)
+        ).fetchone()
+        if row[0] != tenant_id:
+            raise StateError(tenant_mismatch(db.describe(), row[0], tenant_id))
 
     # the cached tenant view
 
