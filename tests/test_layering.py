@@ -60,7 +60,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "connector": ("licsync.commands", "licsync.migrate", "licsync.emulator", "licsync.reports"),
     "migrate": ("licsync.commands", "licsync.emulator"),
+    "monitoring": ("licsync.commands", "licsync.migrate", "licsync.emulator"),
     "runtime.py": ("licsync.commands", "licsync.migrate", "licsync.connector", "licsync.emulator"),
+    "tenancy.py": ("licsync.commands", "licsync.migrate", "licsync.connector", "licsync.emulator"),
     "model.py": ("licsync.",),
     "emulator": (
         "licsync.engine",

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -50,10 +51,12 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(
+    level: int = logging.INFO, extra: Sequence[structlog.typing.Processor] = ()
+) -> None:
     """structlog to stderr: JSON lines for schedulers and files, a console renderer on a
     terminal; stdlib warnings (azure-identity's) to stderr too. Secrets are masked in both.
-    Called once by a command's handler."""
+    Called once by a command's handler; `extra` processors see every event first."""
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()
@@ -61,6 +64,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
     structlog.configure(
         processors=[
+            *extra,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+from contextlib import suppress
+from pathlib import Path
 
 from licsync.commands.common import (
     add_allow_removals,
@@ -14,8 +17,21 @@ from licsync.commands.common import (
     load_config,
     write_sync_report,
 )
-from licsync.connector.sync import run_sync
+from licsync.config import Config
+from licsync.connector.sync import SyncResult, run_sync
+from licsync.errors import LicsyncError
+from licsync.exitcodes import ExitCode
+from licsync.monitoring import (
+    RunEvents,
+    RunReport,
+    check_notify,
+    notify,
+    publish_metrics,
+    report_for,
+    write_metrics_file,
+)
 from licsync.reports.output import check_output
+from licsync.runtime import open_state
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,18 +59,88 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_allow_removals(parser)
     add_report_arguments(parser)
+    parser.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="write the run's metrics in Prometheus text format to PATH (replaced atomically; "
+        "for node-exporter's textfile collector), whatever the outcome; [metrics] "
+        "pushgateway_url also pushes them",
+    )
     parser.set_defaults(handler=run)
+
+
+def _tenant_label(config: Config, result: SyncResult | None) -> str:
+    """The `tenant` label: the configured tenant, else the id Graph answered with."""
+    configured = config.settings.graph.get("tenant_id")
+    if isinstance(configured, str) and configured:
+        return configured
+    return (result.tenant.tenant_id if result else None) or "unknown"
+
+
+def _monitor(
+    args: argparse.Namespace,
+    config: Config,
+    report: RunReport,
+) -> None:
+    """Publish the report: metrics file, Pushgateway, notification (each only if asked)."""
+    if args.metrics_file is not None:
+        write_metrics_file(report, args.metrics_file)
+    metrics = config.settings.metrics
+    if metrics.pushgateway_url:
+        publish_metrics(report, metrics.pushgateway_url, metrics.job, metrics.timeout_seconds)
+    notify(report, config.settings.notify.on)
 
 
 def run(args: argparse.Namespace) -> int:
     check_output(args.format, args.output)
-    configure_logging()
+    events = RunEvents()
+    configure_logging(extra=[events])
     config = load_config(args.config)
-    result = asyncio.run(
-        run_sync(config, dry_run=args.dry_run, allow_removals=args.allow_removals, full=args.full)
-    )
+    check_notify()
+    started = time.monotonic()
+
+    def report(exit_code: int, result: SyncResult | None = None, error: str | None = None) -> None:
+        store = None
+        if result is not None and not result.dry_run:
+            with suppress(LicsyncError):
+                store = open_state(config, read_only=True)[0]
+        try:
+            _monitor(
+                args,
+                config,
+                report_for(
+                    exit_code=exit_code,
+                    duration=time.monotonic() - started,
+                    tenant=_tenant_label(config, result),
+                    events=events,
+                    result=result,
+                    store=store,
+                    error=error,
+                ),
+            )
+        finally:
+            if store is not None:
+                store.close()
+
+    try:
+        result = asyncio.run(
+            run_sync(
+                config,
+                dry_run=args.dry_run,
+                allow_removals=args.allow_removals,
+                full=args.full,
+            )
+        )
+    except LicsyncError as exc:
+        report(exc.exit_code, error=str(exc))
+        raise
+    except Exception as exc:
+        report(ExitCode.FAILURE, error=f"{type(exc).__name__}: {exc}")
+        raise
     write_sync_report(result, config, args.format, args.output)
     stop = result.fatal_outcome
     if stop is not None:
         print(f"licsync: error: the writes stopped: {stop.failure}", file=sys.stderr)
+    report(result.exit_code, result)
     return int(result.exit_code)

@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -87,12 +87,30 @@ class GuardrailSettings(_Strict):
     max_shrink_percent: Number = Field(default=50.0, ge=0, le=100)
 
 
+class MetricsSettings(_Strict):
+    """`[metrics]`: push each run's metrics to a Prometheus Pushgateway (optional). Basic-auth
+    credentials come only from LICSYNC_PUSHGATEWAY_USERNAME / LICSYNC_PUSHGATEWAY_PASSWORD."""
+
+    pushgateway_url: StrictStr | None = Field(default=None, pattern=r"^https?://\S+$")
+    job: StrictStr = Field(default="licsync", min_length=1)
+    timeout_seconds: Number = Field(default=10.0, gt=0)
+
+
+class NotifySettings(_Strict):
+    """`[notify]`: when to send a notification (through apprise, `licsync[notify]`) to the
+    URLs in LICSYNC_NOTIFY_URLS (never in the file: they carry webhook tokens)."""
+
+    on: tuple[Literal["failure", "new_problems", "problems"], ...] = ("failure", "new_problems")
+
+
 class Settings(_Strict):
     group_licenses: tuple[GroupLicenses, ...] = ()
     policy: PolicySettings = PolicySettings()
     guardrail: GuardrailSettings = GuardrailSettings()
     graph: dict[str, Any] = Field(default_factory=dict)
     state: dict[str, Any] = Field(default_factory=dict)
+    metrics: MetricsSettings = MetricsSettings()
+    notify: NotifySettings = NotifySettings()
 
 
 class Config:
