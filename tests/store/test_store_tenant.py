@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from licsync.errors import StateError
+from licsync.errors import ConfigError, StateError
 from licsync.store import StateSettings, open_store
 from tests.store.conftest import postgres_url
 
@@ -33,9 +33,9 @@ def test_schema_names_are_checked_and_need_postgresql():
         ).db_schema
         == "t_env"
     )
-    with pytest.raises(ValueError, match="not a schema name"):
+    with pytest.raises(ConfigError, match=r"state\.schema: 'x; DROP' is not a schema name"):
         StateSettings.from_config({"url": "postgresql://h/db", "schema": "x; DROP"}, {})
-    with pytest.raises(ValueError, match="postgresql:// url only"):
+    with pytest.raises(ConfigError, match=r"state\.schema: applies to a postgresql:// url only"):
         StateSettings.from_config({"url": "state.db", "schema": "t_contoso"}, {})
 
 
@@ -67,7 +67,7 @@ def test_each_schema_is_its_own_store():
     ("state", "message"),
     [
         ('url = "state.db"\nschema = "Bad"', "state.schema: 'Bad' is not a schema name"),
-        ('url = "state.db"\nschema = "t_a"', "state: schema applies to a postgresql:// url only"),
+        ('url = "state.db"\nschema = "t_a"', "state.schema: applies to a postgresql:// url only"),
         ('url = "mysql://root:hunter2@h/db"', "state.url: state url 'mysql://root:***@h/db'"),
     ],
 )
