@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -104,35 +103,37 @@ def _wait_for(port: int, process: subprocess.Popen, timeout: float = 30) -> None
     raise AssertionError("the emulator did not start")
 
 
-def test_the_demo_replay_works_as_printed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_the_demo_tenant_replayed_on_another_port_syncs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "500")  # the printed commands on one line each
+    """Issue 11's case: after `licsync demo`, its tenant served again by `licsync emulator
+    --snapshot` on another port, `[graph] url` changed to it, `licsync sync` with the demo's
+    store reads in full at the new address at once (it used to retry the old port's delta
+    link for 27 s and exit 5)."""
     workdir = tmp_path / "demo"
     args = ["demo", "--workdir", str(workdir), "--users", "80", "--groups", "10", "--rules", "4"]
     assert main(args) in (ExitCode.OK, ExitCode.PROBLEMS)
-    out = capsys.readouterr().out
-    command = re.search(r"^\s*(licsync emulator --snapshot .*)$", out, re.M)
-    url = re.search(r"set \\?\[graph\] url in (\S+) to (\S+) and run `(licsync sync [^`]*)`", out)
-    assert command and url, out
-    port = _free_port()  # the one thing changed: 8000 may be taken on this machine
-    argv = shlex.split(command.group(1).replace("--port 8000", f"--port {port}"))
+    capsys.readouterr()
+    port = _free_port()
+    snapshot = str(workdir / "tenant-after.json")
     server = subprocess.Popen(
-        [sys.executable, "-m", "licsync", *argv[1:]],
+        [sys.executable, "-m", "licsync", "emulator", "--snapshot", snapshot, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         _wait_for(port, server)
-        config = Path(url.group(1))
-        new_url = url.group(2).replace(":8000/", f":{port}/")
+        config = workdir / "licsync.toml"
         text = config.read_text(encoding="utf-8")
+        new_url = f"http://127.0.0.1:{port}/v1.0"
         config.write_text(re.sub(r'(?m)^url = "http[^"]*"', f'url = "{new_url}"', text))
         started = time.monotonic()
-        code = main(shlex.split(url.group(3))[1:])
+        code = main(["sync", "--config", str(config), "--format", "json"])
         assert time.monotonic() - started < 20
         assert code in (ExitCode.OK, ExitCode.PROBLEMS)  # problems the demo tenant keeps
-        assert "state.delta_links_moved" in capsys.readouterr().err
+        out, err = capsys.readouterr()
+        assert "state.delta_links_moved" in err
+        assert json.loads(out)["run"]["read"] == "full"
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -48,7 +48,8 @@ def schemas() -> list[str]:
 
 
 def sync_all(configs: list[Path], env: dict[str, str]) -> list[dict]:
-    """`licsync sync` for every tenant at once, one process each; their JSON summaries."""
+    """`licsync sync` for every tenant at once, one process each; their runs' counters (the
+    `run` member of the JSON report)."""
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "licsync", "sync", "--config", str(c), "--format", "json"],
@@ -62,7 +63,7 @@ def sync_all(configs: list[Path], env: dict[str, str]) -> list[dict]:
     for process in processes:
         out, err = process.communicate(timeout=120)
         assert process.returncode == ExitCode.PROBLEMS, err.decode()[-2000:]
-        summaries.append(json.loads(out))
+        summaries.append(json.loads(out)["run"])
     return summaries
 
 
