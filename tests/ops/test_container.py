@@ -5,6 +5,7 @@ with a read-only configuration folder and a writable state folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -153,7 +154,7 @@ def test_a_sync_runs_as_uid_10001_with_a_read_only_config(
             timeout=120,
         )
         assert run.returncode == ExitCode.OK, run.stderr[-2000:]
-        assert '"writes_succeeded": 2' in run.stdout
+        assert json.loads(run.stdout)["run"]["writes_succeeded"] == 2
         assert (state / "state.db").stat().st_uid == UID
         assert sorted(p.name for p in etc.iterdir()) == ["licsync.toml"]  # nothing written there
         # without it, the state beside the read-only config: a clear refusal, no traceback
