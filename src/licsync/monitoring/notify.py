@@ -4,9 +4,11 @@ from LICSYNC_NOTIFY_URLS (comma or space separated): they carry webhook tokens a
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 
 import structlog
 
@@ -23,11 +25,9 @@ def notify_urls(environ: Mapping[str, str] | None = None) -> list[str]:
     return [u for u in re.split(r"[\s,]+", env.get(ENV_NOTIFY_URLS, "")) if u]
 
 
-def check_notify(environ: Mapping[str, str] | None = None) -> None:
-    """Refuse up front (exit 3) notification URLs that apprise is missing for or cannot read."""
-    urls = notify_urls(environ)
-    if not urls:
-        return
+def _apprise() -> ModuleType:
+    """apprise, with its own logger silenced: its lines quote the URLs, tokens included
+    (licsync logs each notification's outcome itself)."""
     try:
         import apprise
     except ImportError:
@@ -35,6 +35,16 @@ def check_notify(environ: Mapping[str, str] | None = None) -> None:
             f"{ENV_NOTIFY_URLS} is set, but notifications need apprise: "
             "pip install 'licsync[notify]'"
         ) from None
+    logging.getLogger("apprise").disabled = True
+    return apprise
+
+
+def check_notify(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse up front (exit 3) notification URLs that apprise is missing for or cannot read."""
+    urls = notify_urls(environ)
+    if not urls:
+        return
+    apprise = _apprise()
     for index, url in enumerate(urls, 1):
         if not apprise.Apprise().add(url):
             raise InputError(
@@ -62,7 +72,7 @@ def notify(report: RunReport, on: Iterable[str], environ: Mapping[str, str] | No
     reasons = _reasons(report, on)
     if not urls or not reasons or report.dry_run:
         return False
-    import apprise
+    apprise = _apprise()
 
     sender = apprise.Apprise()
     for url in urls:
