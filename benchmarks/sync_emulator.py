@@ -47,13 +47,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_emulator(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
-    """`licsync emulator` in a child process (its own GIL); returns once it answers."""
+def start_emulator(args: argparse.Namespace, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """`licsync emulator` in a child process (its own GIL), with `extra` flags; returns once it
+    answers."""
     command = [
         sys.executable, "-m", "licsync", "emulator",
         "--users", str(args.users), "--groups", str(args.groups), "--seed", str(args.seed),
         "--port", str(port), "--throttle", "--resource-units", "10000000",
         "--write-limit", str(int(args.quota * args.window)), "--write-window", str(args.window),
+        *extra,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -103,7 +105,7 @@ async def raw_read(base: str, group_ids: list[str]) -> int:
     return len(users) + sum(counts)
 
 
-def client_for(base: str, in_flight: int = 4) -> GraphClient:
+def client_for(base: str, in_flight: int | None = None) -> GraphClient:
     settings = {"url": base, "auth": "none", "max_batches_in_flight": in_flight}
     return GraphClient.from_settings(load_graph_settings(settings, env={}))
 
@@ -147,7 +149,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=4_000, help="assignLicense writes to time")
     parser.add_argument("--quota", type=float, default=200.0, help="emulator's writes per second")
     parser.add_argument("--window", type=float, default=15.0, help="quota window in seconds")
-    parser.add_argument("--in-flight", type=int, default=4, help="$batch envelopes in flight")
+    parser.add_argument("--in-flight", type=int, help="$batch envelopes in flight (default: auto)")
     parser.add_argument("--repeat", type=int, default=2, help="reads of each kind (best kept)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

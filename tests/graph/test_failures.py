@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from licsync.connector.read_delta import start_delta
+from licsync.connector.read_delta import latest_delta_link
 from licsync.emulator.server import Emulator
 from licsync.errors import ConfigError
 from licsync.exitcodes import ExitCode
@@ -214,7 +214,7 @@ def test_a_400_on_the_first_deltatoken_latest_is_one_clear_error(
 
     async def run() -> None:
         async with make_client(router.handler) as client:
-            await start_delta(client)
+            await latest_delta_link(client, "users")
 
     with pytest.raises(GraphFatalError) as info:
         asyncio.run(run())

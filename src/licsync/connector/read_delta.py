@@ -1,6 +1,6 @@
 """The incremental read: patch the last-known tenant view with Graph's delta rounds.
 
-    links = await start_delta(client)                               # delta links from "now"
+    link = await latest_delta_link(client, "users")                 # a delta link from "now"
     read = await read_incremental(client, config, view, links)      # patch the last-known view
 
 A `TenantView` (the last-known users, group shells and the memberships licsync needs, kept in
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -34,6 +34,7 @@ from licsync.connector.read_full import (
     PAGE_SIZE,
     USER_DELTA_SELECT,
     USER_SELECT,
+    gather_or_cancel,
     read_members,
     read_org_and_skus,
 )
@@ -43,7 +44,6 @@ from licsync.connector.view import (
     typed_members,
     wanted_groups,
 )
-from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphError, GraphFatalError, GraphPagingError
 from licsync.graphjson import (
     GROUP_TYPE,
@@ -53,6 +53,9 @@ from licsync.graphjson import (
     split_members,
 )
 from licsync.model import guid
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 log = structlog.get_logger("licsync.reader")
 
@@ -98,36 +101,27 @@ async def _delta_round(
     return items, pager.delta_link
 
 
-async def start_delta(client: GraphClient) -> dict[str, str]:
-    """Delta links from now (`$deltatoken=latest`), taken BEFORE a full read: the next
-    incremental run replays what changed during the read, which patching makes harmless.
-    Graph refusing to start them is a `GraphFatalError` saying so (nothing is written)."""
-    rounds = await asyncio.gather(
-        _delta_round(
-            client,
-            "/users/delta",
-            _checked_user,
-            {"$select": USER_DELTA_SELECT, "$deltatoken": "latest"},
-        ),
-        _delta_round(
-            client,
-            "/groups/delta",
-            _checked_group,
-            {"$select": GROUP_DELTA_SELECT, "$deltatoken": "latest"},
-        ),
-        return_exceptions=True,
-    )
-    for outcome in rounds:
-        if isinstance(outcome, DeltaRefused):
-            raise GraphFatalError(
-                f"Graph refused to start change tracking ($deltatoken=latest): {outcome}; "
-                "licsync needs users/delta and groups/delta for a sync (a dry run reads "
-                "without them)"
-            ) from None
-        if isinstance(outcome, BaseException):
-            raise outcome
-    (_, users), (_, groups) = rounds  # type: ignore[misc]
-    return {"users": users, "groups": groups}
+_LATEST = {
+    "users": (_checked_user, {"$select": USER_DELTA_SELECT, "$deltatoken": "latest"}),
+    "groups": (_checked_group, {"$select": GROUP_DELTA_SELECT, "$deltatoken": "latest"}),
+}
+
+
+async def latest_delta_link(client: GraphClient, resource: str) -> str:
+    """A delta link from now (`$deltatoken=latest`) for `users` or `groups`, taken just BEFORE
+    that resource's full read (`read_tenant(before_read=...)`): the next incremental run replays
+    what changed during the read, which patching makes harmless. Graph refusing to start it is
+    a `GraphFatalError` saying so (nothing is written)."""
+    check, params = _LATEST[resource]
+    try:
+        _, link = await _delta_round(client, f"/{resource}/delta", check, dict(params))
+    except DeltaRefused as exc:
+        raise GraphFatalError(
+            f"Graph refused to start change tracking ($deltatoken=latest): {exc}; "
+            "licsync needs users/delta and groups/delta for a sync (a dry run reads "
+            "without them)"
+        ) from None
+    return link
 
 
 async def _read_users(
@@ -297,10 +291,16 @@ async def read_incremental(
     (user_items, users_link), (group_items, groups_link), (org, skus) = rounds
     known = set(view.users)
     changed = _patch_users(view, user_items)
-    reread = await _refresh_users(client, view, changed, concurrency)
     _patch_groups(view, group_items)
-    returned = await _returning_members(client, view, set(changed) - known, concurrency)
-    members_read = await _complete_members(client, view, config, concurrency)
+
+    async def refresh_users() -> tuple[int, int]:
+        reread = await _refresh_users(client, view, changed, concurrency)
+        return reread, await _returning_members(client, view, set(changed) - known, concurrency)
+
+    # the users' re-read and the member lists that became needed do not wait for each other
+    (reread, returned), members_read = await gather_or_cancel(
+        refresh_users(), _complete_members(client, view, config, concurrency)
+    )
     log.info(
         "graph.read",
         mode="incremental",

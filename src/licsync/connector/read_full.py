@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from licsync.config import Config
 from licsync.config.names import GroupNames
 from licsync.connector.progress import Progress
-from licsync.graph.client import GraphClient
-from licsync.graph.errors import GraphPagingError
+from licsync.graph.batch import (
+    MAX_BATCH_SIZE,
+    BatchRequest,
+    build_batch_body,
+    parse_batch_response,
+)
+from licsync.graph.classify import parse_retry_after
+from licsync.graph.errors import GraphError, GraphPagingError
+from licsync.graph.paging import NEXT_LINK, page_problem
 from licsync.graphjson import (
     Organization,
     ShapeError,
@@ -34,6 +41,9 @@ from licsync.graphjson import (
     split_members,
 )
 from licsync.model import Group, Tenant, User, guid
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 log = structlog.get_logger("licsync.reader")
 
@@ -66,7 +76,7 @@ PAGE_SIZE = 999
 IDS_PER_FILTER = 15  # Graph's limit for `id in (…)`
 
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 16  # member reads in flight: see docs/performance.md
 
 
 GROUP_KEYS = tuple(GROUP_SELECT.split(","))
@@ -90,10 +100,49 @@ def groups_to_read(groups: dict[str, Group], config: Config | None) -> tuple[set
     return needed, nested
 
 
-async def read_members(client: GraphClient, group_id: str) -> list[Any]:
-    """A group's direct members (ids and types), every page."""
-    params: dict[str, str | int] = {"$select": "id", "$top": PAGE_SIZE}
-    return await client.iterate_pages(f"/groups/{group_id}/members", params).collect()
+def _members_url(group_id: str) -> str:
+    return f"/groups/{group_id}/members?$select=id&$top={PAGE_SIZE}"
+
+
+async def read_members(
+    client: GraphClient, group_id: str, first: dict[str, Any] | None = None
+) -> list[Any]:
+    """A group's direct members (ids and types), every page; `first`: its first page, already
+    read (then only its next links are followed)."""
+    if first is None:
+        params: dict[str, str | int] = {"$select": "id", "$top": PAGE_SIZE}
+        return await client.iterate_pages(f"/groups/{group_id}/members", params).collect()
+    found = list(first.get("value") or ())
+    if first.get(NEXT_LINK):
+        found.extend(await client.iterate_pages(first[NEXT_LINK]).collect())
+    return found
+
+
+async def first_member_pages(client: GraphClient, group_ids: list[str]) -> dict[str, Any]:
+    """The first members page of up to 20 groups in one `$batch` round trip: one request
+    instead of one per group, so that the next links of big groups start at once. Groups whose
+    item did not answer 200 with a Graph page (throttled, failed, malformed) are left out: the
+    caller reads them alone (where a malformed page is a GraphPagingError), under
+    the retry policy, once the longest Retry-After of the items has passed. A failed envelope
+    leaves them all out."""
+    requests = [BatchRequest(str(i), "GET", _members_url(g)) for i, g in enumerate(group_ids)]
+    try:
+        answer = await client.request_json("POST", "$batch", json=build_batch_body(requests))
+    except GraphError as exc:
+        log.info("graph.members_batch_failed", groups=len(group_ids), error=str(exc))
+        return {}
+    items = parse_batch_response(answer)
+    waits = [parse_retry_after(i.headers.get("retry-after")) or 0.0 for i in items.values()]
+    if max(waits, default=0.0) > 0:
+        await client.policy.sleep(max(waits))
+    return {
+        group_ids[int(i)]: item.body
+        for i, item in items.items()
+        if i.isdigit()
+        and int(i) < len(group_ids)
+        and item.status == 200
+        and page_problem(item.body) is None
+    }
 
 
 async def read_org_and_skus(client: GraphClient) -> tuple[Organization, dict[str, Any]]:
@@ -114,6 +163,82 @@ def _with_shell(raw: dict[str, Any]) -> tuple[dict[str, Any], Group]:
     return raw, parse_group(raw)
 
 
+async def gather_or_cancel(*aws: Awaitable[Any]) -> list[Any]:
+    """`asyncio.gather`, except that the first failure cancels the others (and is raised once
+    they have stopped) instead of leaving them running."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:  # the first failure in argument order
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if error is not None:
+                raise error
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _read_member_lists(
+    client: GraphClient,
+    raw_by_id: dict[str, dict[str, Any]],
+    needed: set[str],
+    nested: set[str],
+    concurrency: int,
+    bar: Progress,
+) -> dict[str, list[Any]]:
+    """The direct members of `needed` groups, `concurrency` at a time; for `nested` ones, of
+    their member groups too (recursively, each group once)."""
+    members: dict[str, list[Any]] = {}
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    queued: set[str] = set()
+    pending: set[asyncio.Task[None]] = set()
+
+    async def read_group(group_id: str, follow: bool, firsts: dict[str, Any] | None = None) -> None:
+        first = (firsts or {}).get(group_id)
+        if first is not None and not first.get(NEXT_LINK):
+            found = list(first.get("value") or ())  # one page: nothing left to ask for
+        else:
+            async with semaphore:
+                found = await read_members(client, group_id, first)
+        members[group_id] = found
+        bar.advance("group members", 1, total=len(queued))
+        if follow:
+            for child in split_members(found)[1]:
+                enqueue(child, True)
+
+    def enqueue(group_id: str, follow: bool) -> None:
+        if group_id in queued or group_id not in raw_by_id:
+            return
+        queued.add(group_id)
+        pending.add(asyncio.ensure_future(read_group(group_id, follow)))
+
+    async def read_group_batch(group_ids: list[str]) -> None:
+        async with semaphore:
+            pages = await first_member_pages(client, group_ids)
+        for group_id in group_ids:
+            pending.add(asyncio.ensure_future(read_group(group_id, group_id in nested, pages)))
+
+    ordered = [g for g in sorted(needed) if g in raw_by_id]
+    queued.update(ordered)
+    for start in range(0, len(ordered), MAX_BATCH_SIZE):  # first pages: 20 groups a request
+        pending.add(
+            asyncio.ensure_future(read_group_batch(ordered[start : start + MAX_BATCH_SIZE]))
+        )
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            pending.difference_update(done)
+            for task in done:
+                task.result()  # re-raise the first Graph error
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return members
+
+
 async def read_tenant(
     client: GraphClient,
     config: Config | None = None,
@@ -122,18 +247,26 @@ async def read_tenant(
     all_groups: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: bool | None = None,
+    before_read: Callable[[str], Awaitable[object]] | None = None,
 ) -> Tenant:
     """The tenant as Graph shows it now, with the memberships `config`'s rules need.
 
     `group_ids` adds groups whose direct members must be read as well; `all_groups` reads the
     members of every group (a complete snapshot). `progress` defaults to
-    showing a progress bar only when stderr is a terminal. Graph errors propagate (GraphError).
+    showing a progress bar only when stderr is a terminal. `before_read("users")` and
+    `before_read("groups")` are awaited before the first request of that resource (delta links
+    taken just before each chain). Three chains run side by side: the users' next links; the
+    groups then, as soon as they are known, their members (`concurrency` at a time); the
+    organization and subscribed SKUs. The first Graph error cancels the rest and propagates
+    (GraphError).
     """
     show = sys.stderr.isatty() if progress is None else progress
     with Progress(show) as bar:
         users: dict[str, User] = {}
 
         async def read_users() -> None:
+            if before_read is not None:
+                await before_read("users")
             params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
             pager = client.iterate_pages("/users", params)
             async for page in pager:
@@ -141,52 +274,25 @@ async def read_tenant(
                 users.update((u.id, u) for u in parsed)
                 bar.advance("users", len(parsed))
 
-        group_params: dict[str, str | int] = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
-        groups_task = client.iterate_pages("/groups", group_params).collect(_with_shell)
-        (org, skus), groups_read, _ = await asyncio.gather(
-            read_org_and_skus(client), groups_task, read_users()
+        async def read_groups() -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+            if before_read is not None:
+                await before_read("groups")
+            params: dict[str, str | int] = {"$select": GROUP_SELECT, "$top": PAGE_SIZE}
+            read = await client.iterate_pages("/groups", params).collect(_with_shell)
+            raw = {shell.id: item for item, shell in read}
+            needed, nested = groups_to_read({shell.id: shell for _, shell in read}, config)
+            needed.update(guid(g) for g in group_ids)
+            if all_groups:
+                needed.update(raw)
+            found = await _read_member_lists(client, raw, needed, nested, concurrency, bar)
+            return raw, found
+
+        (org, skus), (raw_by_id, members), _ = await gather_or_cancel(
+            read_org_and_skus(client), read_groups(), read_users()
         )
-        raw_by_id = {shell.id: raw for raw, shell in groups_read}
-        shells = {shell.id: shell for _, shell in groups_read}
-
-        needed, nested = groups_to_read(shells, config)
-        needed.update(guid(g) for g in group_ids)
-        if all_groups:
-            needed.update(shells)
-        members: dict[str, list[dict[str, Any]]] = {}
-        semaphore = asyncio.Semaphore(max(1, concurrency))
-        queued: set[str] = set()
-        pending: set[asyncio.Task[None]] = set()
-
-        async def read_group(group_id: str, follow: bool) -> None:
-            async with semaphore:
-                found = await read_members(client, group_id)
-            members[group_id] = found
-            bar.advance("group members", 1, total=len(queued))
-            if follow:
-                for child in split_members(found)[1]:
-                    enqueue(child, True)
-
-        def enqueue(group_id: str, follow: bool) -> None:
-            if group_id in queued or group_id not in raw_by_id:
-                return
-            queued.add(group_id)
-            pending.add(asyncio.ensure_future(read_group(group_id, follow)))
-
-        for group_id in sorted(needed):
-            enqueue(group_id, group_id in nested)
-        try:
-            while pending:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-                pending.difference_update(done)
-                for task in done:
-                    task.result()  # re-raise the first Graph error
-        finally:
-            for task in pending:
-                task.cancel()
 
     groups = {
-        gid: parse_group({**raw, "members": members[gid]}) if gid in members else shells[gid]
+        gid: parse_group({**raw, "members": members[gid]} if gid in members else raw)
         for gid, raw in raw_by_id.items()
     }
     log.info(

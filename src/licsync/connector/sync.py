@@ -48,7 +48,7 @@ from licsync.connector.guardrail import (
 )
 from licsync.connector.licence_writes import UserWrites, apply_plan
 from licsync.connector.planning import make_plan
-from licsync.connector.read_delta import DeltaRefused, read_incremental, start_delta
+from licsync.connector.read_delta import DeltaRefused, latest_delta_link, read_incremental
 from licsync.connector.read_full import DELTA_RESOURCES, read_tenant
 from licsync.connector.record import (
     OutcomeRecorder,
@@ -169,8 +169,14 @@ async def read_for_sync(
                     (k, i): d for k, objs in stored.items() for i, d in objs.items()
                 }
                 return read
-    new_links = await start_delta(client) if track else {}
-    tenant = await read_tenant(client, config, progress=progress)
+    new_links: dict[str, str] = {}
+
+    async def take_link(resource: str) -> None:  # just before that resource's chain
+        new_links[resource] = await latest_delta_link(client, resource)
+
+    tenant = await read_tenant(
+        client, config, progress=progress, before_read=take_link if track else None
+    )
     return TrackedRead(tenant, TenantView.from_tenant(tenant, config), new_links, incremental=False)
 
 

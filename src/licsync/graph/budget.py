@@ -13,6 +13,7 @@ closure. `clock` and `sleep` are injectable.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,12 +25,23 @@ from licsync.graph.settings import DEFAULT_WRITE_RATE
 WRITE_WINDOW = 150.0  # Graph counts writes per app and tenant over 150 s
 RECOVERY_WRITES = 200  # successful writes that add back the whole target rate
 
+ENVELOPE_SECONDS = 2.0  # the slowest `$batch` answer the write quota must still be filled at
+
+MIN_ENVELOPES = 4
+
 log = structlog.get_logger("licsync.graph")
 
 
 def default_burst(rate: float, window: float = WRITE_WINDOW) -> float:
     """One full `$batch`, but at most half of what `window` may hold (at least one write)."""
     return max(1.0, min(float(MAX_BATCH_SIZE), rate * window / 2))
+
+
+def envelopes_to_fill(rate: float, seconds: float = ENVELOPE_SECONDS) -> int:
+    """`$batch` envelopes in flight that keep `rate` writes/s going when each envelope takes
+    `seconds` to answer (Little's law, plus one being prepared); at least `MIN_ENVELOPES`, at
+    most 64. More senders never send faster than the budget: they only wait on it."""
+    return max(MIN_ENVELOPES, min(64, math.ceil(rate * seconds / MAX_BATCH_SIZE) + 1))
 
 
 class WriteBudget:

@@ -105,7 +105,7 @@ class GraphClient:
         base_url: str,
         policy: RetryPolicy | None = None,
         credential: AsyncTokenCredential | None = None,
-        max_batches_in_flight: int = 4,
+        max_batches_in_flight: int | None = None,
         max_consecutive_denials: int = 25,
         settings: GraphSettings | None = None,
         request_deadline: float = DEFAULT_REQUEST_DEADLINE,

@@ -99,7 +99,7 @@ class GraphSettings(BaseModel):
     ca_file: Path | None = None  # PEM bundle to trust (e.g. an emulator's test CA)
     client_secret: SecretStr | None = Field(default=None, exclude=True)
     certificate_password: SecretStr | None = Field(default=None, exclude=True)
-    max_batches_in_flight: StrictInt = Field(default=4, ge=1, le=64)
+    max_batches_in_flight: StrictInt | None = Field(default=None, ge=1, le=64)  # None: auto
     write_rate: Annotated[float, Strict()] = Field(
         default=DEFAULT_WRITE_RATE, gt=0, le=DEFAULT_WRITE_RATE * 5
     )

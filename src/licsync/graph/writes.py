@@ -4,7 +4,8 @@ Each job runs under the retry policy on its own: it is put into the next `$batch
 room, its inner response goes through the classifier, and only a throttled or transient item
 is re-queued, with its own attempt count and its own Retry-After. Permanent failures become
 outcomes. The write budget is consulted before each `$batch`; at most `max_batches_in_flight`
-envelopes are in flight. After a fatal answer no further job is sent.
+envelopes are in flight (by default `envelopes_to_fill`: enough to keep the write rate going
+when an envelope takes 2 s). After a fatal answer no further job is sent.
 
 A 403 the caller's rules make a per-object problem (a user Graph will not let this app change)
 is that job's outcome; but `max_consecutive_denials` such refusals in a row (no success
@@ -40,7 +41,7 @@ from licsync.graph.batch import (
     build_batch_body,
     parse_batch_response,
 )
-from licsync.graph.budget import WriteBudget
+from licsync.graph.budget import WriteBudget, envelopes_to_fill
 from licsync.graph.classify import (
     Action,
     Rule,
@@ -349,7 +350,11 @@ async def send_writes(
     answer (the job keeps its last answer).
     """
     _check_jobs(jobs)
-    in_flight = max_batches_in_flight or client.max_batches_in_flight
+    in_flight = (
+        max_batches_in_flight
+        or client.max_batches_in_flight
+        or envelopes_to_fill(budget.target_rate)
+    )
     limit = client.max_consecutive_denials
     if max_consecutive_denials is not None:
         limit = max_consecutive_denials
