@@ -128,3 +128,27 @@ def test_demo_runs_the_whole_job_through_the_emulator(tmp_path, capsys, monkeypa
         assert sku in after.users[user].held_skus()
     # the offline plan of the saved tenant agrees: nothing left to do
     assert make_plan(after, load_config(tmp_path / "licsync.toml"), ledger).changes == ()
+
+
+SDK_PROBE = """
+import sys
+from licsync.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sdk = {"msgraph", "msgraph_core", "kiota_http", "kiota_abstractions", "azure"}
+print(sorted({m.split(".")[0] for m in sys.modules} & sdk))
+"""
+
+
+@pytest.mark.parametrize("command", [["--help"], ["sync", "--help"], ["plan", "--snapshot"]])
+def test_help_and_offline_plans_do_not_load_the_graph_sdk(files, command):
+    """Start-up: msgraph-sdk, kiota and azure-identity load only when a command talks to Graph."""
+    if command[-1] == "--snapshot":
+        snapshot, config, _ = files
+        command = [*command, str(snapshot), "--config", str(config), "--format", "json"]
+    out = subprocess.run(
+        [sys.executable, "-c", SDK_PROBE, *command], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
 from licsync.config import Config
 from licsync.errors import StateError
-from licsync.graph import GraphClient, WriteBudget, load_graph_settings
+from licsync.graph import WriteBudget, load_graph_settings
 from licsync.model import Problem
 from licsync.store import (
     AppliedChange,
@@ -31,6 +32,10 @@ from licsync.store import (
     state_exists,
 )
 from licsync.tenancy import bind_tenant, check_tenant
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
+    from licsync.graph.settings import GraphSettings
 
 log = structlog.get_logger("licsync.sync")
 
@@ -53,9 +58,15 @@ def open_state(
     return open_store(settings.url, schema=settings.db_schema), settings
 
 
-def graph_client(config: Config) -> GraphClient:
-    settings = load_graph_settings(config.settings.graph, path=str(config.path))
+def new_client(settings: GraphSettings) -> GraphClient:
+    """A Graph client; msgraph-sdk is loaded here, on first use, not when licsync starts."""
+    from licsync.graph.client import GraphClient
+
     return GraphClient.from_settings(settings)
+
+
+def graph_client(config: Config) -> GraphClient:
+    return new_client(load_graph_settings(config.settings.graph, path=str(config.path)))
 
 
 def holder_name(kind: str, run_id: str) -> str:
@@ -252,7 +263,7 @@ async def session(
         store.acquire_lease(holder, state_settings.lease_ttl_seconds)
         leased = True
         if client is None:
-            client = GraphClient.from_settings(graph_settings)
+            client = new_client(graph_settings)
         bind_tenant(store, holder, await check_tenant(client, store), run_id)
         yield Session(
             config,

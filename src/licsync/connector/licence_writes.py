@@ -17,17 +17,19 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from licsync.connector.progress import Progress
 from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action, Rule, rule
-from licsync.graph.client import GraphClient
 from licsync.graph.retry import RetryPolicy
 from licsync.graph.writes import Halt, OnOutcome, WriteJob, WriteOutcome, send_writes
 from licsync.model import Assignment, LicenseError, Plan, Problem, UserPlan
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 log = structlog.get_logger("licsync.connector")
 

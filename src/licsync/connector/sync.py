@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -61,13 +61,16 @@ from licsync.connector.recovery import apply_diff, intents_for, reconcile, recov
 from licsync.connector.view import TenantView, TrackedRead
 from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
-from licsync.graph import Action, GraphClient, WriteBudget, WriteOutcome
+from licsync.graph import Action, WriteBudget, WriteOutcome
 from licsync.model import Ledger, Plan, Problem, Tenant
 from licsync.runtime import read_only_session, session
 from licsync.store import (
     StateStore,
 )
 from licsync.tenancy import links_for_address
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 log = structlog.get_logger("licsync.sync")
 

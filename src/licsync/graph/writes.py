@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -50,10 +50,12 @@ from licsync.graph.classify import (
     classify_exception,
     to_error,
 )
-from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphError
 from licsync.graph.permissions import missing_permission_hint
 from licsync.graph.retry import RetryPolicy, Sleep
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 log = structlog.get_logger("licsync.graph")
 

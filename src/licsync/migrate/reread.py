@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from licsync.config import Config
 from licsync.connector.licence_writes import AssignLicense
 from licsync.connector.read_full import USER_SELECT
 from licsync.engine.service_plans import ServicePlanIndex
-from licsync.graph import GraphClient
 from licsync.graph.errors import GraphError, GraphPagingError
 from licsync.graph.paging import SHAPE_ERRORS
 from licsync.graphjson import parse_user
 from licsync.model import Tenant, User, guid
+
+if TYPE_CHECKING:
+    from licsync.graph import GraphClient
 
 READ_CONCURRENCY = 8
 DELETED = "user deleted since the plan"
