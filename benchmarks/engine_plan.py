@@ -1,6 +1,11 @@
 """Time and peak memory of `licsync plan` on generated tenants (default: 10k and 100k users).
 
     python benchmarks/engine_plan.py [--users 10000 100000] [--rules 500] [--seats enough]
+        [--shape first-run]
+
+`--shape first-run`: the tenant on licsync's first run (`first_run_shape`: an all-staff rule
+with three licences, seats for about half of those who need the first one): most users get 3+
+new licences and about half have a predicted problem.
 
 Each size is generated once into a temporary snapshot and config, then planned in a fresh
 process so that peak RSS is the plan's own. Prints one line per stage and size.
@@ -17,7 +22,7 @@ import time
 from pathlib import Path
 
 from licsync.config import rules_toml
-from licsync.emulator.generate import generate_rules, generate_tenant
+from licsync.emulator.generate import first_run_shape, generate_rules, generate_tenant
 
 
 def peak_rss_mb() -> float:
@@ -61,6 +66,8 @@ def measure(snapshot: Path, config: Path) -> dict[str, float]:
     times["total"] = time.perf_counter() - start
     times["peak RSS MB"] = peak_rss_mb()
     times["users with changes"] = len(plan.changes)
+    times["licences added"] = sum(len(c.add_licenses) for c in plan.changes)
+    times["users with a problem"] = len({p.user_id for p in plan.problems})
     times["problems"] = len(plan.problems)
     times["report MB"] = report.stat().st_size / 1e6
     return times
@@ -77,6 +84,7 @@ def main() -> None:
         help="as-generated: most SKUs nearly full, so most users get a CountViolation; "
         "enough: every SKU gets a seat per user, as a tenant whose rules fit its purchases",
     )
+    parser.add_argument("--shape", choices=("generated", "first-run"), default="generated")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -86,7 +94,10 @@ def main() -> None:
         for users in args.users:
             start = time.perf_counter()
             snapshot = generate_tenant(users=users, groups=args.rules * 2, seed=7)
-            rules = generate_rules(snapshot, args.rules, seed=7)
+            if args.shape == "first-run":
+                rules = first_run_shape(snapshot, args.rules, seed=7)
+            else:
+                rules = generate_rules(snapshot, args.rules, seed=7)
             if args.seats == "enough":
                 for sku in snapshot["subscribedSkus"]:
                     sku["prepaidUnits"]["enabled"] += users
@@ -107,7 +118,8 @@ def main() -> None:
                 sys.exit(f"plan of {users} users failed:\n{out.stderr}")
             figures = json.loads(out.stdout)
             print(
-                f"{users:>7} users, {len(rules)} rules, seats {args.seats}, snapshot {size:.0f} MB "
+                f"{users:>7} users, {len(rules)} rules, shape {args.shape}, seats {args.seats}, "
+                f"snapshot {size:.0f} MB "
                 f"(generated in {generated:.1f} s)"
             )
             for name, value in figures.items():

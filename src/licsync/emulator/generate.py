@@ -285,3 +285,27 @@ def generate_rules(snapshot: dict[str, Any], count: int, seed: int) -> list[dict
             licences.append({"sku": sku["skuPartNumber"], "disabled_plans": disabled})
         result.append({"group": group, "nested": rng.random() < 0.2, "licenses": licences})
     return result
+
+
+FIRST_RUN_LICENCES = ("SPE_E3", "POWER_BI_PRO", "MCOMEETADV")  # the all-staff rule's licences
+
+
+def first_run_shape(snapshot: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
+    """Make `snapshot` a tenant on licsync's first run and return its rules: `All Employees`
+    gets FIRST_RUN_LICENCES (most users get 3+ new licences), up to `count - 1` generated rules
+    cover the other groups, and the first licence has seats for about half of the users who
+    still need it (with the users without a usage location and the conflicts, about half of the
+    users end with a predicted problem). Every other SKU gets a seat for every member."""
+    everyone = next(g for g in snapshot["groups"] if g["displayName"] == "All Employees")
+    members = len(everyone.get("members") or ())
+    by_part = {s["skuPartNumber"]: s for s in snapshot["subscribedSkus"]}
+    parts = [p for p in FIRST_RUN_LICENCES if p in by_part]
+    for sku in snapshot["subscribedSkus"]:
+        sku["prepaidUnits"]["enabled"] = sku["consumedUnits"] + members
+    if parts:
+        by_part[parts[0]]["prepaidUnits"]["enabled"] = (
+            by_part[parts[0]]["consumedUnits"] + members // 2
+        )
+    rules = [r for r in generate_rules(snapshot, count, seed) if r["group"] != everyone["id"]]
+    licences = [{"sku": p, "disabled_plans": []} for p in parts]
+    return [{"group": everyone["id"], "nested": False, "licenses": licences}, *rules[: count - 1]]
