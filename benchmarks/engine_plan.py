@@ -4,7 +4,7 @@
         [--shape first-run]
 
 `--shape first-run`: the tenant on licsync's first run (`first_run_shape`: an all-staff rule
-with three licences, seats for about half of those who need the first one): most users get 3+
+with four licences, seats for about half of those who need the first one): most users get 3+
 new licences and about half have a predicted problem.
 
 Each size is generated once into a temporary snapshot and config, then planned in a fresh

@@ -106,3 +106,26 @@ def test_snapshot_round_trip(snapshot, tmp_path):
         graph.save(tmp_path / "tenant.json")
     with Emulator(tmp_path / "tenant.json") as graph:
         assert graph.snapshot() == snapshot
+
+
+def test_the_first_run_shape_gives_most_users_three_licences_and_half_a_problem(tmp_path):
+    """`first_run_shape`: the tenant of licsync's first run (benchmarks/engine_plan.py)."""
+    import json
+
+    from licsync.config import load_config, rules_toml
+    from licsync.connector.planning import make_plan
+    from licsync.emulator.generate import first_run_shape
+    from licsync.snapshot import load_snapshot
+
+    tenant = generate_tenant(2000, 80, seed=3)
+    rules = first_run_shape(tenant, 30, seed=3)
+    assert len(rules) == 30 and len({r["group"] for r in rules}) == 30
+    (tmp_path / "tenant.json").write_text(json.dumps(tenant))
+    (tmp_path / "licsync.toml").write_text(rules_toml(rules))
+    plan = make_plan(
+        load_snapshot(tmp_path / "tenant.json"), load_config(tmp_path / "licsync.toml")
+    )
+    three = sum(len(c.add_licenses) >= 3 for c in plan.changes)
+    with_problem = len({p.user_id for p in plan.problems})
+    assert three > 0.6 * 2000
+    assert 0.3 * 2000 < with_problem < 0.7 * 2000

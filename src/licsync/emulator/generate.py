@@ -287,7 +287,7 @@ def generate_rules(snapshot: dict[str, Any], count: int, seed: int) -> list[dict
     return result
 
 
-FIRST_RUN_LICENCES = ("SPE_E3", "POWER_BI_PRO", "MCOMEETADV")  # the all-staff rule's licences
+FIRST_RUN_LICENCES = ("SPE_E3", "EMS", "POWER_BI_PRO", "MCOMEETADV")  # the all-staff rule
 
 
 def first_run_shape(snapshot: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
