@@ -4,8 +4,8 @@
         [--shape first-run]
 
 `--shape first-run`: the tenant on licsync's first run (`first_run_shape`: an all-staff rule
-with four licences, seats for about half of those who need the first one): most users get 3+
-new licences and about half have a predicted problem.
+with four licences and seats for all; a quarter of the staff in a group whose licence has seats
+for a fifth of it): most users get 3+ new licences and about half have a predicted problem.
 
 Each size is generated once into a temporary snapshot and config, then planned in a fresh
 process so that peak RSS is the plan's own. Prints one line per stage and size.

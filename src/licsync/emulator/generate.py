@@ -287,25 +287,44 @@ def generate_rules(snapshot: dict[str, Any], count: int, seed: int) -> list[dict
     return result
 
 
-FIRST_RUN_LICENCES = ("SPE_E3", "EMS", "POWER_BI_PRO", "MCOMEETADV")  # the all-staff rule
+FIRST_RUN_LICENCES = ("SPE_E3", "EMS", "POWER_BI_PRO", "MCOMEETADV")  # all-staff licences
+FIRST_RUN_SHORT = "VISIOCLIENT"  # the second rule's licence: seats for a fifth of its group
 
 
 def first_run_shape(snapshot: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
     """Make `snapshot` a tenant on licsync's first run and return its rules: `All Employees`
-    gets FIRST_RUN_LICENCES (most users get 3+ new licences), up to `count - 1` generated rules
-    cover the other groups, and the first licence has seats for about half of the users who
-    still need it (with the users without a usage location and the conflicts, about half of the
-    users end with a predicted problem). Every other SKU gets a seat for every member."""
+    gets FIRST_RUN_LICENCES with a seat for everyone (most users get 3+ new licences); a new
+    group `Designers`, every fourth member, gets FIRST_RUN_SHORT with seats for a fifth of them
+    (Entra licenses all or nothing per group, so that shortage stays in that group: about half
+    of the users end with a problem); up to `count - 2` generated rules cover other
+    groups. Every other SKU gets a seat for every member."""
+    rng = random.Random(seed)
     everyone = next(g for g in snapshot["groups"] if g["displayName"] == "All Employees")
-    members = len(everyone.get("members") or ())
+    members = list(everyone.get("members") or ())
+    designers = {
+        "id": _uuid(rng),
+        "displayName": "Designers",
+        "securityEnabled": True,
+        "mailEnabled": False,
+        "groupTypes": [],
+        "assignedLicenses": [],
+        "members": members[::4],
+    }
     by_part = {s["skuPartNumber"]: s for s in snapshot["subscribedSkus"]}
-    parts = [p for p in FIRST_RUN_LICENCES if p in by_part]
     for sku in snapshot["subscribedSkus"]:
-        sku["prepaidUnits"]["enabled"] = sku["consumedUnits"] + members
-    if parts:
-        by_part[parts[0]]["prepaidUnits"]["enabled"] = (
-            by_part[parts[0]]["consumedUnits"] + members // 2
-        )
+        sku["prepaidUnits"]["enabled"] = sku["consumedUnits"] + len(members)
     rules = [r for r in generate_rules(snapshot, count, seed) if r["group"] != everyone["id"]]
-    licences = [{"sku": p, "disabled_plans": []} for p in parts]
-    return [{"group": everyone["id"], "nested": False, "licenses": licences}, *rules[: count - 1]]
+    snapshot["groups"].append(designers)
+    first = [
+        {"group": everyone["id"], "nested": False, "licenses": _licences(FIRST_RUN_LICENCES)},
+    ]
+    if FIRST_RUN_SHORT in by_part:
+        short = by_part[FIRST_RUN_SHORT]
+        short["prepaidUnits"]["enabled"] = short["consumedUnits"] + len(members) // 20
+        licences = _licences((FIRST_RUN_SHORT,))
+        first.append({"group": designers["id"], "nested": False, "licenses": licences})
+    return [*first, *rules[: max(0, count - len(first))]]
+
+
+def _licences(parts: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"sku": p, "disabled_plans": []} for p in parts]
