@@ -5,7 +5,7 @@
 
 1. Full read: `licsync.reader.read_tenant` (organization, subscribedSkus, users and groups with
    the licence properties, then the members of `--rules` rule groups and the Entra-licensed groups,
-   8 in parallel) next to the same requests made with plain httpx + orjson (no SDK, no retry
+   16 at a time) next to the same requests made with plain httpx + orjson (no SDK, no retry
    policy, no model), in the same run; best of `--repeat`.
 2. Writes: `--writes` assignLicense writes through `send_licence_writes` ($batch of 20, write
    budget at the quota) against an emulator that enforces `--quota` writes/s as a sliding window of

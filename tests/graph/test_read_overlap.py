@@ -46,6 +46,7 @@ class Tenant:
         self.patience = patience
         self.users_page_2 = users_page_2
         self.throttle_batch = throttle_batch
+        self.malformed_batch = False
         self.members_asked = asyncio.Event()
         self.log: list[str] = []
 
@@ -93,6 +94,11 @@ class Tenant:
         """Inner GETs answered as if sent alone, or 429 with Retry-After when throttling."""
         answers = []
         for item in body["requests"]:
+            if self.malformed_batch:
+                self.log.append("malformed in $batch")
+                answers.append({"id": "99", "status": 200, "body": {"value": []}})
+                answers.append({"id": item["id"], "status": 200, "body": {"value": [{"x": 1}]}})
+                continue
             if self.throttle_batch:
                 self.log.append("throttled in $batch")
                 answers.append({"id": item["id"], "status": 429, "headers": {"Retry-After": "2"}})
@@ -134,6 +140,21 @@ def test_members_throttled_in_the_batch_are_read_alone_after_the_retry_after(
     assert tuple(read.groups[GROUP].member_users) == (USER_1,)
     assert clock.sleeps == [2.0]
     assert tenant.log.index("throttled in $batch") < tenant.log.index(f"/groups/{GROUP}/members")
+
+
+def test_a_malformed_or_unknown_batch_item_is_read_alone(
+    make_client: Callable[..., GraphClient],
+) -> None:
+    tenant = Tenant()
+    tenant.malformed_batch = True
+
+    async def main() -> Any:
+        async with client_for(tenant, make_client) as client:
+            return await read_tenant(client, progress=False)
+
+    read = asyncio.run(main())
+    assert tuple(read.groups[GROUP].member_users) == (USER_1,)
+    assert tenant.log.index("malformed in $batch") < tenant.log.index(f"/groups/{GROUP}/members")
 
 
 def test_each_delta_link_is_taken_just_before_its_chain(
