@@ -9,16 +9,19 @@ production, the emulator on a new port) are dropped, and the run reads in full.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
 
 from licsync.errors import StateError
-from licsync.graph import GraphClient
 from licsync.graph.errors import GraphFatalError
 from licsync.graphjson import ShapeError, parse_organization
 from licsync.store import StateStore
 from licsync.store.sqlstore import tenant_mismatch
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 log = structlog.get_logger("licsync.sync")
 
