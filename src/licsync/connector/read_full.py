@@ -132,10 +132,7 @@ async def first_member_pages(client: GraphClient, group_ids: list[str]) -> dict[
         log.info("graph.members_batch_failed", groups=len(group_ids), error=str(exc))
         return {}
     items = parse_batch_response(answer)
-    waits = [parse_retry_after(i.headers.get("retry-after")) or 0.0 for i in items.values()]
-    if max(waits, default=0.0) > 0:
-        await client.policy.sleep(max(waits))
-    return {
+    pages = {
         group_ids[int(i)]: item.body
         for i, item in items.items()
         if i.isdigit()
@@ -143,6 +140,22 @@ async def first_member_pages(client: GraphClient, group_ids: list[str]) -> dict[
         and item.status == 200
         and page_problem(item.body) is None
     }
+    waits = [0.0]
+    for i, item in items.items():
+        if i.isdigit() and int(i) < len(group_ids) and group_ids[int(i)] not in pages:
+            waits.append(parse_retry_after(item.headers.get("retry-after")) or 0.0)
+            log.warning(  # counted like any other retry (monitoring.report.RunEvents)
+                "graph.retry",
+                request=f"GET /groups/{group_ids[int(i)]}/members (in $batch)",
+                attempt=1,
+                wait_seconds=waits[-1],
+                action="read alone",
+                status=item.status,
+                request_id=item.headers.get("request-id"),
+            )
+    if max(waits) > 0:
+        await client.policy.sleep(max(waits))
+    return pages
 
 
 async def read_org_and_skus(client: GraphClient) -> tuple[Organization, dict[str, Any]]:
