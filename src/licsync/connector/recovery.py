@@ -109,7 +109,8 @@ def reconcile(intents: Iterable[Intent], tenant: Tenant) -> Recovery:
 
 def apply_diff(ledger: Ledger, diff: LedgerDiff) -> Ledger:
     """`ledger` with `diff` applied (what a dry run plans with, writing nothing)."""
-    settled = {k: v for k, v in ledger.items() if k not in set(diff.deletes)}
+    deleted = set(diff.deletes)
+    settled = {k: v for k, v in ledger.items() if k not in deleted}
     settled.update(((e.user_id, e.sku_id), e) for e in diff.upserts)
     return settled
 
