@@ -13,8 +13,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import structlog
+
 from licsync import __version__
+from licsync.commands.common import configure_logging, request_debug
 from licsync.errors import LicsyncError
+from licsync.exitcodes import ExitCode
 from licsync.redact import redact
 
 # Modules that each add one or more subcommands with `register(subparsers)`.
@@ -43,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Entra ID group-based licensing for any Microsoft 365 tenant.",
     )
     parser.add_argument("--version", action="version", version=f"licsync {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="log at debug level (also LICSYNC_LOG_LEVEL=debug); an unexpected error's "
+        "traceback is logged",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -55,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
+    request_debug(args.debug)
     try:
         return int(args.handler(args))
     except LicsyncError as exc:
@@ -63,3 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("licsync: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line, the traceback in the debug log
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    if not structlog.is_configured():
+        configure_logging()
+    structlog.get_logger("licsync").debug("unexpected_error", exc_info=exc)
+    print(
+        f"licsync: error: unexpected {type(exc).__name__}: {redact(str(exc))} "
+        "(a bug in licsync; --debug logs the traceback)",
+        file=sys.stderr,
+    )
+    return ExitCode.FAILURE

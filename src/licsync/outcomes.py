@@ -6,6 +6,7 @@ and schedulers read them. Every module spells an outcome through these enums, ne
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -38,3 +39,15 @@ class RunKind(StrEnum):
     UNDO = "undo"
     REPROCESS = "reprocess"
     RECLAIM = "reclaim"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """What became of one entry of a migration or a rollback: the write's outcome, and why
+    when that is not plain (`failed: <Graph's message>`, `skipped: user deleted …`)."""
+
+    outcome: WriteOutcome
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.detail}" if self.detail else str(self.outcome)

@@ -21,10 +21,10 @@ from licsync.config import Config
 from licsync.errors import StateError
 from licsync.graph import WriteBudget, load_graph_settings
 from licsync.model import Problem
+from licsync.outcomes import RunStatus
 from licsync.store import (
     AppliedChange,
     LedgerDiff,
-    RunStatus,
     StateSettings,
     StateStore,
     open_store,

@@ -21,7 +21,8 @@ import pytest
 
 from licsync.config import Config, parse_config
 from licsync.emulator.server import Emulator
-from licsync.store import RunStatus, open_store
+from licsync.outcomes import RunStatus
+from licsync.store import open_store
 from tests.e2e.conftest import (
     config_text,
     direct_licences,

@@ -17,7 +17,8 @@ from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action
 from licsync.model import LicenseError
-from licsync.store import RunStatus, open_store
+from licsync.outcomes import RunStatus
+from licsync.store import open_store
 from tests.e2e.conftest import direct_licences, make_config, sku_id, small_snapshot, sync, user_id
 from tests.secure import SECRET, graph_table, secure_emulator
 

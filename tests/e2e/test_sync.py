@@ -376,3 +376,36 @@ def test_snapshot_saves_what_licsync_reads_and_replays_in_the_emulator(
 
     assert members(again) == members(original)
     assert not (tmp_path / "state.db").exists()
+
+
+@pytest.mark.parametrize("small", [{"members": {1: [1, 2]}}], indirect=True)
+@pytest.mark.parametrize("debug", ["", "--debug", "LICSYNC_LOG_LEVEL=debug"])
+def test_a_bug_in_the_write_path_is_exit_1_with_one_line_never_a_graph_refusal(
+    small: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    debug: str,
+) -> None:
+    from licsync.connector.licence_writes import AssignLicense
+
+    def broken(self: AssignLicense) -> Any:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(AssignLicense, "request", broken)
+    if debug.startswith("LICSYNC_LOG_LEVEL"):
+        monkeypatch.setenv(*debug.split("="))
+    config = make_config(tmp_path, small, RULES[:1])
+    args = ["sync", "--config", str(config.path), "--format", "json"]
+    code = main(["--debug", *args] if debug == "--debug" else args)
+
+    assert code == ExitCode.FAILURE
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("licsync: ")]
+    assert lines == [
+        "licsync: error: unexpected ZeroDivisionError: division by zero "
+        "(a bug in licsync; --debug logs the traceback)"
+    ]
+    assert "Graph refused" not in err and "writes stopped" not in err
+    assert ("Traceback (most recent call last)" in err) is bool(debug)
+    assert ("in broken" in err) is bool(debug)

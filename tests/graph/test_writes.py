@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from licsync.graph.client import GraphClient
 from licsync.graph.retry import RetryPolicy
 from licsync.graph.writes import send_writes
 from licsync.model import Assignment, LicenseError
+from licsync.outcomes import WriteOutcome
 from tests.graph.fakes import LOOPBACK, FakeClock
 
 SKU = "84a661c4-e949-4bd2-a560-ed7766fcaf2b"
@@ -145,6 +147,8 @@ def test_out_of_order_responses_match_by_id(
     outcomes = run(make_client(FakeBatchEndpoint(ok)), jobs_for(7), clock)
     assert [o.key for o in outcomes] == [f"user-{i}:assignLicense" for i in range(7)]
     assert [o.body["id"] for o in outcomes] == [f"user-{i}" for i in range(7)]
+    assert [o.subject for o in outcomes] == [f"user-{i}" for i in range(7)]
+    assert {o.outcome for o in outcomes} == {WriteOutcome.APPLIED}
 
 
 def test_item_429_is_retried_alone_after_its_retry_after(
@@ -322,6 +326,42 @@ def test_usage_location_goes_first_and_gates_the_assignment(
     assert outcomes["good:usageLocation"].ok and outcomes["good:assignLicense"].ok
     assert outcomes["bad:usageLocation"].action is Action.PROBLEM
     assert outcomes["bad:assignLicense"].action is Action.SKIPPED
+
+
+@dataclass(frozen=True)
+class BrokenJob:
+    """A job with a bug: building its request raises."""
+
+    key: str = "bug:assignLicense"
+    subject: str = "bug"
+    after: str | None = None
+
+    def request(self) -> tuple[str, str, Any]:
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    def confirmation(self) -> None:
+        return None
+
+    def applied(self, found: Any) -> bool:
+        return False
+
+
+def test_a_bug_is_raised_not_taken_for_a_graph_refusal(
+    make_client: Callable[..., GraphClient], clock: FakeClock
+) -> None:
+    endpoint = FakeBatchEndpoint(ok)
+    seen: list[WriteOutcome] = []
+    jobs = [*jobs_for(2), BrokenJob(), assign("later", [(SKU, [])], after=BrokenJob.key)]
+    budget = WriteBudget(20, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        asyncio.run(
+            send_writes(
+                make_client(endpoint), jobs, budget, on_outcome=lambda j, o: seen.append(o.outcome)
+            )
+        )
+    sent = [item["url"] for envelope in endpoint.envelopes for item in envelope]
+    assert "/users/later/assignLicense" not in sent  # nothing after the bug is sent
+    assert WriteOutcome.FAILED not in seen  # no write was recorded as refused by Graph
 
 
 def test_job_checks() -> None:

@@ -12,6 +12,7 @@ import httpx
 from licsync.config import Config
 from licsync.emulator.server import Emulator
 from licsync.migrate import Target
+from licsync.outcomes import EntryOutcome, WriteOutcome
 from tests.e2e.conftest import direct_licences, user_id
 from tests.migrate.conftest import E3, apply, effective, license_group, rollback, sku_id
 from tests.migrate.test_entra import _read
@@ -26,14 +27,14 @@ def test_a_user_deleted_since_the_plan_is_reported_and_the_wave_goes_on(
     result = apply(config, Target.ENTRA, tmp_path, tenant=stale)
 
     e3 = sku_id(E3)
-    assert result.outcomes[(user_id(1), e3)] == "skipped: user deleted since the plan"
-    assert result.outcomes[(user_id(2), e3)] == "removed"
+    assert str(result.outcomes[(user_id(1), e3)]) == "skipped: user deleted since the plan"
+    assert result.outcomes[(user_id(2), e3)] == EntryOutcome(WriteOutcome.APPLIED)
     assert int(result.exit_code) == 0 and result.stopped is None and result.problems == []
     assert e3 not in direct_licences(entra)[user_id(2)]
     assert effective(entra)[user_id(2)] == before[user_id(2)]
     entries = json.loads((tmp_path / "rollback.json").read_text())["entries"]
     status = {e["userId"]: e["status"] for e in entries}
-    assert status == {user_id(1): "not-applied", user_id(2): "applied"}
+    assert status == {user_id(1): "skipped", user_id(2): "applied"}
 
 
 def test_rollback_goes_on_past_a_user_deleted_since_the_migration(
@@ -45,8 +46,8 @@ def test_rollback_goes_on_past_a_user_deleted_since_the_migration(
     back = rollback(config, tmp_path / "rollback.json")
 
     e3 = sku_id(E3)
-    assert back.outcomes[(user_id(1), e3)] == "skipped: user deleted since the migration"
-    assert back.outcomes[(user_id(2), e3)] == "restored"
+    assert str(back.outcomes[(user_id(1), e3)]) == "skipped: user deleted since the migration"
+    assert back.outcomes[(user_id(2), e3)] == EntryOutcome(WriteOutcome.APPLIED)
     assert int(back.exit_code) == 0 and back.problems == []
     assert direct_licences(entra)[user_id(2)] == directs[user_id(2)]
 
@@ -75,5 +76,5 @@ def test_verification_under_lag_records_no_false_loss(
     entra.tenant.replication_lag = 1.5
     result = apply(config, Target.ENTRA, tmp_path)
     assert int(result.exit_code) == 0 and result.problems == []
-    assert set(result.outcomes.values()) == {"removed"}
+    assert set(result.outcomes.values()) == {EntryOutcome(WriteOutcome.APPLIED)}
     assert effective(entra) == before

@@ -17,6 +17,7 @@ from licsync.emulator.server import Emulator
 from licsync.migrate import MigrateAction, Target
 from licsync.migrate.run import plan_migration
 from licsync.model import Tenant
+from licsync.outcomes import EntryOutcome, RunStatus, WriteOutcome
 from licsync.runtime import graph_client
 from licsync.store import open_store
 from tests.e2e.conftest import direct_licences, small_snapshot, sync, user_id
@@ -76,7 +77,7 @@ def test_apply_removes_covered_direct_assignments_without_losing_a_plan(
 
     back = rollback(config, tmp_path / "rollback.json")
     assert int(back.exit_code) == 0, back.problems
-    assert set(back.outcomes.values()) == {"restored"}
+    assert set(back.outcomes.values()) == {EntryOutcome(WriteOutcome.APPLIED)}
     assert direct_licences(entra) == directs
     assert effective(entra) == before and consumed(entra) == seats
     assert reread(config) == read_before
@@ -84,7 +85,7 @@ def test_apply_removes_covered_direct_assignments_without_losing_a_plan(
     entra.stats.reset()  # a second rollback finds everything back and writes nothing
     again = rollback(config, tmp_path / "rollback.json")
     assert int(again.exit_code) == 0, again.problems
-    assert set(again.outcomes.values()) == {"already restored"}
+    assert set(again.outcomes.values()) == {EntryOutcome(WriteOutcome.SKIPPED, "already restored")}
     assert entra.stats.writes == 0 and direct_licences(entra) == directs
 
 
@@ -97,9 +98,11 @@ def test_rollback_leaves_a_direct_assignment_changed_since(
     entra.tenant.assign_user_license(user_id(1), body)  # an admin re-adds it, SWAY off
     back = rollback(config, tmp_path / "rollback.json")
     assert int(back.exit_code) == 10
-    assert back.outcomes[(user_id(1), sku_id(E3))].startswith("conflict: the user holds")
+    assert str(back.outcomes[(user_id(1), sku_id(E3))]).startswith(
+        "failed: conflict: the user holds"
+    )
     assert direct_licences(entra)[user_id(1)][sku_id(E3)] == frozenset({sway})
-    assert back.outcomes[(user_id(2), sku_id(E3))] == "restored"
+    assert back.outcomes[(user_id(2), sku_id(E3))] == EntryOutcome(WriteOutcome.APPLIED)
 
 
 def test_an_existing_rollback_file_is_never_replaced(
@@ -126,7 +129,9 @@ def test_waves_limit_and_users_file(entra: Emulator, config: Config, tmp_path: P
     directs = direct_licences(entra)
     first = apply(config, Target.ENTRA, tmp_path, limit=1)
     removed = {
-        d.user_id for d in first.decisions if first.outcomes.get((d.user_id, d.sku_id)) == "removed"
+        d.user_id
+        for d in first.decisions
+        if first.outcomes.get((d.user_id, d.sku_id)) == EntryOutcome(WriteOutcome.APPLIED)
     }
     assert removed == {user_id(1)}  # user1@ sorts first
     assert "not in this wave (--limit 1)" in {d.reason for d in first.decisions}
@@ -148,7 +153,7 @@ def test_waves_limit_and_users_file(entra: Emulator, config: Config, tmp_path: P
     report = orjson.loads((tmp_path / "r.json").read_bytes())
     assert {e["id"] for e in report["entries"]} == {user_id(2)}
     assert report["entries"][0]["action"] == "remove-direct"
-    assert report["entries"][0]["outcome"] == "removed"
+    assert report["entries"][0]["outcome"] == "applied"
     after = direct_licences(entra)
     assert sku_id(E3) not in after[user_id(2)]
     assert after[user_id(3)] == directs[user_id(3)]
@@ -172,11 +177,15 @@ def test_a_wave_that_loses_a_plan_stops_the_run(
     store = open_store(str(tmp_path / "state.db"))
     try:
         assert any("lost SWAY" in p.message for p in store.list_problems())
-        assert store.list_runs()[0].status == "aborted"
+        assert store.list_runs()[0].status is RunStatus.STOPPED
     finally:
         store.close()
     rb = json.loads((tmp_path / "rollback.json").read_text())
-    assert sorted(e["status"] for e in rb["entries"]) == ["applied", "not-applied"]
+    assert sorted(e["status"] for e in rb["entries"]) == ["applied", "skipped"]
+    # a file as licsync wrote it before the outcome vocabulary (`not-applied`) rolls back alike
+    for e in rb["entries"]:
+        e["status"] = "not-applied" if e["status"] == "skipped" else e["status"]
+    (tmp_path / "rollback.json").write_text(json.dumps(rb))
 
     code = main(
         [
@@ -194,6 +203,9 @@ def test_a_wave_that_loses_a_plan_stops_the_run(
     assert code == 0
     assert direct_licences(entra) == directs
     assert effective(entra)[user_id(1)] == before[user_id(1)]
+    report = json.loads((tmp_path / "rb.json").read_text())
+    outcomes = {e["id"]: e["outcome"] for e in report["entries"]}
+    assert outcomes == {user_id(1): "applied", user_id(2): "skipped: status skipped"}
 
 
 def test_guardrail_stops_before_any_write(entra: Emulator, tmp_path: Path) -> None:
@@ -253,15 +265,15 @@ def test_a_refused_write_is_failed_and_not_rolled_back(
     result = apply(config, Target.ENTRA, tmp_path, tenant=stale)
 
     assert int(result.exit_code) == 10
-    assert result.outcomes[(user_id(1), sku_id(E3))].startswith("failed: ")
-    assert result.outcomes[(user_id(2), sku_id(E3))] == "removed"
+    assert str(result.outcomes[(user_id(1), sku_id(E3))]).startswith("failed: ")
+    assert result.outcomes[(user_id(2), sku_id(E3))] == EntryOutcome(WriteOutcome.APPLIED)
     rb = json.loads((tmp_path / "rollback.json").read_text())
     assert {e["userId"]: e["status"] for e in rb["entries"]} == {
         user_id(1): "failed",
         user_id(2): "applied",
     }
     back = rollback(config, tmp_path / "rollback.json")
-    assert back.outcomes[(user_id(1), sku_id(E3))] == "skipped: status failed"
+    assert str(back.outcomes[(user_id(1), sku_id(E3))]) == "skipped: status failed"
     assert direct_licences(entra) == directs  # user 1's is not re-added; user 2's is back
 
 

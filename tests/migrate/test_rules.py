@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from licsync.migrate import Target
+from licsync.outcomes import EntryOutcome, WriteOutcome
 from licsync.store import open_store
 from tests.e2e.conftest import direct_licences, group_id, make_config, small_snapshot, sync, user_id
 from tests.migrate.conftest import (
@@ -46,8 +47,8 @@ def test_adopt_then_rollback(emulator_factory: Any, tmp_path: Path) -> None:
     graph.stats.reset()
 
     result = apply(config, Target.RULES, tmp_path)
-    outcomes = {k[0]: v for k, v in result.outcomes.items()}
-    assert outcomes == {user_id(1): "adopted", user_id(2): "adopted"}
+    outcomes = {k[0]: str(v) for k, v in result.outcomes.items()}
+    assert outcomes == {user_id(1): "applied", user_id(2): "applied"}
     reasons = {d.user_id: d.reason for d in result.decisions}
     assert reasons[user_id(3)] == "direct assignment enables SWAY, which no group source enables"
     assert reasons[user_id(4)] == f"not a member of any group that grants {E3}"
@@ -67,7 +68,7 @@ def test_adopt_then_rollback(emulator_factory: Any, tmp_path: Path) -> None:
 
     back = rollback(config, tmp_path / "rollback.json")
     assert int(back.exit_code) == 0, back.problems
-    assert set(back.outcomes.values()) == {"restored"}
+    assert set(back.outcomes.values()) == {EntryOutcome(WriteOutcome.APPLIED)}
     assert not set(adopted) & set(_ledger(tmp_path))
     assert direct_licences(graph) == directs and graph.stats.writes == 0
     assert effective(graph) == before and consumed(graph) == seats
@@ -75,7 +76,7 @@ def test_adopt_then_rollback(emulator_factory: Any, tmp_path: Path) -> None:
 
     again = rollback(config, tmp_path / "rollback.json")  # safe to run twice
     assert int(again.exit_code) == 0, again.problems
-    assert set(again.outcomes.values()) == {"already restored"}
+    assert set(again.outcomes.values()) == {EntryOutcome(WriteOutcome.SKIPPED, "already restored")}
     assert not set(adopted) & set(_ledger(tmp_path)) and graph.stats.writes == 0
 
 
@@ -119,14 +120,17 @@ def test_rollback_undoes_what_a_later_sync_widened(emulator_factory: Any, tmp_pa
     )
     config = make_config(tmp_path, graph, [{"group": "Group 1", "licenses": [{"sku": E3}]}])
     before, seats, directs = effective(graph), consumed(graph), direct_licences(graph)
-    assert apply(config, Target.RULES, tmp_path).outcomes == {(user_id(1), sku_id(E3)): "adopted"}
+    adopted = apply(config, Target.RULES, tmp_path).outcomes
+    assert adopted == {(user_id(1), sku_id(E3)): EntryOutcome(WriteOutcome.APPLIED)}
     sync(config)
     assert direct_licences(graph)[user_id(1)][sku_id(E3)] == frozenset()  # SWAY on now
 
     back = rollback(config, tmp_path / "rollback.json")
     assert int(back.exit_code) == 0, back.problems
-    assert back.outcomes == {(user_id(1), sku_id(E3)): "restored"}
+    assert back.outcomes == {(user_id(1), sku_id(E3)): EntryOutcome(WriteOutcome.APPLIED)}
     assert direct_licences(graph) == directs and _ledger(tmp_path) == {}
     assert effective(graph) == before and consumed(graph) == seats
     again = rollback(config, tmp_path / "rollback.json")
-    assert again.outcomes == {(user_id(1), sku_id(E3)): "already restored"}
+    assert again.outcomes == {
+        (user_id(1), sku_id(E3)): EntryOutcome(WriteOutcome.SKIPPED, "already restored")
+    }

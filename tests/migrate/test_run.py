@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from licsync.graph import Action, WriteOutcome
+from licsync.graph import Action, WriteResult
 from licsync.migrate import Decision, MigrateAction
 from licsync.migrate.run import _gone, _stop_reason
 from tests.builders import TenantBuilder, object_id
@@ -23,8 +23,8 @@ def test_an_ambiguous_write_is_judged_by_the_re_read() -> None:
     kept, gone = (tenant.users[object_id(n)] for n in ("kept", "gone"))
     d = Decision(kept.id, kept.user_principal_name, b.sku_id(E3), MigrateAction.REMOVE_DIRECT)
 
-    def outcome(action: Action) -> WriteOutcome:
-        return WriteOutcome(kept.id, action, 503, None, "", None, 5)
+    def outcome(action: Action) -> WriteResult:
+        return WriteResult(kept.id, action, 503, None, "", None, 5)
 
     assert _gone(d, outcome(Action.RETRY), gone) and not _gone(d, outcome(Action.RETRY), kept)
     assert not _gone(d, outcome(Action.PROBLEM), gone)
@@ -33,8 +33,8 @@ def test_an_ambiguous_write_is_judged_by_the_re_read() -> None:
 
 
 def test_a_fatal_answer_stops_the_run_after_its_wave(tmp_path: Path) -> None:
-    ok = WriteOutcome("u1", Action.SUCCESS, 200, None, "", None, 1)
-    fatal = WriteOutcome("u2", Action.FATAL, 403, None, "Insufficient privileges", None, 1)
+    ok = WriteResult("u1", Action.SUCCESS, 200, None, "", None, 1)
+    fatal = WriteResult("u2", Action.FATAL, 403, None, "Insufficient privileges", None, 1)
     path = tmp_path / "rb.json"
     assert _stop_reason(1, 3, [], {"u1": ok}, path) is None
     reason = _stop_reason(1, 3, [], {"u1": ok, "u2": fatal}, path)

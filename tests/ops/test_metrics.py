@@ -178,8 +178,7 @@ def test_an_unexpected_error_is_reported_as_failed(
     monkeypatch.setattr(command, "run_sync", broken)
     metrics = tmp_path / "licsync.prom"
     config = write_config(tmp_path, emulator_factory(small_snapshot(**SHORT)))
-    with pytest.raises(RuntimeError):
-        main(["sync", "--config", str(config), "--metrics-file", str(metrics)])
+    assert main(["sync", "--config", str(config), "--metrics-file", str(metrics)]) == 1
     found = samples(metrics)
     labels = (("outcome", "failed"), ("tenant", "unknown"))
     assert found[("licsync_sync_outcome", labels)] == 1

@@ -9,12 +9,11 @@ import pytest
 
 from licsync.errors import StateError
 from licsync.model import LicenseError, Ownership, Problem
+from licsync.outcomes import RunStatus, WriteOutcome
 from licsync.store import (
     CURRENT_VERSION,
     AppliedChange,
     ChangeAction,
-    ChangeOutcome,
-    RunStatus,
     StateStore,
     diff_ledger,
     open_store,
@@ -100,7 +99,7 @@ def test_runs_are_listed_newest_first_and_finish_once(store, clock):
     assert [r.id for r in store.list_runs()] == ids[::-1]
     assert [r.kind for r in store.list_runs(limit=2)] == ["migrate", "sync"]
     with store.transaction() as tx:
-        tx.finish_run("run-plan", RunStatus.ABORTED)
+        tx.finish_run("run-plan", RunStatus.STOPPED)
     with pytest.raises(StateError, match="already finished"), store.transaction() as tx:
         tx.finish_run("run-plan", RunStatus.FAILED)
     with pytest.raises(StateError, match="no run"), store.transaction() as tx:
@@ -182,7 +181,7 @@ def test_an_exception_rolls_back_every_write_of_the_unit(store):
         tx.hold_delta_link(run2, "users", "link-new")
     with pytest.raises(Boom), store.transaction() as tx:
         tx.replace_ledger({(U2, E5): own(U2, E5, G2)})
-        tx.record_changes([AppliedChange(run2, U2, E5, ChangeAction.ADD, "succeeded")])
+        tx.record_changes([AppliedChange(run2, U2, E5, ChangeAction.ADD, WriteOutcome.APPLIED)])
         tx.record_problems(run2, [problem()])
         tx.commit_delta_links(run2)
         tx.finish_run(run2, RunStatus.SUCCEEDED, {"x": 1})
@@ -226,21 +225,26 @@ def test_changes_are_kept_with_their_run(store, clock):
                     "USER-1",
                     "SKU-E3",
                     ChangeAction.ADD,
-                    ChangeOutcome.SUCCEEDED,
+                    WriteOutcome.APPLIED,
                     frozenset({"plan-b", "PLAN-A"}),
                     request_id="req-1",
                 ),
                 AppliedChange(
-                    run1, U1, None, ChangeAction.USAGE_LOCATION, "succeeded", usage_location="DE"
+                    run1,
+                    U1,
+                    None,
+                    ChangeAction.USAGE_LOCATION,
+                    WriteOutcome.APPLIED,
+                    usage_location="DE",
                 ),
-                AppliedChange(run2, U2, E5, ChangeAction.REMOVE, ChangeOutcome.FAILED, at=at),
+                AppliedChange(run2, U2, E5, ChangeAction.REMOVE, WriteOutcome.FAILED, at=at),
             ]
         )
     assert n == 3
     first, location = store.list_changes(run_id=run1)
     assert (first.user_id, first.sku_id, first.action) == (U1, E3, ChangeAction.ADD)
     assert first.disabled_plans == {"plan-a", "plan-b"}
-    assert (first.outcome, first.request_id, first.at) == ("succeeded", "req-1", at)
+    assert (first.outcome, first.request_id, first.at) == (WriteOutcome.APPLIED, "req-1", at)
     assert (location.sku_id, location.usage_location) == (None, "DE")
     assert [c.action for c in store.list_changes(user_id=U2)] == [ChangeAction.REMOVE]
     assert len(store.list_changes()) == 3

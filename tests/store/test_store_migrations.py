@@ -9,7 +9,8 @@ import pytest
 
 from licsync.errors import StateError
 from licsync.model import Ownership
-from licsync.store import CURRENT_VERSION, Intent, RunStatus, open_store
+from licsync.outcomes import RunStatus, WriteOutcome
+from licsync.store import CURRENT_VERSION, Intent, open_store
 from licsync.store.schema import STEPS, steps_after
 
 DATA = Path(__file__).parent / "data"
@@ -135,3 +136,32 @@ def test_a_failing_step_leaves_the_old_version(backend, clock, monkeypatch):
     with pytest.raises(Exception, match="no_such_column"):
         open_store(backend.url, clock=clock)
     assert backend.raw("SELECT version FROM licsync_schema") == [(1,)]
+
+
+def test_a_version_5_database_speaks_the_outcome_vocabulary(backend, clock):
+    """v6: a change `succeeded` is `applied`, a refusal (`problem`, `fatal`…) `failed`, a write
+    never sent stays `skipped`; a run `aborted` is `stopped`. A read-only open (not upgraded) of
+    the old database reads the same values."""
+    load_frozen(backend, 5)
+    for outcome in ("problem", "skipped"):
+        backend.raw(
+            "INSERT INTO changes (run_id, user_id, sku_id, action, disabled_plans, outcome, at) "
+            f"SELECT run_id, user_id, sku_id, 'remove', disabled_plans, '{outcome}', at "
+            "FROM changes WHERE outcome = 'succeeded'"
+        )
+    expected = [WriteOutcome.APPLIED, WriteOutcome.FAILED, WriteOutcome.SKIPPED]
+    with open_store(backend.url, clock=clock, read_only=True) as store:
+        assert store.schema_version == 5
+        assert store.get_run("run-3").status is RunStatus.STOPPED
+        assert [c.outcome for c in store.list_changes()] == expected
+    with open_store(backend.url, clock=clock) as store:
+        assert store.schema_version == CURRENT_VERSION
+        assert store.get_run("run-3").status is RunStatus.STOPPED
+        assert store.get_run("run-1").status is RunStatus.SUCCEEDED
+        assert [c.outcome for c in store.list_changes()] == expected
+    assert backend.raw("SELECT status FROM runs WHERE run_id = 'run-3'") == [("stopped",)]
+    assert backend.raw("SELECT outcome FROM changes ORDER BY change_id") == [
+        ("applied",),
+        ("failed",),
+        ("skipped",),
+    ]

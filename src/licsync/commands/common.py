@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from licsync.config import load_config as load_config_file
 from licsync.config.settings import TableCheck
 from licsync.connector.planning import make_plan
 from licsync.connector.sync import SyncResult, run_sync
+from licsync.errors import InputError
 from licsync.graph.settings import graph_table_issues
 from licsync.model import Plan, Tenant
 from licsync.redact import RedactingFilter, redact_event
@@ -51,12 +53,37 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+LOG_LEVEL_ENV = "LICSYNC_LOG_LEVEL"
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_debug = False  # `licsync --debug`
+
+
+def request_debug(enabled: bool) -> None:
+    """`--debug`: every command logs at debug level (as `LICSYNC_LOG_LEVEL=debug`)."""
+    global _debug
+    _debug = enabled
+
+
+def log_level(default: int = logging.INFO) -> int:
+    """The level to log at: debug with `--debug`, else `LICSYNC_LOG_LEVEL`, else `default`."""
+    if _debug:
+        return logging.DEBUG
+    name = os.environ.get(LOG_LEVEL_ENV, "").strip().lower()
+    if not name:
+        return default
+    if name not in LOG_LEVELS:
+        raise InputError(f"{LOG_LEVEL_ENV}: {name!r} is not one of {', '.join(LOG_LEVELS)}")
+    return LOG_LEVELS[name]
+
+
 def configure_logging(
     level: int = logging.INFO, extra: Sequence[structlog.typing.Processor] = ()
 ) -> None:
     """structlog to stderr: JSON lines for schedulers and files, a console renderer on a
     terminal; stdlib warnings (azure-identity's) to stderr too. Secrets are masked in both.
-    Called once by a command's handler; `extra` processors see every event first."""
+    Called once by a command's handler; `extra` processors see every event first. `level` is
+    the command's default (`log_level`: `--debug` and `LICSYNC_LOG_LEVEL` override it)."""
+    level = log_level(level)
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()

@@ -25,7 +25,7 @@ from licsync.connector.progress import Progress
 from licsync.graph.budget import WriteBudget
 from licsync.graph.classify import Action, Rule, rule
 from licsync.graph.retry import RetryPolicy
-from licsync.graph.writes import Halt, OnOutcome, WriteJob, WriteOutcome, send_writes
+from licsync.graph.writes import Halt, OnOutcome, WriteJob, WriteResult, send_writes
 from licsync.model import Assignment, LicenseError, Plan, Problem, UserPlan
 
 if TYPE_CHECKING:
@@ -116,6 +116,10 @@ class SetUsageLocation:
         if not self.key:
             object.__setattr__(self, "key", f"{self.user_id}:usageLocation")
 
+    @property
+    def subject(self) -> str:
+        return self.user_id
+
     def request(self) -> tuple[str, str, Any]:
         return "PATCH", f"/users/{self.user_id}", {"usageLocation": self.country}
 
@@ -143,6 +147,10 @@ class AssignLicense:
     def __post_init__(self) -> None:
         if not self.key:
             object.__setattr__(self, "key", f"{self.user_id}:assignLicense")
+
+    @property
+    def subject(self) -> str:
+        return self.user_id
 
     def request(self) -> tuple[str, str, Any]:
         body = {
@@ -186,14 +194,14 @@ def _lowered(ids: Any) -> frozenset[str] | None:
     return frozenset(str(i).lower() for i in ids) if isinstance(ids, list) else None
 
 
-def license_error(outcome: WriteOutcome) -> LicenseError:
+def license_error(outcome: WriteResult) -> LicenseError:
     """The Entra error type a failed write is recorded with (`Other` when Graph named none)."""
     error = outcome.error_type
     return error if isinstance(error, LicenseError) else LicenseError.OTHER
 
 
 def failure_problem(
-    outcome: WriteOutcome, user_id: str, upn: str, sku_id: str, group_id: str | None = None
+    outcome: WriteResult, user_id: str, upn: str, sku_id: str, group_id: str | None = None
 ) -> Problem:
     """The problem record of a licence a failed write did not change."""
     return Problem(user_id, upn, sku_id, group_id, license_error(outcome), outcome.failure)
@@ -219,7 +227,7 @@ def build_jobs(changes: Iterable[UserPlan]) -> list[LicenceJob]:
 
 async def send_by_user(
     client: GraphClient, jobs: Sequence[LicenceJob], budget: WriteBudget
-) -> dict[str, WriteOutcome]:
+) -> dict[str, WriteResult]:
     """Send one job per user; the outcomes by user id."""
     outcomes = await send_licence_writes(client, jobs, budget)
     return {job.user_id: o for job, o in zip(jobs, outcomes, strict=True)}
@@ -237,7 +245,7 @@ async def send_licence_writes(
     on_outcome: OnOutcome | None = None,
     max_consecutive_denials: int | None = None,
     quiet: bool = False,
-) -> list[WriteOutcome]:
+) -> list[WriteResult]:
     """Send `jobs` with the assignLicense refusal table; log one line per write (`names`: the
     users' principal names by id, for the log; `quiet`: successful writes at debug level, for a
     terminal that shows a progress bar). One outcome per job, in order."""
@@ -246,7 +254,7 @@ async def send_licence_writes(
 
     async def send(
         part: Sequence[LicenceJob], notify: OnOutcome | None = None
-    ) -> list[WriteOutcome]:
+    ) -> list[WriteResult]:
         return await send_writes(
             client,
             part,
@@ -259,7 +267,7 @@ async def send_licence_writes(
             max_consecutive_denials=max_consecutive_denials,
         )
 
-    def first_pass(job: WriteJob, outcome: WriteOutcome) -> None:
+    def first_pass(job: WriteJob, outcome: WriteResult) -> None:
         if on_outcome is not None and not _awaits_location(job, outcome):
             on_outcome(job, outcome)  # the others are told once the usage location replicated
 
@@ -291,7 +299,7 @@ async def send_licence_writes(
     return outcomes
 
 
-def _awaits_location(job: WriteJob, outcome: WriteOutcome) -> bool:
+def _awaits_location(job: WriteJob, outcome: WriteResult) -> bool:
     """An assignLicense after this run's usageLocation PATCH refused for the usage location."""
     return (
         isinstance(job, AssignLicense)
@@ -302,10 +310,10 @@ def _awaits_location(job: WriteJob, outcome: WriteOutcome) -> bool:
 
 async def _after_location(
     jobs: Sequence[LicenceJob],
-    outcomes: Sequence[WriteOutcome],
-    send: Callable[[Sequence[LicenceJob]], Awaitable[list[WriteOutcome]]],
+    outcomes: Sequence[WriteResult],
+    send: Callable[[Sequence[LicenceJob]], Awaitable[list[WriteResult]]],
     policy: RetryPolicy,
-) -> list[WriteOutcome]:
+) -> list[WriteResult]:
     """Entra replicates a new usageLocation asynchronously: an assignLicense right after the
     PATCH that set it may be refused for an invalid usage location. Such jobs are sent again,
     backing off, until accepted or the policy's replication wait is over."""
@@ -333,22 +341,22 @@ async def _after_location(
 class UserWrites:
     """The outcomes of one user's jobs (None: that job was not needed)."""
 
-    location: WriteOutcome | None = None
-    assign: WriteOutcome | None = None
+    location: WriteResult | None = None
+    assign: WriteResult | None = None
 
     @property
-    def outcomes(self) -> tuple[WriteOutcome, ...]:
+    def outcomes(self) -> tuple[WriteResult, ...]:
         return tuple(o for o in (self.location, self.assign) if o is not None)
 
     @property
-    def failure(self) -> WriteOutcome | None:
+    def failure(self) -> WriteResult | None:
         """The first job that did not succeed, if any."""
         return next((o for o in self.outcomes if not o.ok), None)
 
 
 def pair_outcomes(
     jobs: Sequence[LicenceJob],
-    outcomes: Sequence[WriteOutcome],
+    outcomes: Sequence[WriteResult],
     start: UserWrites | None = None,
 ) -> dict[str, UserWrites]:
     """The outcomes of `build_jobs`' jobs, by user (`start`: what one user already had)."""
@@ -384,7 +392,7 @@ async def apply_plan(
 
     shown = sys.stderr.isatty() if progress is None else progress
 
-    def on_outcome(sent: WriteJob, outcome: WriteOutcome) -> None:
+    def on_outcome(sent: WriteJob, outcome: WriteResult) -> None:
         bar.advance("writes", total=len(jobs))
         job = by_key[sent.key]
         user = job.user_id

@@ -23,14 +23,14 @@ from typing import Any
 
 from licsync.connector.licence_writes import UserWrites, failure_problem
 from licsync.connector.view import TrackedRead, diff_rows
-from licsync.graph import Action, WriteOutcome
+from licsync.graph import Action, WriteResult
 from licsync.model import Ledger, Plan, Problem, Tenant, UserPlan
+from licsync.outcomes import RunStatus
 from licsync.store import (
     AppliedChange,
     ChangeAction,
     Intent,
     LedgerDiff,
-    RunStatus,
     StateStore,
     StateTransaction,
     diff_ledger,
@@ -73,9 +73,7 @@ def by_user(ledger: Ledger) -> dict[str, Ledger]:
     return split
 
 
-def _failure_problems(
-    change: UserPlan, outcome: WriteOutcome, plan_ledger: Ledger
-) -> list[Problem]:
+def _failure_problems(change: UserPlan, outcome: WriteResult, plan_ledger: Ledger) -> list[Problem]:
     problems = []
     for sku_id in [a.sku_id for a in change.add_licenses] + list(change.remove_licenses):
         entry = plan_ledger.get((change.user_id, sku_id))
@@ -100,14 +98,14 @@ def _changes(
                 change.user_id,
                 None,
                 ChangeAction.USAGE_LOCATION,
-                "succeeded" if loc.ok else str(loc.action),
+                loc.outcome,
                 usage_location=change.usage_location,
                 request_id=loc.request_id,
             )
         )
     assign = writes.assign
     if assign is not None:
-        outcome = "succeeded" if assign.ok else str(assign.action)
+        outcome = assign.outcome
         for a in change.add_licenses:
             action = ChangeAction.UPDATE if a.sku_id in held else ChangeAction.ADD
             records.append(

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from licsync.model import Ledger, Plan, Tenant
+from licsync.outcomes import RunStatus, WriteOutcome
 from licsync.store import (
     AppliedChange,
     ChangeAction,
     Intent,
     LedgerDiff,
     Run,
-    RunStatus,
     StateStore,
     normalise_ownership,
 )
@@ -94,7 +94,7 @@ def reconcile(intents: Iterable[Intent], tenant: Tenant) -> Recovery:
                 intent.user_id,
                 intent.sku_id,
                 action,
-                "recovered",
+                WriteOutcome.APPLIED,  # found applied by the read after the run died
                 disabled_plans=intent.expect or frozenset(),
             )
         )

@@ -61,7 +61,7 @@ from licsync.connector.recovery import apply_diff, intents_for, reconcile, recov
 from licsync.connector.view import TenantView, TrackedRead
 from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
-from licsync.graph import Action, WriteBudget, WriteOutcome
+from licsync.graph import Action, WriteBudget, WriteResult
 from licsync.model import Ledger, Plan, Problem, Tenant
 from licsync.runtime import read_only_session, session
 from licsync.store import (
@@ -83,7 +83,7 @@ class SyncResult:
     plan: Plan
     guardrail: Guardrail
     incremental: bool = False
-    outcomes: list[WriteOutcome] = field(default_factory=list)
+    outcomes: list[WriteResult] = field(default_factory=list)
     succeeded_users: tuple[str, ...] = ()
     failed_users: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
@@ -91,7 +91,7 @@ class SyncResult:
     fatal: bool = False
 
     @property
-    def fatal_outcome(self) -> WriteOutcome | None:
+    def fatal_outcome(self) -> WriteResult | None:
         """The write whose answer stopped the writes, if one did."""
         return next((o for o in self.outcomes if o.action is Action.FATAL), None)
 

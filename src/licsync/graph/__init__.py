@@ -2,7 +2,7 @@
 
 Public API: settings (`load_graph_settings`), the client (`GraphClient`), paging
 (`Paginator`), classification (`classify`, `Action`, `Verdict`), retries (`RetryPolicy`),
-the write budget (`WriteBudget`) and batched writes (`send_writes`, `WriteJob`, `WriteOutcome`).
+the write budget (`WriteBudget`) and batched writes (`send_writes`, `WriteJob`, `WriteResult`).
 
 Names are imported on first use (PEP 562), so that importing `licsync.graph.settings` (the CLI,
 read-only commands) does not load msgraph-sdk, kiota and azure-identity.
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from licsync.graph.paging import Paginator
     from licsync.graph.retry import RetryPolicy
     from licsync.graph.settings import AuthKind, GraphSettings, load_graph_settings
-    from licsync.graph.writes import WriteJob, WriteOutcome, send_writes
+    from licsync.graph.writes import WriteJob, WriteResult, send_writes
 
 _HOMES = {
     "WriteBudget": "budget",
@@ -50,7 +50,7 @@ _HOMES = {
     "GraphSettings": "settings",
     "load_graph_settings": "settings",
     "WriteJob": "writes",
-    "WriteOutcome": "writes",
+    "WriteResult": "writes",
     "send_writes": "writes",
 }
 
@@ -79,7 +79,7 @@ __all__ = [
     "Verdict",
     "WriteBudget",
     "WriteJob",
-    "WriteOutcome",
+    "WriteResult",
     "classify",
     "load_graph_settings",
     "send_writes",

@@ -53,6 +53,7 @@ from licsync.graph.classify import (
 from licsync.graph.errors import GraphError
 from licsync.graph.permissions import missing_permission_hint
 from licsync.graph.retry import RetryPolicy, Sleep
+from licsync.outcomes import WriteOutcome
 
 if TYPE_CHECKING:
     from licsync.graph.client import GraphClient
@@ -64,10 +65,14 @@ _CONFIRMABLE = (*_RETRYABLE, Action.PROBLEM)  # worth a read-back after a lost a
 
 
 class WriteJob(Protocol):
-    """One write: `key` is unique in a call; `after` names a job that must succeed first."""
+    """One write: `key` is unique in a call; `subject` is the id of the object it changes (a
+    user); `after` names a job that must succeed first."""
 
     @property
     def key(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
 
     @property
     def after(self) -> str | None: ...
@@ -85,9 +90,13 @@ class WriteJob(Protocol):
         ...
 
 
+_OUTCOMES = {Action.SUCCESS: WriteOutcome.APPLIED, Action.SKIPPED: WriteOutcome.SKIPPED}
+
+
 @dataclass(frozen=True, slots=True)
-class WriteOutcome:
-    """What became of one job."""
+class WriteResult:
+    """What became of one job: Graph's last answer (`action`…) and what the write did
+    (`outcome`). `subject` is the job's."""
 
     key: str
     action: Action
@@ -98,10 +107,16 @@ class WriteOutcome:
     attempts: int
     reason: str = ""
     body: Any = None  # the success body (assignLicense returns the user)
+    subject: str = ""
 
     @property
     def ok(self) -> bool:
         return self.action is Action.SUCCESS
+
+    @property
+    def outcome(self) -> WriteOutcome:
+        """A success applied the write, a job never sent skipped it, any other answer failed."""
+        return _OUTCOMES.get(self.action, WriteOutcome.FAILED)
 
     @property
     def failure(self) -> str:
@@ -110,10 +125,11 @@ class WriteOutcome:
 
     @classmethod
     def from_verdict(
-        cls, key: str, verdict: Verdict, attempts: int, body: Any = None
-    ) -> WriteOutcome:
+        cls, job: WriteJob, verdict: Verdict, attempts: int, body: Any = None
+    ) -> WriteResult:
         return cls(
-            key=key,
+            key=job.key,
+            subject=job.subject,
             action=verdict.action,
             status=verdict.status,
             error_type=verdict.error_type,
@@ -126,7 +142,7 @@ class WriteOutcome:
 
 
 Halt = Callable[[], str | None]  # before each envelope: a reason to send nothing more, or None
-OnOutcome = Callable[[WriteJob, "WriteOutcome"], None]
+OnOutcome = Callable[[WriteJob, WriteResult], None]
 
 _Pending = tuple[BatchRequest, "asyncio.Future[tuple[Verdict, Any]]"]
 _STOPPED = Verdict(Action.SKIPPED, None, "", "not sent: the run stopped")
@@ -343,13 +359,15 @@ async def send_writes(
     halt: Halt | None = None,
     on_outcome: OnOutcome | None = None,
     max_consecutive_denials: int | None = None,
-) -> list[WriteOutcome]:
+) -> list[WriteResult]:
     """Send `jobs` through `$batch`; one outcome per job, in the jobs' order.
     `max_consecutive_denials` defaults to the client's (see the module docstring).
 
     A job whose `after` job did not succeed, or that was not yet sent when a fatal answer
     arrived, gets an outcome with `Action.SKIPPED`; a retry wait is cut short by a fatal
-    answer (the job keeps its last answer).
+    answer (the job keeps its last answer). An exception that is not a Graph answer (a bug in a
+    job, or `on_outcome` failing) is never taken for one: sending stops and it is raised once
+    the jobs in flight have ended.
     """
     _check_jobs(jobs)
     in_flight = (
@@ -361,13 +379,13 @@ async def send_writes(
     if max_consecutive_denials is not None:
         limit = max_consecutive_denials
     batcher = _Batcher(client, budget, in_flight, rules, halt, _Denials(limit))
-    failures: list[Exception] = []
+    failures: list[Exception] = []  # raised once every job has ended: the first one
     base = policy or client.policy
     policy = replace(base, sleep=_stoppable(batcher.stopped, base.sleep))
     done: dict[str, asyncio.Event] = {job.key: asyncio.Event() for job in jobs}
-    outcomes: dict[str, WriteOutcome] = {}
+    outcomes: dict[str, WriteResult] = {}
 
-    async def run(position: int, job: WriteJob) -> WriteOutcome:
+    async def run(position: int, job: WriteJob) -> WriteResult:
         if job.after is not None:
             await done[job.after].wait()
             before = outcomes[job.after]
@@ -385,9 +403,10 @@ async def send_writes(
             job = jobs[position]
             try:
                 outcome = await run(position, job)
-            except Exception as exc:  # a bug or an unexpected error: record it, stop sending
+            except Exception as exc:  # a bug, not Graph's answer: stop sending, then raise it
+                failures.append(exc)
                 batcher.stop()
-                outcome = WriteOutcome.from_verdict(job.key, classify_exception(exc), 0)
+                outcome = _skipped(job, f"not sent: {type(exc).__name__}")
             outcomes[job.key] = outcome
             done[job.key].set()
             if on_outcome is not None and not failures:
@@ -409,7 +428,7 @@ async def send_writes(
 
 async def _run_job(
     client: GraphClient, batcher: _Batcher, policy: RetryPolicy, job: WriteJob, item_id: str
-) -> WriteOutcome:
+) -> WriteResult:
     """Send `job` as `$batch` item `item_id` under `policy`; read the user back if an attempt
     whose answer was lost may have applied it and the job did not end in success."""
     method, url, body = job.request()
@@ -437,7 +456,7 @@ async def _run_job(
         batcher.release(item_id)
     if unknown and verdict.action in _CONFIRMABLE and not batcher.stopped.is_set():
         verdict, body = await _confirm(client, policy, job, verdict, body)
-    return WriteOutcome.from_verdict(job.key, verdict, attempts, body)
+    return WriteResult.from_verdict(job, verdict, attempts, body)
 
 
 def _stoppable(stopped: asyncio.Event, sleep: Sleep) -> Sleep:
@@ -491,5 +510,5 @@ def _check_jobs(jobs: Sequence[WriteJob]) -> None:
         index[job.key] = position
 
 
-def _skipped(job: WriteJob, message: str) -> WriteOutcome:
-    return WriteOutcome(job.key, Action.SKIPPED, None, None, message, None, 0)
+def _skipped(job: WriteJob, message: str) -> WriteResult:
+    return WriteResult(job.key, Action.SKIPPED, None, None, message, None, 0, subject=job.subject)

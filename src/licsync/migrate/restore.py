@@ -29,19 +29,33 @@ from licsync.migrate.classify import MigrateAction
 from licsync.migrate.reread import Reread, read_users
 from licsync.migrate.rollbackfile import RESTORABLE, RollbackEntry, read_rollback
 from licsync.model import Assignment, Ledger, LicenseError, Ownership, Problem, User
+from licsync.outcomes import EntryOutcome, RunStatus, WriteOutcome
 from licsync.runtime import Session, session
-from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger, normalise_ownership
+from licsync.store import AppliedChange, ChangeAction, diff_ledger, normalise_ownership
 
 log = structlog.get_logger("licsync.migrate")
 KIND = "migrate-rollback"
 GONE = "user deleted since the migration"
+_RESTORED = EntryOutcome(WriteOutcome.APPLIED)
+_ALREADY = EntryOutcome(WriteOutcome.SKIPPED, "already restored")
+_GONE = EntryOutcome(WriteOutcome.SKIPPED, GONE)
+
+
+def _conflict(message: str) -> EntryOutcome:
+    """Not restored: something changed since the migration (a problem is recorded)."""
+    return EntryOutcome(WriteOutcome.FAILED, f"conflict: {message}")
+
+
+def _skipped_status(e: RollbackEntry) -> EntryOutcome:
+    """An entry whose removal or adoption never happened: nothing to restore."""
+    return EntryOutcome(WriteOutcome.SKIPPED, f"status {e.status}")
 
 
 @dataclass
 class RollbackResult:
     path: Path
     entries: list[RollbackEntry]
-    outcomes: dict[tuple[str, str], str] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], EntryOutcome] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -50,11 +64,12 @@ class RollbackResult:
 
     def summary(self) -> dict[str, Any]:
         values = list(self.outcomes.values())
+        already = values.count(_ALREADY)
         return {
             "entries": len(self.entries),
-            "restored": values.count("restored"),
-            "alreadyRestored": values.count("already restored"),
-            "skipped": sum(v.startswith("skipped") for v in values),
+            "restored": sum(v.outcome is WriteOutcome.APPLIED for v in values),
+            "alreadyRestored": already,
+            "skipped": sum(v.outcome is WriteOutcome.SKIPPED for v in values) - already,
             "problems": len(self.problems),
         }
 
@@ -81,7 +96,7 @@ def _unadopt(
         key = (e.user_id, e.sku_id)
         current = ledger.get(key)
         if _same(current, e.ledger_before):
-            result.outcomes[key] = "already restored"
+            result.outcomes[key] = _ALREADY
             continue
         if not _same(current, e.ledger_after):
             message = (
@@ -90,14 +105,14 @@ def _unadopt(
                 else "licsync no longer holds this licence; not restored"
             )
             result.problems.append(_problem(e, message))
-            result.outcomes[key] = f"conflict: {message}"
+            result.outcomes[key] = _conflict(message)
             continue
         if e.ledger_before is None:
             del new[key]
             dropped.append(e)
         else:
             new[key] = e.ledger_before
-        result.outcomes[key] = "restored"
+        result.outcomes[key] = _RESTORED
     return new, dropped
 
 
@@ -114,14 +129,14 @@ def _still_to_add(
         if user.license_assignment_states is None or held is None:
             left.append(e)
         elif held == e.disabled_plans:
-            result.outcomes[(e.user_id, e.sku_id)] = "already restored"
+            result.outcomes[(e.user_id, e.sku_id)] = _ALREADY
         else:
             message = (
                 "the user holds a direct assignment of this SKU again, with other disabled "
                 "plans than the file's; left as it is"
             )
             result.problems.append(_problem(e, message))
-            result.outcomes[(e.user_id, e.sku_id)] = f"conflict: {message}"
+            result.outcomes[(e.user_id, e.sku_id)] = _conflict(message)
     return left
 
 
@@ -155,7 +170,7 @@ def _present(
     """The entries whose user Graph still has; the others are reported skipped."""
     for e in entries:
         if e.user_id in now.deleted:
-            result.outcomes[(e.user_id, e.sku_id)] = f"skipped: {GONE}"
+            result.outcomes[(e.user_id, e.sku_id)] = _GONE
             log.warning("migrate.user_deleted", user=e.user_id, upn=e.user_principal_name)
     return [e for e in entries if e.user_id not in now.deleted]
 
@@ -179,23 +194,23 @@ async def _assign(
     for e in todo:
         key, o = (e.user_id, e.sku_id), outcomes[e.user_id]
         if o.ok and e.user_id not in after:
-            result.outcomes[key] = f"skipped: {GONE}"
+            result.outcomes[key] = _GONE
         elif not o.ok:
             result.problems.append(failure_problem(o, e.user_id, e.user_principal_name, e.sku_id))
-            result.outcomes[key] = f"failed: {o.failure}"
+            result.outcomes[key] = EntryOutcome(WriteOutcome.FAILED, o.failure)
         elif after[e.user_id].direct_licenses().get(e.sku_id) != e.disabled_plans:
             message = "re-read after the rollback: the direct assignment differs from the file"
             result.problems.append(_problem(e, message))
-            result.outcomes[key] = f"failed: {message}"
+            result.outcomes[key] = EntryOutcome(WriteOutcome.FAILED, message)
         else:
-            result.outcomes[key] = "restored"
+            result.outcomes[key] = _RESTORED
         changes.append(
             AppliedChange(
                 s.run_id,
                 e.user_id,
                 e.sku_id,
                 ChangeAction.ADD,
-                "succeeded" if o.ok else str(o.action),
+                o.outcome,
                 disabled_plans=e.disabled_plans,
                 request_id=o.request_id,
             )
@@ -210,7 +225,7 @@ async def run_rollback(config: Config, path: Path, **session_kw: Any) -> Rollbac
     todo = [e for e in entries if e.status in RESTORABLE]
     for e in entries:
         if e.status not in RESTORABLE:
-            result.outcomes[(e.user_id, e.sku_id)] = f"skipped: status {e.status}"
+            result.outcomes[(e.user_id, e.sku_id)] = _skipped_status(e)
     if not todo:
         return result
     async with session(config, KIND, **session_kw) as s:

@@ -2,12 +2,13 @@
 
     {"version": 1, "kind": "licsync-migrate-rollback", "runId": "…", "target": "entra",
      "entries": [{"userId", "userPrincipalName", "skuId", "action": "remove-direct" | "adopt",
-                  "disabledPlans": [plan ids], "status": "pending" | "applied" | "failed" |
-                  "not-applied", "ledgerBefore": null | {"groups": […], "priorDirect": […] | null},
-                  "ledgerAfter": {…}}]}
+                  "disabledPlans": [plan ids], "status": a WriteOutcome (pending, applied,
+                  failed, skipped), "ledgerBefore": null | {"groups": […], "priorDirect": […] |
+                  null}, "ledgerAfter": {…}}]}
 
 It is written before the first Graph or store write (every entry `pending`) and rewritten after
 each wave, atomically, so a crash leaves a file that still restores everything that may have run.
+Files written before the outcome vocabulary say `not-applied` for `skipped`; they are read as such.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from licsync.errors import InputError
 from licsync.files import open_private
 from licsync.migrate.classify import MigrateAction
 from licsync.model import Ownership, guid
+from licsync.outcomes import WriteOutcome
 
 VERSION = 1
 KIND = "licsync-migrate-rollback"
-RESTORABLE = ("pending", "applied")  # pending: the run stopped before knowing
+RESTORABLE = (WriteOutcome.PENDING, WriteOutcome.APPLIED)  # pending: stopped before knowing
+_OLD_STATUS = {"not-applied": WriteOutcome.SKIPPED}  # files of licsync before the vocabulary
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +39,11 @@ class RollbackEntry:
     sku_id: str
     action: MigrateAction
     disabled_plans: frozenset[str]
-    status: str = "pending"
+    status: WriteOutcome = WriteOutcome.PENDING
     ledger_before: Ownership | None = None
     ledger_after: Ownership | None = None
 
-    def with_status(self, status: str) -> RollbackEntry:
+    def with_status(self, status: WriteOutcome) -> RollbackEntry:
         return replace(self, status=status)
 
 
@@ -58,7 +61,7 @@ def _entry_json(e: RollbackEntry) -> dict[str, Any]:
         "skuId": e.sku_id,
         "action": e.action.value,
         "disabledPlans": sorted(e.disabled_plans),
-        "status": e.status,
+        "status": e.status.value,
     }
     if e.action is MigrateAction.ADOPT:
         item["ledgerBefore"] = _ownership_json(e.ledger_before)
@@ -109,6 +112,15 @@ def _ownership(where: str, user: str, sku: str, value: Any) -> Ownership | None:
     return Ownership(user, sku, groups, prior_set)
 
 
+def _status(where: str, value: Any) -> WriteOutcome:
+    try:
+        return _OLD_STATUS.get(value) or WriteOutcome(value)
+    except ValueError:
+        raise ValueError(
+            f"{where}.status: {value!r} is not one of {', '.join(WriteOutcome)}"
+        ) from None
+
+
 def _parse_entry(where: str, raw: Any) -> RollbackEntry:
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: expected an object")
@@ -136,7 +148,7 @@ def _parse_entry(where: str, raw: Any) -> RollbackEntry:
         sku,
         action,
         _ids(f"{where}.disabledPlans", raw["disabledPlans"]),
-        str(raw["status"]),
+        _status(where, raw["status"]),
         before,
         after,
     )

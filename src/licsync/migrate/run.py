@@ -29,7 +29,7 @@ from licsync.connector.read_full import read_tenant
 from licsync.engine.inputs import Rule
 from licsync.engine.service_plans import ServicePlanIndex
 from licsync.exitcodes import ExitCode
-from licsync.graph import Action, WriteOutcome
+from licsync.graph import Action, WriteResult
 from licsync.migrate.classify import Decision, MigrateAction, Target, classify
 from licsync.migrate.reread import DELETED, effective_plans, plan_index, read_users
 from licsync.migrate.rollbackfile import RollbackEntry, write_rollback
@@ -43,13 +43,15 @@ from licsync.model import (
     Tenant,
     User,
 )
+from licsync.outcomes import EntryOutcome, RunStatus, WriteOutcome
 from licsync.reports.names import Names
 from licsync.runtime import Session, read_only_session, session
 from licsync.snapshot import load_snapshot
-from licsync.store import AppliedChange, ChangeAction, RunStatus, diff_ledger
+from licsync.store import AppliedChange, ChangeAction, diff_ledger
 
 log = structlog.get_logger("licsync.migrate")
 KIND = "migrate"
+NOT_STARTED = "not started"  # a later wave, after the run stopped
 
 
 @dataclass
@@ -59,7 +61,7 @@ class MigrationResult:
     tenant: Tenant
     decisions: tuple[Decision, ...]
     run_id: str | None = None
-    outcomes: dict[tuple[str, str], str] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], EntryOutcome] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     waves_total: int = 0
     waves_done: int = 0
@@ -161,7 +163,7 @@ def _rollback_entries(chosen: list[Decision], ledger: Ledger) -> list[RollbackEn
                 d.sku_id,
                 d.action,
                 disabled,
-                "pending",
+                WriteOutcome.PENDING,
                 before,
                 after,
             )
@@ -226,9 +228,9 @@ async def _adopt(
         finish=(RunStatus.SUCCEEDED, {"target": "rules", "adopted": len(entries)}),
     )
     for e in entries:
-        result.outcomes[(e.user_id, e.sku_id)] = "adopted"
+        result.outcomes[(e.user_id, e.sku_id)] = EntryOutcome(WriteOutcome.APPLIED)
     result.waves_done = 1
-    write_rollback(path, s.run_id, "rules", [e.with_status("applied") for e in entries])
+    write_rollback(path, s.run_id, "rules", [e.with_status(WriteOutcome.APPLIED) for e in entries])
 
 
 def _bad(state: AssignmentState) -> bool:
@@ -296,7 +298,7 @@ def _verify(
     return problems
 
 
-def _write_failures(wave: list[Decision], by_user: dict[str, WriteOutcome]) -> list[Problem]:
+def _write_failures(wave: list[Decision], by_user: dict[str, WriteResult]) -> list[Problem]:
     return [
         failure_problem(by_user[d.user_id], d.user_id, d.user_principal_name, d.sku_id)
         for d in wave
@@ -312,14 +314,14 @@ def _wave_jobs(wave: list[Decision]) -> dict[str, AssignLicense]:
     return {u: AssignLicense(u, remove=tuple(sk)) for u, sk in skus.items()}
 
 
-async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteOutcome]:
+async def _send_wave(s: Session, wave: list[Decision]) -> dict[str, WriteResult]:
     """Send the wave's jobs; the outcomes by user id."""
     jobs = list(_wave_jobs(wave).values())
     async with s.keeping_lease():
         return await send_by_user(s.client, jobs, s.budget)
 
 
-def _gone(d: Decision, outcome: WriteOutcome, after: User) -> bool:
+def _gone(d: Decision, outcome: WriteResult, after: User) -> bool:
     """Whether the direct assignment may be gone. A success or a refusal (or a job never sent)
     says; an exhausted retry or a fatal answer leaves it open, and then the re-read decides (a
     write that landed must be restorable from the rollback file)."""
@@ -329,7 +331,7 @@ def _gone(d: Decision, outcome: WriteOutcome, after: User) -> bool:
 
 
 def _stop_reason(
-    number: int, total: int, broken: list[Problem], by_user: dict[str, WriteOutcome], path: Path
+    number: int, total: int, broken: list[Problem], by_user: dict[str, WriteResult], path: Path
 ) -> str | None:
     """Why the run stops after wave `number` (a lost plan, an error state, a fatal Graph
     answer), or None to go on."""
@@ -363,25 +365,29 @@ async def _remove_direct(
         for d in wave:
             o, key = by_user[d.user_id], (d.user_id, d.sku_id)
             if d.user_id in reread.deleted:  # nothing left to migrate, nor to roll back
-                result.outcomes[key] = f"skipped: {DELETED}"
-                status[key] = status[key].with_status("not-applied")
+                result.outcomes[key] = EntryOutcome(WriteOutcome.SKIPPED, DELETED)
+                status[key] = status[key].with_status(WriteOutcome.SKIPPED)
                 log.warning("migrate.user_deleted", user=d.user_id, upn=d.user_principal_name)
                 continue
             gone = _gone(d, o, after[d.user_id])
-            result.outcomes[key] = "removed" if gone else f"failed: {o.message or o.action}"
-            status[key] = status[key].with_status("applied" if gone else "failed")
+            result.outcomes[key] = (
+                EntryOutcome(WriteOutcome.APPLIED)
+                if gone
+                else EntryOutcome(WriteOutcome.FAILED, o.message or o.action)
+            )
+            status[key] = status[key].with_status(result.outcomes[key].outcome)
             changes.append(
                 AppliedChange(
                     s.run_id,
                     d.user_id,
                     d.sku_id,
                     ChangeAction.REMOVE,
-                    "succeeded" if o.ok else str(o.action),
+                    o.outcome,
                     disabled_plans=d.disabled_plans or frozenset(),
                     request_id=o.request_id,
                 )
             )
-        done = [d for d in wave if status[(d.user_id, d.sku_id)].status == "applied"]
+        done = [d for d in wave if status[(d.user_id, d.sku_id)].status is WriteOutcome.APPLIED]
         broken = _verify(result, s, done, after)
         present = [d for d in wave if d.user_id not in reread.deleted]
         problems = _write_failures(present, by_user) + broken
@@ -390,12 +396,13 @@ async def _remove_direct(
         result.stopped = _stop_reason(number, len(batches), broken, by_user, path)
         last = number == len(batches) or result.stopped is not None
         for d in (d for w in batches[number:] for d in w) if last else ():
-            status[(d.user_id, d.sku_id)] = status[(d.user_id, d.sku_id)].with_status("not-applied")
-            result.outcomes[(d.user_id, d.sku_id)] = "not started"
+            key = (d.user_id, d.sku_id)
+            status[key] = status[key].with_status(WriteOutcome.SKIPPED)
+            result.outcomes[key] = EntryOutcome(WriteOutcome.SKIPPED, NOT_STARTED)
         write_rollback(path, s.run_id, "entra", list(status.values()))
         finish = None
         if last:
-            run_status = RunStatus.ABORTED if result.stopped else RunStatus.SUCCEEDED
+            run_status = RunStatus.STOPPED if result.stopped else RunStatus.SUCCEEDED
             finish = (run_status, {"target": "entra", **result.summary()})
         s.record(KIND, changes=changes, problems=problems, finish=finish)
         log.info("migrate.wave", wave=number, users=len(by_user), failed=len(problems))

@@ -14,6 +14,7 @@ from prometheus_client.exposition import basic_auth_handler, default_handler, pu
 
 from licsync.errors import InputError
 from licsync.monitoring.report import OTHER_OUTCOME, OUTCOMES, RunReport
+from licsync.outcomes import WriteOutcome
 
 log = structlog.get_logger("licsync.metrics")
 
@@ -52,7 +53,12 @@ def registry_for(report: RunReport) -> CollectorRegistry:
     gauge("read_users", "Users in the tenant as read.", report.users_read)
     gauge("read_groups", "Groups in the tenant as read.", report.groups_read)
     gauge("writes", "assignLicense writes by result.", report.writes_ok, result="ok")
-    gauge("writes", "assignLicense writes by result.", report.writes_failed, result="failed")
+    gauge(
+        "writes",
+        "assignLicense writes by result.",
+        report.writes_failed,
+        result=WriteOutcome.FAILED,
+    )
     gauge("problems_open", "Open problem records after the run.", report.problems_open)
     gauge("problems_new", "Problem records the run opened.", report.problems_new)
     gauge("problems_resolved", "Problem records the run resolved.", report.problems_resolved)

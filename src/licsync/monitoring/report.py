@@ -9,6 +9,7 @@ from typing import Any
 
 from licsync.connector.sync import SyncResult
 from licsync.exitcodes import ExitCode
+from licsync.outcomes import RunStatus
 from licsync.store import StateStore
 
 OUTCOMES: dict[int, str] = {
@@ -19,7 +20,7 @@ OUTCOMES: dict[int, str] = {
     ExitCode.GRAPH: "graph_error",
     ExitCode.GUARDRAIL: "guardrail",
 }
-OTHER_OUTCOME = "failed"
+OTHER_OUTCOME = RunStatus.FAILED.value  # any other exit code
 
 
 @dataclass

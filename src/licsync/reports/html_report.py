@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from licsync.model import LicenseError, Plan
+from licsync.outcomes import WriteOutcome
 from licsync.reports.changes import ChangeRow, change_rows
 from licsync.reports.forecast import SeatForecast, seat_forecast
 from licsync.reports.html_page import HtmlTable, ReportContext, Stat, render_page
@@ -203,9 +204,9 @@ def plan_html(
         columns += ("Outcome", "Request id")
         done = Counter(w.outcome for w in writes)
         stats += [
-            Stat("writes applied", done["applied"], "writesSucceeded"),
-            Stat("writes failed", done["failed"], "writesFailed", bad=True),
-            Stat("writes not sent", done["skipped"], "writesSkipped", bad=True),
+            Stat("writes applied", done[WriteOutcome.APPLIED], "writesSucceeded"),
+            Stat("writes failed", done[WriteOutcome.FAILED], "writesFailed", bad=True),
+            Stat("writes not sent", done[WriteOutcome.SKIPPED], "writesSkipped", bad=True),
         ]
     tables.append(
         HtmlTable(

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from licsync.catalogue import default_catalogue
 from licsync.migrate.classify import Decision, MigrateAction, Target
+from licsync.outcomes import EntryOutcome
 from licsync.reports.html_page import ReportContext
 from licsync.reports.html_report import migration_html
 from licsync.reports.names import Names
@@ -39,7 +40,7 @@ CSV_COLUMNS = (  # the vocabulary of licsync.reports.columns
 )
 
 
-def entry(d: Decision, names: Names, outcome: str | None) -> dict[str, Any]:
+def entry(d: Decision, names: Names, outcome: EntryOutcome | None) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": d.user_id,
         "userPrincipalName": d.user_principal_name,
@@ -54,7 +55,7 @@ def entry(d: Decision, names: Names, outcome: str | None) -> dict[str, Any]:
     if d.groups:
         item["groups"] = sorted(names.group(g) for g in d.groups)
     if outcome is not None:
-        item["outcome"] = outcome
+        item["outcome"] = str(outcome)
     return item
 
 
@@ -63,7 +64,7 @@ def document(
     mode: str,
     decisions: Sequence[Decision],
     names: Names,
-    outcomes: Mapping[tuple[str, str], str] | None = None,
+    outcomes: Mapping[tuple[str, str], EntryOutcome] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     outcomes = outcomes or {}
@@ -134,13 +135,16 @@ def write(
 
 
 def rollback_document(
-    entries: Sequence[Any], outcomes: Mapping[tuple[str, str], str], summary: Mapping[str, Any]
+    entries: Sequence[Any],
+    outcomes: Mapping[tuple[str, str], EntryOutcome],
+    summary: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The `migrate rollback` report: one entry per rollback-file entry, with its outcome."""
     skus = default_catalogue().skus
     items = []
     for e in entries:
         known = skus.get(e.sku_id)
+        outcome = outcomes.get((e.user_id, e.sku_id))
         items.append(
             {
                 "id": e.user_id,
@@ -148,7 +152,7 @@ def rollback_document(
                 "skuId": e.sku_id,
                 "skuPartNumber": known.part_number if known else e.sku_id,
                 "action": e.action.value,
-                "outcome": outcomes.get((e.user_id, e.sku_id)),
+                "outcome": None if outcome is None else str(outcome),
             }
         )
     return {

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from licsync.model import Plan
+from licsync.outcomes import WriteOutcome
 from licsync.reports.changes import change_rows
 from licsync.reports.forecast import SeatForecast, seat_forecast
 from licsync.reports.json_report import summary
@@ -141,9 +142,10 @@ def _writes(writes: Sequence[WriteRow], limit: int) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("User", "Write", "Outcome", "Request id", "Error", "Message"):
         table.add_column(column, overflow="fold")
-    ordered = sorted(writes, key=lambda w: (w.outcome == "applied", w.user_principal_name))
+    applied = WriteOutcome.APPLIED
+    ordered = sorted(writes, key=lambda w: (w.outcome is applied, w.user_principal_name))
     for w in ordered[:limit]:
-        style = "green" if w.outcome == "applied" else "red"
+        style = "green" if w.outcome is applied else "red"
         table.add_row(
             Text(w.user_principal_name),
             Text(w.write),

@@ -1,7 +1,7 @@
 """What a sync's writes did, one row per write, for every report format.
 
 Reports do not import the Graph layer: a write outcome is anything with the fields of
-`licsync.graph.WriteOutcome` that this module reads (`WriteResult`).
+`licsync.graph.WriteResult` that this module reads (`WriteResult`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ from enum import Enum
 from typing import Protocol
 
 from licsync.model import Plan
+from licsync.outcomes import WriteOutcome
 
 
 class WriteResult(Protocol):
     @property
     def key(self) -> str: ...  # "{user id}:assignLicense" or "{user id}:usageLocation"
     @property
-    def action(self) -> str: ...
+    def subject(self) -> str: ...  # the user id
+    @property
+    def outcome(self) -> WriteOutcome: ...
     @property
     def status(self) -> int | None: ...
     @property
@@ -29,16 +32,13 @@ class WriteResult(Protocol):
     def request_id(self) -> str | None: ...
 
 
-OUTCOMES = {"success": "applied", "skipped": "skipped"}  # anything else: failed
-
-
 @dataclass(frozen=True, slots=True)
 class WriteRow:
     key: str
     user_id: str
     user_principal_name: str
     write: str  # assignLicense | usageLocation
-    outcome: str  # applied | failed | skipped
+    outcome: WriteOutcome  # applied | failed | skipped
     status: str
     request_id: str
     error: str
@@ -49,7 +49,7 @@ class WriteRow:
         return [
             self.user_principal_name,
             self.write,
-            self.outcome,
+            self.outcome.value,
             self.status,
             self.request_id,
             self.error,
@@ -62,19 +62,18 @@ def write_rows(plan: Plan, outcomes: Iterable[WriteResult]) -> list[WriteRow]:
     upns = {u.user_id: u.user_principal_name for u in plan.changes}
     rows = []
     for o in outcomes:
-        user_id, _, write = o.key.partition(":")
-        outcome = OUTCOMES.get(str(o.action), "failed")
+        outcome = o.outcome
         rows.append(
             WriteRow(
                 o.key,
-                user_id,
-                upns.get(user_id, user_id),
-                write,
+                o.subject,
+                upns.get(o.subject, o.subject),
+                o.key.removeprefix(f"{o.subject}:"),
                 outcome,
                 "" if o.status is None else str(o.status),
                 o.request_id or "",
-                str(o.error_type.value) if o.error_type and outcome == "failed" else "",
-                "" if outcome == "applied" else o.message,
+                str(o.error_type.value) if o.error_type and outcome is WriteOutcome.FAILED else "",
+                "" if outcome is WriteOutcome.APPLIED else o.message,
             )
         )
     return rows

@@ -1,5 +1,6 @@
 """What licsync remembers between runs: runs, the ownership ledger, changes, problems, delta links
-and the write lease, behind one interface with a SQLite and a PostgreSQL backend.
+and the write lease, behind one interface with a SQLite and a PostgreSQL backend (outcomes and
+run statuses are `licsync.outcomes`' values).
 
     store = open_store(settings.url)          # migrates the schema to the current version
     with store.transaction(holder=run.id) as tx:
@@ -17,13 +18,11 @@ from licsync.store.base import (
     CacheKey,
     CacheRow,
     ChangeAction,
-    ChangeOutcome,
     Intent,
     Lease,
     LedgerDiff,
     ProblemRecord,
     Run,
-    RunStatus,
     StateStore,
     StateTransaction,
     stale_rows,
@@ -45,13 +44,11 @@ __all__ = [
     "CacheRow",
     "CachedObjects",
     "ChangeAction",
-    "ChangeOutcome",
     "Intent",
     "Lease",
     "LedgerDiff",
     "ProblemRecord",
     "Run",
-    "RunStatus",
     "SqlStateStore",
     "StateSettings",
     "StateStore",

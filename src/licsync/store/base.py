@@ -15,14 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from licsync.model import Ledger, LicenseError, Ownership, Problem
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ABORTED = "aborted"
-    INTERRUPTED = "interrupted"  # never finished (killed); a later run reconciled its writes
+from licsync.outcomes import RunStatus, WriteOutcome
 
 
 class ChangeAction(StrEnum):
@@ -30,11 +23,6 @@ class ChangeAction(StrEnum):
     UPDATE = "update"
     REMOVE = "remove"
     USAGE_LOCATION = "usage_location"
-
-
-class ChangeOutcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +47,7 @@ class AppliedChange:
     user_id: str
     sku_id: str | None
     action: ChangeAction
-    outcome: str
+    outcome: WriteOutcome
     disabled_plans: frozenset[str] = frozenset()
     usage_location: str | None = None
     request_id: str | None = None

@@ -16,14 +16,18 @@ History:
      a run that never finished leaves them for the next run to reconcile against Graph.
   5  tenant_binding: the Entra tenant id (from Graph's /organization) the store belongs to,
      recorded on its first run; a run against another tenant is refused.
+  6  one outcome vocabulary (`licsync.outcomes`): a change's outcome is a `WriteOutcome` (a
+     success was `succeeded` or `recovered`, a refusal the classifier's action such as `problem`
+     or `fatal`) and a run ended on purpose is `stopped` (was `aborted`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from licsync.errors import StateError
+from licsync.outcomes import RunStatus, WriteOutcome
 
 SCHEMA_TABLE = "licsync_schema"
 
@@ -249,12 +253,48 @@ _V5_POSTGRESQL = (
     )""",
 )
 
+# v6: the values of versions up to 5 in the outcome vocabulary. A change's outcome that is neither
+# a success nor a write never sent was a refusal: failed.
+_V5_RUN_STATUS = {"aborted": RunStatus.STOPPED}
+_V5_CHANGE_OUTCOME = {
+    "succeeded": WriteOutcome.APPLIED,
+    "recovered": WriteOutcome.APPLIED,  # a dead run's write a later run found applied
+    **{o.value: o for o in WriteOutcome},  # `skipped` already was, and v6's own values
+}
+
+
+def run_status(stored: str) -> RunStatus:
+    """A run's stored status, written by any schema version (a read-only store is not upgraded)."""
+    return _V5_RUN_STATUS.get(stored) or RunStatus(stored)
+
+
+def change_outcome(stored: str) -> WriteOutcome:
+    """A change's stored outcome, written by any schema version."""
+    return _V5_CHANGE_OUTCOME.get(stored, WriteOutcome.FAILED)
+
+
+def _cases(column: str, mapping: Mapping[str, str], otherwise: str) -> str:
+    whens = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in mapping.items())
+    return f"CASE {column} {whens} ELSE {otherwise} END"
+
+
+_V6 = (
+    f"UPDATE runs SET status = {_cases('status', _V5_RUN_STATUS, 'status')}",
+    "UPDATE changes SET outcome = "
+    + _cases(
+        "outcome",
+        _V5_CHANGE_OUTCOME,
+        f"'{WriteOutcome.FAILED.value}'",
+    ),
+)
+
 STEPS: dict[int, MigrationStep] = {
     1: MigrationStep(1, "initial schema", _V1_SQLITE, _V1_POSTGRESQL),
     2: MigrationStep(2, "pending delta links", _V2_SQLITE, _V2_POSTGRESQL),
     3: MigrationStep(3, "cached tenant view", _V3_SQLITE, _V3_POSTGRESQL),
     4: MigrationStep(4, "write-ahead intents", _V4, _V4),
     5: MigrationStep(5, "tenant binding", _V5_SQLITE, _V5_POSTGRESQL),
+    6: MigrationStep(6, "outcome vocabulary", _V6, _V6),
 }
 
 CURRENT_VERSION = max(STEPS)

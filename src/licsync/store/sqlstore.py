@@ -18,6 +18,7 @@ import orjson
 
 from licsync.errors import StateError
 from licsync.model import Ledger, LicenseError, Ownership, Problem, guid
+from licsync.outcomes import RunStatus, WriteOutcome
 from licsync.store.base import (
     AppliedChange,
     CachedObjects,
@@ -29,10 +30,15 @@ from licsync.store.base import (
     LedgerDiff,
     ProblemRecord,
     Run,
-    RunStatus,
 )
 from licsync.store.ownership import normalise_ownership
-from licsync.store.schema import CURRENT_VERSION, SCHEMA_TABLE, steps_after
+from licsync.store.schema import (
+    CURRENT_VERSION,
+    SCHEMA_TABLE,
+    change_outcome,
+    run_status,
+    steps_after,
+)
 
 Clock = Callable[[], datetime]
 LEASE_NAME = "writer"
@@ -296,7 +302,7 @@ class SqlStateStore:
         return Run(
             id=row[0],
             kind=row[1],
-            status=RunStatus(row[2]),
+            status=run_status(row[2]),
             started_at=db.dec_time(row[3]),
             finished_at=None if row[4] is None else db.dec_time(row[4]),
             summary=None if row[5] is None else db.dec_json(row[5]),
@@ -341,7 +347,7 @@ class SqlStateStore:
                 user_id=r[1],
                 sku_id=r[2],
                 action=ChangeAction(r[3]),
-                outcome=r[4],
+                outcome=change_outcome(r[4]),
                 disabled_plans=frozenset(db.dec_ids(r[5])),
                 usage_location=r[6],
                 request_id=r[7],
@@ -560,7 +566,7 @@ class SqlTransaction:
         db = self._open()
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
-            raise ValueError("finish a run with succeeded, failed, aborted or interrupted")
+            raise ValueError(f"a run cannot finish {status}")
         row = db.execute(
             "SELECT kind, status, started_at FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
@@ -638,7 +644,7 @@ class SqlTransaction:
                 guid(c.user_id),
                 None if c.sku_id is None else guid(c.sku_id),
                 ChangeAction(c.action).value,
-                str(c.outcome),
+                WriteOutcome(c.outcome).value,
                 db.enc_ids(sorted(guid(p) for p in c.disabled_plans)),
                 c.usage_location,
                 c.request_id,
