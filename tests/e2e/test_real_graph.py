@@ -15,9 +15,8 @@ import pytest
 from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
-from licsync.graph import Action
 from licsync.model import LicenseError
-from licsync.outcomes import RunStatus
+from licsync.outcomes import RunStatus, WriteOutcome
 from licsync.store import open_store
 from tests.e2e.conftest import direct_licences, make_config, sku_id, small_snapshot, sync, user_id
 from tests.secure import SECRET, graph_table, secure_emulator
@@ -206,7 +205,7 @@ def test_users_graph_will_not_let_the_app_change_are_problems_and_the_run_goes_o
     assert {p.message for p in denied} == {"Insufficient privileges to complete the operation."}
     with open_store(str(tmp_path / "state.db")) as store:
         changes = {c.user_id: c for c in store.list_changes()}
-        assert changes[user_id(4)].outcome == str(Action.PROBLEM)
+        assert changes[user_id(4)].outcome is WriteOutcome.FAILED
         assert changes[user_id(4)].request_id  # Graph's request id, for a support case
         assert store.delta_link("users")  # the run advanced: the next one is incremental
     assert sync(config).incremental

@@ -16,6 +16,7 @@ from licsync.emulator.server import Emulator
 from licsync.errors import GuardrailError
 from licsync.exitcodes import ExitCode
 from licsync.model import LicenseError, Plan, Tenant
+from licsync.outcomes import WriteOutcome
 from licsync.snapshot import tenant_from_json
 from licsync.store import open_store
 from tests.e2e.conftest import (
@@ -85,7 +86,7 @@ def test_first_sync_applies_exactly_the_plan_and_second_changes_nothing(
         ledger = store.load_ledger()
         assert ledger == first.plan.ledger
         changes = store.list_changes(run_id=first.run_id)
-        assert changes and all(c.request_id and c.outcome == "succeeded" for c in changes)
+        assert changes and all(c.request_id and c.outcome is WriteOutcome.APPLIED for c in changes)
         open_problems = {(p.user_id, p.sku_id, p.error) for p in store.list_problems()}
         assert {(p.user_id, p.sku_id, p.error) for p in first.plan.problems} == open_problems
         assert store.current_lease() is None
@@ -282,7 +283,7 @@ def test_a_refused_write_becomes_a_problem_and_keeps_the_old_ledger(
         (loser, e3, LicenseError.COUNT_VIOLATION)
     ]
     assert (loser, e3) not in ledger and (result.succeeded_users[0], e3) in ledger
-    assert [(c.outcome, c.request_id is not None) for c in changes] == [("problem", True)]
+    assert [(c.outcome, c.request_id is not None) for c in changes] == [(WriteOutcome.FAILED, True)]
 
     with small.tenant.lock:
         small.tenant.skus[e3].enabled = 3
