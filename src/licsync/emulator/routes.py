@@ -86,7 +86,13 @@ DEFAULT_GROUP = [
     "membershipRuleProcessingState",
     "visibility",
 ]
-OTHER_GROUP = ["assignedLicenses", "members", "hasMembersWithLicenseErrors", "isAssignableToRole"]
+OTHER_GROUP = [
+    "assignedLicenses",
+    "members",
+    "hasMembersWithLicenseErrors",
+    "isAssignableToRole",
+    "licenseProcessingState",
+]
 FILTER_SKU = re.compile(
     r"^\s*assignedLicenses/any\((\w+):\s*\1/skuId\s+eq\s+'?([0-9a-fA-F-]{36})'?\)\s*$"
 )
@@ -146,7 +152,10 @@ def user_renderer(select: list[str] | None) -> Callable[[UserRecord], dict[str, 
     return _user_renderer(tuple(select or DEFAULT_USER))
 
 
-def group_json(group: GroupRecord, select: list[str] | None) -> dict[str, Any]:
+def group_json(
+    group: GroupRecord, select: list[str] | None, tenant: Tenant | None = None
+) -> dict[str, Any]:
+    """A group as Graph returns it; `tenant` answers the properties Entra computes."""
     out: dict[str, Any] = {}
     for name in select or DEFAULT_GROUP:
         if name == "id":
@@ -165,6 +174,10 @@ def group_json(group: GroupRecord, select: list[str] | None) -> dict[str, Any]:
             continue
         elif name == "resourceBehaviorOptions":
             out[name] = group.extra.get(name, [])
+        elif name == "licenseProcessingState" and tenant is not None:
+            out[name] = {"state": tenant.processing_state(group)}
+        elif name == "hasMembersWithLicenseErrors" and tenant is not None:
+            out[name] = tenant.has_members_with_license_errors(group)
         else:
             out[name] = group.extra.get(name)
     return out
@@ -283,6 +296,7 @@ class Dispatcher:
         return reply
 
     def _handle(self, req: Request, request_id: str, allow_drop: bool) -> Reply | None:
+        self.tenant.settle()  # group processing whose delay has passed
         write = req.method in ("POST", "PATCH", "DELETE", "PUT")
         cost = request_cost(req.method, req.path, req.query)
         verdict = self.throttle.check(cost, write)
@@ -445,7 +459,10 @@ class Dispatcher:
             groups = [self.tenant.groups[g] for g in sorted(self.tenant.member_of.get(user.id, ()))]
 
             def render(group: GroupRecord) -> dict[str, Any]:
-                return {"@odata.type": "#microsoft.graph.group", **group_json(group, select)}
+                return {
+                    "@odata.type": "#microsoft.graph.group",
+                    **group_json(group, select, self.tenant),
+                }
 
             return self._page(req, groups, render, "groups" if cast else "directoryObjects")
 
@@ -499,7 +516,10 @@ class Dispatcher:
                 else:
                     raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported Query. '{flt}'")
             return self._page(
-                req, groups, lambda g: group_json(g, select), self._context("groups", select)
+                req,
+                groups,
+                lambda g: group_json(g, select, self.tenant),
+                self._context("groups", select),
             )
 
     def get_group(self, req: Request, group_id: str) -> Reply:
@@ -509,7 +529,7 @@ class Dispatcher:
             body = {
                 "@odata.context": f"{req.base}/$metadata#{self._context('groups', select)}/$entity"
             }
-            body.update(group_json(group, select))
+            body.update(group_json(group, select, self.tenant))
         return Reply(200, body)
 
     def list_members(self, req: Request, group_id: str, which: str, cast: str | None) -> Reply:
@@ -543,7 +563,7 @@ class Dispatcher:
         if kind == "user" and member_id in self.tenant.users:
             out.update(user_json(self.tenant.users[member_id], select))
         elif kind == "group" and member_id in self.tenant.groups:
-            out.update(group_json(self.tenant.groups[member_id], select))
+            out.update(group_json(self.tenant.groups[member_id], select, self.tenant))
         else:
             out["id"] = member_id
         return out
@@ -679,7 +699,7 @@ class Dispatcher:
             elif current.kind == "users":
                 item = user_json(self.tenant.users[obj_id], select)
             else:
-                item = group_json(self.tenant.groups[obj_id], select)
+                item = group_json(self.tenant.groups[obj_id], select, self.tenant)
                 if members is not None:
                     item["members@delta"] = members
             value.append(item)

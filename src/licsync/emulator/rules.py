@@ -69,6 +69,8 @@ MSG_INHERITED = (
 )
 MSG_NOT_ASSIGNED = "User does not have a corresponding license."
 # Entra docs, "When a licensed group is deleted": licences must be removed from a group first
+# no published sample: the emulator's wording of Entra's refusal (docs/emulator.md)
+MSG_ROLE_ASSIGNABLE = "Licenses cannot be assigned to a group that is assignable to roles."
 MSG_DELETE_LICENSED_GROUP = (
     "You must remove all licenses assigned to a group before you can delete the group."
 )

@@ -131,6 +131,11 @@ class GroupRecord:
     member_log: list[tuple[int, str, str, bool]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     version: int = 0
+    queued_at: float | None = None  # when its licence processing was queued; None: complete
+
+    @property
+    def role_assignable(self) -> bool:
+        return self.extra.get("isAssignableToRole") is True
 
     def licenses_json(self) -> list[GraphJSON]:
         return [{"disabledPlans": list(d), "skuId": s} for s, d in self.licenses.items()]
@@ -229,6 +234,12 @@ class Tenant:
         self.monotonic: Callable[[], float] = time.monotonic
         self._versions: dict[str, list[tuple[float, UserRecord]]] = {}  # id -> (write, before)
         self._located: dict[str, float] = {}  # user id -> time of its last usageLocation change
+        # Entra processes a group's licences in the background (docs/emulator.md): with a
+        # delay, `POST /groups/{id}/assignLicense` queues the group and its members are
+        # processed `processing_delay` seconds later (the first half QueuedForProcessing, the
+        # second ProcessingInProgress); 0 processes them within the call
+        self.processing_delay = 0.0
+        self._queued: set[str] = set()
 
     # ----- construction -------------------------------------------------------------------
     @property
@@ -595,20 +606,83 @@ class Tenant:
             self._commit(user, sources)
 
     def assign_group_license(self, group_id: str, body: Any) -> GroupRecord:
-        """`POST /groups/{id}/assignLicense` (processed synchronously here)."""
+        """`POST /groups/{id}/assignLicense`: validated as a whole, then the group's licences
+        change at once and its members are processed (after `processing_delay`). A member
+        whose other licences depend on a removed one keeps it as a direct assignment."""
         adds, removes = parse_assign_body(body)
         with self.lock:
             group = self.group(group_id)
             self._check_user_skus([a for a, _ in adds] + removes)
             if not group.security_enabled:
                 raise bad_request("Licenses can only be assigned to security-enabled groups.")
+            if group.role_assignable:
+                raise bad_request(R.MSG_ROLE_ASSIGNABLE)
+            stamp = self.clock()
             for sku_id in removes:
-                group.licenses.pop(sku_id, None)
+                if group.licenses.pop(sku_id, None) is not None:
+                    self._keep_dependents_direct(group, sku_id, stamp)
             for sku_id, disabled in adds:
                 group.licenses[sku_id] = disabled
             self.touch(group)
-            self._reconcile_members(group)
+            if self.processing_delay > 0:
+                group.queued_at = self.monotonic()
+                self._queued.add(group.id)
+            else:
+                self._reconcile_members(group)
             return group
+
+    def _keep_dependents_direct(self, group: GroupRecord, sku_id: str, stamp: str) -> None:
+        """Members whose remaining licences need a plan only `sku_id` from `group` gives get
+        that licence as a direct assignment (entra-docs, "When a licensed group is deleted")."""
+        for member in group.members:
+            user = self.users.get(member)
+            if user is None:
+                continue
+            source = next(
+                (s for s in user.sources if s.group == group.id and s.sku == sku_id), None
+            )
+            if source is None or not source.active:
+                continue
+            rest = [s for s in user.sources if s is not source]
+            if any(s.sku == sku_id and s.group is None for s in rest):
+                continue
+            broken = self._violations(user.sources, rest)
+            if not any(error == "DependencyViolation" for error, _, _ in broken):
+                continue
+            rest.append(Source(sku_id, None, source.disabled, updated=stamp))
+            self._commit(user, rest)
+
+    def processing_state(self, group: GroupRecord) -> str:
+        """`licenseProcessingState.state` of `group`."""
+        if group.queued_at is None:
+            return "ProcessingComplete"
+        if self.monotonic() - group.queued_at < self.processing_delay / 2:
+            return "QueuedForProcessing"
+        return "ProcessingInProgress"
+
+    def has_members_with_license_errors(self, group: GroupRecord) -> bool:
+        """`hasMembersWithLicenseErrors`: a member holds a licence of this group in error."""
+        return any(
+            s.group == group.id and s.state == "Error"
+            for m in group.members
+            if m in self.users
+            for s in self.users[m].sources
+        )
+
+    def settle(self) -> None:
+        """Finish the processing of the groups whose delay has passed."""
+        if not self._queued:
+            return
+        with self.lock:
+            now = self.monotonic()
+            for gid in sorted(self._queued):
+                group = self.groups.get(gid)
+                if group is None or group.queued_at is None:
+                    self._queued.discard(gid)
+                elif now - group.queued_at >= self.processing_delay:
+                    group.queued_at = None
+                    self._queued.discard(gid)
+                    self._reconcile_members(group)
 
     def _reconcile_members(self, group: GroupRecord) -> None:
         members = [self.users[m] for m in group.members if m in self.users]
@@ -618,8 +692,10 @@ class Tenant:
             self.reconcile(user)
 
     def reprocess(self, user_id: str) -> UserRecord:
+        """`POST /users/{id}/reprocessLicenseAssignment`: the user's group licences are processed
+        again (errors whose cause is gone clear; nothing else retries them)."""
         with self.lock:
-            user = self.user(user_id)
+            user = self.changeable_user(user_id)
             self.reconcile(user)
             return user
 

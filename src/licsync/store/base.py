@@ -23,6 +23,7 @@ class ChangeAction(StrEnum):
     UPDATE = "update"
     REMOVE = "remove"
     USAGE_LOCATION = "usage_location"
+    REPROCESS = "reprocess"  # reprocessLicenseAssignment: Entra re-ran the user's group licences
 
 
 @dataclass(frozen=True, slots=True)

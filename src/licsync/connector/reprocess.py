@@ -1,0 +1,211 @@
+"""`licsync verify --reprocess`: ask Entra to process again the users `verify` found `stale` or
+`missing`, then read them back until they match (or the wait ends).
+
+    result = await run_reprocess(config, limit=None, groups=())
+
+A run of kind `reprocess`, like a sync's: under the write lease (renewed while it runs), the
+`POST /users/{id}/reprocessLicenseAssignment` calls go in `$batch` envelopes paced by the write
+budget, each user's outcome is recorded as a change of the run as it arrives, and the run ends
+with its counters. Users whose finding is `ok`, `unexpected`, `error` or `plansDiffer` are never
+touched. A reprocess changes no direct assignment and may be repeated, so it writes no intent:
+a run that dies is marked `interrupted` by the next writing run, and reprocessing again is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from licsync.config import Config
+from licsync.connector.read_full import USER_SELECT
+from licsync.connector.verify import (
+    MEMBER_READS,
+    Status,
+    Verification,
+    compare,
+    state_stamps,
+    verify_tenant,
+)
+from licsync.engine.inputs import Policy
+from licsync.errors import StateError
+from licsync.exitcodes import ExitCode
+from licsync.graph import Action, WriteBudget, WriteOutcome
+from licsync.graph.writes import send_writes
+from licsync.graphjson import parse_user
+from licsync.outcomes import RunKind
+from licsync.runtime import session
+from licsync.store import AppliedChange, ChangeAction, RunStatus
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
+
+log = structlog.get_logger("licsync.reprocess")
+
+FLUSH_USERS = 200  # outcomes recorded per store transaction
+WAIT_SECONDS = 60.0  # how long the re-read waits for Entra to show the reprocessed users
+POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReprocessLicenseAssignment:
+    """`POST /users/{id}/reprocessLicenseAssignment` (no body; 200 with the user)."""
+
+    user_id: str
+    key: str = ""
+    after: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", f"{self.user_id}:reprocessLicenseAssignment")
+
+    def request(self) -> tuple[str, str, Any]:
+        return "POST", f"/users/{self.user_id}/reprocessLicenseAssignment", None
+
+    def confirmation(self) -> None:
+        return None  # reprocessing twice is harmless: a lost answer is simply retried
+
+    def applied(self, found: Any) -> bool:
+        return False
+
+
+@dataclass
+class ReprocessResult:
+    run_id: str
+    before: Verification
+    after: Verification
+    outcomes: dict[str, WriteOutcome] = field(default_factory=dict)  # by user id
+
+    @property
+    def fatal_outcome(self) -> WriteOutcome | None:
+        return next((o for o in self.outcomes.values() if o.action is Action.FATAL), None)
+
+    def matching(self) -> list[str]:
+        """Reprocessed users whose every finding is now `ok`."""
+        wrong = {f.user_id for f in self.after.findings if f.status is not Status.OK}
+        return [u for u, o in self.outcomes.items() if o.ok and u not in wrong]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.fatal_outcome is not None:
+            return ExitCode.GRAPH
+        return ExitCode.OK if self.after.ok else ExitCode.PROBLEMS
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "users": len(self.outcomes),
+            "writes_succeeded": sum(1 for o in self.outcomes.values() if o.ok),
+            "writes_failed": sum(1 for o in self.outcomes.values() if not o.ok),
+            "now_matching": len(self.matching()),
+        }
+
+
+async def reread_users(
+    client: GraphClient,
+    before: Verification,
+    user_ids: Sequence[str],
+    policy: Policy,
+    *,
+    wait: float = WAIT_SECONDS,
+    poll: float = POLL_SECONDS,
+) -> Verification:
+    """`before` with `user_ids` read again, every `poll` seconds until their findings are all
+    `ok` or `wait` seconds have passed (Entra shows a reprocess after replication)."""
+    gate = asyncio.Semaphore(MEMBER_READS)
+
+    async def read(user_id: str) -> dict[str, Any]:
+        async with gate:
+            return await client.get_json(f"/users/{user_id}", {"$select": USER_SELECT})
+
+    deadline = time.monotonic() + wait
+    tenant, stamps = before.tenant, {}
+    wanted = set(user_ids)
+    while True:
+        items = await asyncio.gather(*(read(u) for u in user_ids))
+        users = dict(tenant.users)
+        for item in items:
+            user = parse_user(item)
+            users[user.id] = user
+            stamps.update(state_stamps(user.id, item))
+        tenant = replace(tenant, users=users)
+        after = compare(tenant, before.groups, _merged(before, stamps), policy)
+        if all(f.status is Status.OK for f in after.findings if f.user_id in wanted):
+            return after
+        if time.monotonic() + poll > deadline:
+            return after
+        await asyncio.sleep(poll)
+
+
+def _merged(before: Verification, stamps: dict[tuple[str, str, str], str]) -> dict[Any, str]:
+    """The first read's timestamps, updated by the re-read's."""
+    merged = {
+        (f.user_id, f.group_id, f.sku_id): f.last_updated for f in before.findings if f.last_updated
+    }
+    merged.update(stamps)
+    return merged
+
+
+async def run_reprocess(
+    config: Config,
+    *,
+    limit: int | None = None,
+    groups: Sequence[str] = (),
+    wait: float = WAIT_SECONDS,
+    client: GraphClient | None = None,
+    budget: WriteBudget | None = None,
+) -> ReprocessResult:
+    """Verify, reprocess the `stale` and `missing` users (the first `limit`), re-read them."""
+    policy = config.policy()
+    async with (
+        session(config, RunKind.REPROCESS, client=client, budget=budget) as s,
+        s.keeping_lease(),
+    ):
+        before = await verify_tenant(s.client, policy, groups)
+        targets = before.reprocess_targets()[:limit]
+        s.record(RunKind.REPROCESS)  # the run exists before the first write
+        jobs = [ReprocessLicenseAssignment(u) for u in targets]
+        result = ReprocessResult(s.run_id, before, before)
+
+        buffer: list[AppliedChange] = []
+
+        def flush() -> None:
+            s.record(RunKind.REPROCESS, changes=buffer)  # also marks them for re-reading
+            buffer.clear()
+
+        def keep(job: Any, outcome: WriteOutcome) -> None:
+            result.outcomes[job.user_id] = outcome
+            buffer.append(_change(s.run_id, job.user_id, outcome))
+            if len(buffer) >= FLUSH_USERS:
+                flush()
+
+        try:
+            await send_writes(s.client, jobs, s.budget, halt=s.guard.lapsed, on_outcome=keep)
+            flush()
+            if s.guard.lost is not None:
+                raise StateError(f"{s.guard.lost}; reprocessing stopped")
+            sent = [u for u, o in result.outcomes.items() if o.ok]
+            if sent:
+                result.after = await reread_users(s.client, before, sent, policy, wait=wait)
+        except BaseException as exc:
+            s.abort(RunKind.REPROCESS, f"{type(exc).__name__}: {exc}")
+            raise
+        status = RunStatus.FAILED if result.fatal_outcome else RunStatus.SUCCEEDED
+        s.record(RunKind.REPROCESS, finish=(status, result.summary()))
+    log.info("reprocess.done", **result.summary())
+    return result
+
+
+def _change(run_id: str, user_id: str, outcome: WriteOutcome) -> AppliedChange:
+    return AppliedChange(
+        run_id,
+        user_id,
+        None,
+        ChangeAction.REPROCESS,
+        str(outcome.action),
+        request_id=outcome.request_id,
+    )
