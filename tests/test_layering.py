@@ -64,6 +64,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "runtime.py": ("licsync.commands", "licsync.migrate", "licsync.connector", "licsync.emulator"),
     "tenancy.py": ("licsync.commands", "licsync.migrate", "licsync.connector", "licsync.emulator"),
     "model.py": ("licsync.",),
+    "verification.py": (
+        "licsync.graph",
+        "licsync.store",
+        "licsync.connector",
+        "licsync.commands",
+        "licsync.reports",
+        "licsync.runtime",
+        "licsync.emulator",
+    ),
     "emulator": (
         "licsync.engine",
         "licsync.graph",

@@ -18,12 +18,13 @@ from licsync.commands.common import (
 )
 from licsync.config import Config
 from licsync.connector.reprocess import WAIT_SECONDS, run_reprocess
-from licsync.connector.verify import Verification, verify_tenant
+from licsync.connector.verify import verify_tenant
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
 from licsync.reports.output import check_output, default_format
 from licsync.reports.verify import document, write
 from licsync.runtime import read_only_session
+from licsync.verification import Verification
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
         verification = reprocess.after
     else:
         verification = asyncio.run(_verify(config, args.group))
-    doc = document(verification, Names(verification.tenant), reprocess)
+    doc = document(
+        verification, Names(verification.tenant), reprocess.report() if reprocess else None
+    )
     context = report_context("verify", config)
     write(doc, args.format or default_format(args.output), args.output, context)
-    if reprocess is not None and (stop := reprocess.fatal_outcome) is not None:
-        print(f"licsync: error: reprocessing stopped: {stop.failure}", file=sys.stderr)
+    if reprocess is not None and (stop := reprocess.stop_message()) is not None:
+        print(f"licsync: error: reprocessing stopped: {stop}", file=sys.stderr)
         return int(ExitCode.GRAPH)
     return int(ExitCode.OK if verification.ok else ExitCode.PROBLEMS)

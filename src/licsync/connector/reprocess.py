@@ -22,24 +22,19 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from licsync.config import Config
-from licsync.connector.read_full import USER_SELECT
-from licsync.connector.verify import (
-    MEMBER_READS,
-    Status,
-    Verification,
-    compare,
-    state_stamps,
-    verify_tenant,
-)
+from licsync.connector.read_full import USER_SELECT, read_org_and_skus
+from licsync.connector.verify import MEMBER_READS, state_stamps, verify_tenant
 from licsync.engine.inputs import Policy
 from licsync.errors import StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, WriteBudget, WriteOutcome
+from licsync.graph.permissions import missing_permission_hint
 from licsync.graph.writes import send_writes
 from licsync.graphjson import parse_user
 from licsync.outcomes import RunKind
 from licsync.runtime import session
 from licsync.store import AppliedChange, ChangeAction, RunStatus
+from licsync.verification import Status, Verification, compare
 
 if TYPE_CHECKING:
     from licsync.graph.client import GraphClient
@@ -84,6 +79,17 @@ class ReprocessResult:
     def fatal_outcome(self) -> WriteOutcome | None:
         return next((o for o in self.outcomes.values() if o.action is Action.FATAL), None)
 
+    def stop_message(self) -> str | None:
+        """Why the reprocessing stopped (naming the permission to grant after a 403), or None."""
+        stop = self.fatal_outcome
+        if stop is None:
+            return None
+        if stop.status != 403:
+            return stop.failure
+        user_id = stop.key.partition(":")[0]
+        method, url, _ = ReprocessLicenseAssignment(user_id).request()
+        return f"{stop.failure}; {missing_permission_hint(f'{method} {url}')}"
+
     def matching(self) -> list[str]:
         """Reprocessed users whose every finding is now `ok`."""
         wrong = {f.user_id for f in self.after.findings if f.status is not Status.OK}
@@ -96,12 +102,32 @@ class ReprocessResult:
         return ExitCode.OK if self.after.ok else ExitCode.PROBLEMS
 
     def summary(self) -> dict[str, Any]:
+        """The run's counters (kept with the run record)."""
         return {
             "run_id": self.run_id,
             "users": len(self.outcomes),
             "writes_succeeded": sum(1 for o in self.outcomes.values() if o.ok),
             "writes_failed": sum(1 for o in self.outcomes.values() if not o.ok),
             "now_matching": len(self.matching()),
+        }
+
+    def report(self) -> dict[str, Any]:
+        """The counters, the findings before, and each user's outcome (the report's
+        `reprocess` member)."""
+        matching = set(self.matching())
+        return {
+            **self.summary(),
+            "before": self.before.summary(),
+            "users": [
+                {
+                    "userId": user_id,
+                    "outcome": str(outcome.action),
+                    "message": None if outcome.ok else outcome.failure,
+                    "requestId": outcome.request_id,
+                    "nowMatching": user_id in matching,
+                }
+                for user_id, outcome in sorted(self.outcomes.items())
+            ],
         }
 
 
@@ -114,8 +140,9 @@ async def reread_users(
     wait: float = WAIT_SECONDS,
     poll: float = POLL_SECONDS,
 ) -> Verification:
-    """`before` with `user_ids` read again, every `poll` seconds until their findings are all
-    `ok` or `wait` seconds have passed (Entra shows a reprocess after replication)."""
+    """`before` with `user_ids` and the subscribed SKUs (their seats moved) read again, every
+    `poll` seconds until those users' findings are all `ok` or `wait` seconds have passed
+    (Entra shows a reprocess after replication)."""
     gate = asyncio.Semaphore(MEMBER_READS)
 
     async def read(user_id: str) -> dict[str, Any]:
@@ -126,13 +153,15 @@ async def reread_users(
     tenant, stamps = before.tenant, {}
     wanted = set(user_ids)
     while True:
-        items = await asyncio.gather(*(read(u) for u in user_ids))
+        (_, skus), *items = await asyncio.gather(
+            read_org_and_skus(client), *(read(u) for u in user_ids)
+        )
         users = dict(tenant.users)
         for item in items:
             user = parse_user(item)
             users[user.id] = user
             stamps.update(state_stamps(user.id, item))
-        tenant = replace(tenant, users=users)
+        tenant = replace(tenant, users=users, skus=skus)
         after = compare(tenant, before.groups, _merged(before, stamps), policy)
         if all(f.status is Status.OK for f in after.findings if f.user_id in wanted):
             return after

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from licsync.connector.verify import Finding, Status, Verification
 from licsync.model import AssignmentState, SourceState
 from licsync.reports.html_page import HtmlTable, ReportContext, Stat, render_page
 from licsync.reports.names import Names
 from licsync.reports.output import emit, sheet_bytes, show
 from licsync.reports.remedies import REMEDIES
-
-if TYPE_CHECKING:
-    from licsync.connector.reprocess import ReprocessResult
+from licsync.verification import Finding, Status, Verification
 
 VERIFY_VERSION = 1
 CSV_COLUMNS = (
@@ -84,9 +81,9 @@ def finding_entry(f: Finding, names: Names) -> dict[str, Any]:
 
 
 def document(
-    verification: Verification, names: Names, reprocess: ReprocessResult | None = None
+    verification: Verification, names: Names, reprocess: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The report as one JSON-ready document; with `reprocess`, what the run did."""
+    """The report as one JSON-ready document; `reprocess`: what a reprocess run did."""
     doc: dict[str, Any] = {
         "version": VERIFY_VERSION,
         "groups": [
@@ -102,21 +99,7 @@ def document(
         "summary": verification.summary(),
     }
     if reprocess is not None:
-        matching = set(reprocess.matching())
-        doc["reprocess"] = {
-            **reprocess.summary(),
-            "before": reprocess.before.summary(),
-            "users": [
-                {
-                    "userId": user_id,
-                    "outcome": str(outcome.action),
-                    "message": None if outcome.ok else outcome.failure,
-                    "requestId": outcome.request_id,
-                    "nowMatching": user_id in matching,
-                }
-                for user_id, outcome in sorted(reprocess.outcomes.items())
-            ],
-        }
+        doc["reprocess"] = dict(reprocess)
     return doc
 
 
