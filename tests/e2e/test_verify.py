@@ -181,8 +181,8 @@ def test_a_group_licence_removed_and_not_yet_processed_is_unexpected(
     code, doc, _ = verify(tmp_path, capsys)
     assert code == ExitCode.PROBLEMS
     assert doc["groups"][0]["licenseProcessingState"] == "QueuedForProcessing"
-    assert statuses(doc) == {
+    assert statuses(doc) == {  # the CountViolations are no longer explained: stale
         "unexpected": [user_id(n) for n in range(1, 5)],
-        "error": [user_id(n) for n in range(5, 11)],
+        "stale": [user_id(n) for n in range(5, 11)],
     }
     assert {f["expected"] is None for f in doc["findings"]} == {True}
