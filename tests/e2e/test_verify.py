@@ -186,3 +186,22 @@ def test_a_group_licence_removed_and_not_yet_processed_is_unexpected(
         "stale": [user_id(n) for n in range(5, 11)],
     }
     assert {f["expected"] is None for f in doc["findings"]} == {True}
+
+
+def test_members_entra_never_processed_are_missing_and_reprocess_licenses_them(
+    emulator_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = small_snapshot(seats={"SPE_E3": 10}, members={2: [3, 4]})
+    snapshot["groups"][1]["assignedLicenses"] = [{"skuId": E3, "disabledPlans": [YAMMER]}]
+    graph = emulator_factory(snapshot)  # a snapshot taken before Entra processed group 2
+    make_config(tmp_path, graph, [])
+    code, doc, _ = verify(tmp_path, capsys)
+    assert code == ExitCode.PROBLEMS
+    assert statuses(doc) == {"missing": [user_id(3), user_id(4)]}
+    assert doc["findings"][0]["entraState"] is None
+    code, doc, _ = verify(tmp_path, capsys, "--reprocess")
+    assert code == ExitCode.OK
+    assert [u["nowMatching"] for u in doc["reprocess"]["users"]] == [True, True]
+    assert {tuple(f["entraState"]["disabledPlans"]) for f in doc["findings"]} == {
+        ("YAMMER_ENTERPRISE",)
+    }
