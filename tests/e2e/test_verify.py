@@ -219,3 +219,27 @@ def test_on_a_generated_tenant_the_engine_agrees_with_the_emulators_entra(
     assert doc["groups"] and doc["summary"]["ok"] > 0
     assert {f["status"] for f in doc["findings"]} <= {"ok", "error"}
     assert code == (ExitCode.PROBLEMS if doc["summary"]["error"] else ExitCode.OK)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "xlsx", "html"])
+def test_every_report_format_lists_the_findings(
+    short: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    buy(short, 1)
+    out = tmp_path / f"verify.{fmt}"
+    config = str(tmp_path / "licsync.toml")
+    code = main(["verify", "--config", config, "--format", fmt, "--output", str(out)])
+    assert code == ExitCode.PROBLEMS
+    data = out.read_bytes()
+    if fmt == "xlsx":
+        import zipfile
+
+        with zipfile.ZipFile(out) as book:
+            data = book.read("xl/sharedStrings.xml")
+    text = data.decode("utf-8")
+    assert "user5@contoso.com" in text and "stale" in text  # the one seat bought
+    assert "user6@contoso.com" in text and "CountViolation" in text
+    if fmt == "csv":
+        rows = text.lstrip("\ufeff").splitlines()
+        assert rows[0].startswith("userPrincipalName,userId,group,")
+        assert len(rows) == 11  # a header and one row per finding
