@@ -13,7 +13,8 @@ import pytest
 from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
-from licsync.store import ChangeAction, RunStatus, open_store
+from licsync.outcomes import RunStatus
+from licsync.store import ChangeAction, open_store
 from tests.builders import catalogue_plan_id as plan_id
 from tests.builders import catalogue_sku_id as sku_id
 from tests.e2e.conftest import group_id, make_config, small_snapshot, user_id
@@ -87,7 +88,7 @@ def test_stale_errors_after_buying_seats_are_fixed_by_one_reprocess_run(
     assert doc["reprocess"]["users"] == [
         {
             "userId": user_id(n),
-            "outcome": "success",
+            "outcome": "applied",
             "message": None,
             "requestId": doc["reprocess"]["users"][n - 5]["requestId"],
             "nowMatching": True,

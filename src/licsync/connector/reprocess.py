@@ -27,13 +27,13 @@ from licsync.connector.verify import MEMBER_READS, state_stamps, verify_tenant
 from licsync.engine.inputs import Policy
 from licsync.errors import StateError
 from licsync.exitcodes import ExitCode
-from licsync.graph import Action, WriteBudget, WriteOutcome
+from licsync.graph import Action, WriteBudget, WriteResult
 from licsync.graph.permissions import missing_permission_hint
-from licsync.graph.writes import send_writes
+from licsync.graph.writes import WriteJob, send_writes
 from licsync.graphjson import parse_user
-from licsync.outcomes import RunKind
+from licsync.outcomes import RunKind, RunStatus
 from licsync.runtime import session
-from licsync.store import AppliedChange, ChangeAction, RunStatus
+from licsync.store import AppliedChange, ChangeAction
 from licsync.verification import Status, Verification, compare
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ class ReprocessLicenseAssignment:
         if not self.key:
             object.__setattr__(self, "key", f"{self.user_id}:reprocessLicenseAssignment")
 
+    @property
+    def subject(self) -> str:
+        return self.user_id
+
     def request(self) -> tuple[str, str, Any]:
         return "POST", f"/users/{self.user_id}/reprocessLicenseAssignment", None
 
@@ -73,15 +77,15 @@ class ReprocessResult:
     run_id: str
     before: Verification
     after: Verification
-    outcomes: dict[str, WriteOutcome] = field(default_factory=dict)  # by user id
+    results: dict[str, WriteResult] = field(default_factory=dict)  # by user id
 
     @property
-    def fatal_outcome(self) -> WriteOutcome | None:
-        return next((o for o in self.outcomes.values() if o.action is Action.FATAL), None)
+    def fatal_result(self) -> WriteResult | None:
+        return next((o for o in self.results.values() if o.action is Action.FATAL), None)
 
     def stop_message(self) -> str | None:
         """Why the reprocessing stopped (naming the permission to grant after a 403), or None."""
-        stop = self.fatal_outcome
+        stop = self.fatal_result
         if stop is None:
             return None
         if stop.status != 403:
@@ -93,11 +97,11 @@ class ReprocessResult:
     def matching(self) -> list[str]:
         """Reprocessed users whose every finding is now `ok`."""
         wrong = {f.user_id for f in self.after.findings if f.status is not Status.OK}
-        return [u for u, o in self.outcomes.items() if o.ok and u not in wrong]
+        return [u for u, o in self.results.items() if o.ok and u not in wrong]
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.fatal_outcome is not None:
+        if self.fatal_result is not None:
             return ExitCode.GRAPH
         return ExitCode.OK if self.after.ok else ExitCode.PROBLEMS
 
@@ -105,9 +109,9 @@ class ReprocessResult:
         """The run's counters (kept with the run record)."""
         return {
             "run_id": self.run_id,
-            "users": len(self.outcomes),
-            "writes_succeeded": sum(1 for o in self.outcomes.values() if o.ok),
-            "writes_failed": sum(1 for o in self.outcomes.values() if not o.ok),
+            "users": len(self.results),
+            "writes_succeeded": sum(1 for o in self.results.values() if o.ok),
+            "writes_failed": sum(1 for o in self.results.values() if not o.ok),
             "now_matching": len(self.matching()),
         }
 
@@ -121,12 +125,12 @@ class ReprocessResult:
             "users": [
                 {
                     "userId": user_id,
-                    "outcome": str(outcome.action),
-                    "message": None if outcome.ok else outcome.failure,
-                    "requestId": outcome.request_id,
+                    "outcome": answer.outcome.value,
+                    "message": None if answer.ok else answer.failure,
+                    "requestId": answer.request_id,
                     "nowMatching": user_id in matching,
                 }
-                for user_id, outcome in sorted(self.outcomes.items())
+                for user_id, answer in sorted(self.results.items())
             ],
         }
 
@@ -206,9 +210,9 @@ async def run_reprocess(
             s.record(RunKind.REPROCESS, changes=buffer)  # also marks them for re-reading
             buffer.clear()
 
-        def keep(job: Any, outcome: WriteOutcome) -> None:
-            result.outcomes[job.user_id] = outcome
-            buffer.append(_change(s.run_id, job.user_id, outcome))
+        def keep(job: WriteJob, answer: WriteResult) -> None:
+            result.results[job.subject] = answer
+            buffer.append(_change(s.run_id, job.subject, answer))
             if len(buffer) >= FLUSH_USERS:
                 flush()
 
@@ -217,24 +221,24 @@ async def run_reprocess(
             flush()
             if s.guard.lost is not None:
                 raise StateError(f"{s.guard.lost}; reprocessing stopped")
-            sent = [u for u, o in result.outcomes.items() if o.ok]
+            sent = [u for u, o in result.results.items() if o.ok]
             if sent:
                 result.after = await reread_users(s.client, before, sent, policy, wait=wait)
         except BaseException as exc:
             s.abort(RunKind.REPROCESS, f"{type(exc).__name__}: {exc}")
             raise
-        status = RunStatus.FAILED if result.fatal_outcome else RunStatus.SUCCEEDED
+        status = RunStatus.FAILED if result.fatal_result else RunStatus.SUCCEEDED
         s.record(RunKind.REPROCESS, finish=(status, result.summary()))
     log.info("reprocess.done", **result.summary())
     return result
 
 
-def _change(run_id: str, user_id: str, outcome: WriteOutcome) -> AppliedChange:
+def _change(run_id: str, user_id: str, answer: WriteResult) -> AppliedChange:
     return AppliedChange(
         run_id,
         user_id,
         None,
         ChangeAction.REPROCESS,
-        str(outcome.action),
-        request_id=outcome.request_id,
+        answer.outcome,
+        request_id=answer.request_id,
     )
