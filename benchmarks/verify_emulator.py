@@ -21,6 +21,7 @@ import time
 import structlog
 from sync_emulator import client_for, free_port, start_emulator
 
+from licsync.config.service_rules import load_plan_rules
 from licsync.connector.verify import read_entra_groups
 from licsync.engine.inputs import Policy
 from licsync.verification import compare
@@ -47,11 +48,12 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}/v1.0"
     try:
         reads, compares = [], []
+        policy = Policy(plan_rules=load_plan_rules(None, None))  # the shipped tables
         for _ in range(args.repeat):
             seconds, (tenant, groups, stamps) = asyncio.run(read(base))
             reads.append(seconds)
             started = time.perf_counter()
-            verification = compare(tenant, groups, stamps, Policy())
+            verification = compare(tenant, groups, stamps, policy)
             compares.append(time.perf_counter() - started)
         members = sum(len(g.member_users) for g in tenant.groups.values())
         print(
