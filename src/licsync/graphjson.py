@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from licsync.engine.filters import (
+    CORE_GRAPH_PROPERTIES,
+    PROPERTIES,
+    AttributeValue,
+    PropertyType,
+)
 from licsync.model import (
     Assignment,
     AssignmentState,
@@ -235,7 +241,71 @@ def _location(location: str) -> str | None:
     return sys.intern(code.upper())
 
 
-def parse_user(obj: Mapping[str, Any]) -> User:
+# Properties a filter may read that the User model does not already carry, by Graph name.
+_EXTRA = {
+    p.graph: p for p in PROPERTIES.values() if p.graph not in CORE_GRAPH_PROPERTIES and not p.key
+}
+_EXTENSIONS = {p.key: p.name for p in PROPERTIES.values() if p.key}
+EXTENSIONS = "onPremisesExtensionAttributes"
+
+
+def _attribute(name: str, value: Any, collection: bool) -> AttributeValue:
+    if collection:
+        if type(value) is not list or not all(type(v) is str for v in value):
+            raise ShapeError(f"{shown(name)} must be a list of strings, got {shown(value)}")
+        return tuple([sys.intern(v) for v in value])
+    if type(value) is not str:
+        raise ShapeError(f"{shown(name)} must be a string, got {shown(value)}")
+    return sys.intern(value)
+
+
+@lru_cache(maxsize=65536)
+def _shared(attributes: tuple[tuple[str, AttributeValue], ...]) -> Any:
+    return attributes
+
+
+def parse_attributes(
+    obj: Mapping[str, Any], wanted: Iterable[str]
+) -> tuple[tuple[str, AttributeValue], ...]:
+    """The `wanted` filter properties (Graph names beyond the core ones) of `obj`, by rule
+    name, sorted; unset ones (null, absent, empty) are left out. Equal tuples are one object."""
+    found: list[tuple[str, AttributeValue]] = []
+    extensions = None
+    for graph_name in wanted:
+        value = obj.get(graph_name)
+        prop = _EXTRA.get(graph_name)
+        if graph_name == EXTENSIONS:
+            extensions = value
+        elif prop is not None and value is not None and value != []:
+            collection = prop.type is PropertyType.COLLECTION
+            found.append((prop.name, _attribute(graph_name, value, collection)))
+    if extensions is not None:
+        for key, value in _object(extensions, shown(EXTENSIONS)).items():
+            if key in _EXTENSIONS and value is not None:
+                found.append((_EXTENSIONS[key], _attribute(key, value, False)))
+    if not found:
+        return ()
+    found.sort()
+    return _cached(_shared, tuple(found))
+
+
+def attributes_json(user: User) -> dict[str, Any]:
+    """`user.attributes` as Graph's properties (`parse_attributes` reads them back)."""
+    data: dict[str, Any] = {}
+    extensions: dict[str, Any] = {}
+    for name, value in user.attributes:
+        prop = PROPERTIES[name.casefold()]
+        if prop.key:
+            extensions[prop.key] = value
+        else:
+            data[prop.graph] = list(value) if isinstance(value, tuple) else value
+    if extensions:
+        data[EXTENSIONS] = extensions
+    return data
+
+
+def parse_user(obj: Mapping[str, Any], wanted: Iterable[str] = ()) -> User:
+    """A user from Graph JSON; `wanted`: the filter properties to keep (Graph names)."""
     get = obj.get
     user_id = _id(_require(obj, "id"), "id")
     upn, location, kind = get("userPrincipalName"), get("usageLocation"), get("userType")
@@ -260,6 +330,7 @@ def parse_user(obj: Mapping[str, Any]) -> User:
         license_assignment_states=None
         if states is None
         else tuple([parse_state(s) for s in _list(obj, "licenseAssignmentStates")]),
+        attributes=parse_attributes(obj, wanted) if wanted else (),
     )
 
 
@@ -343,6 +414,8 @@ def user_json(user: User) -> dict[str, Any]:
             }
             for s in user.license_assignment_states
         ]
+    if user.attributes:
+        data.update(attributes_json(user))
     return data
 
 

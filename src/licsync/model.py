@@ -109,6 +109,9 @@ class User:
     user_type: str = "Member"
     assigned_licenses: tuple[Assignment, ...] = ()
     license_assignment_states: tuple[AssignmentState, ...] | None = None
+    # the properties attribute rules read, by Entra's rule name, sorted: ((name, value), …);
+    # a value is a string, a boolean, a tuple of strings (collections) or None (unset)
+    attributes: tuple[tuple[str, str | bool | tuple[str, ...] | None], ...] = ()
 
     @property
     def is_guest(self) -> bool:

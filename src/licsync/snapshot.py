@@ -12,7 +12,8 @@ replayed; objects are read and written with `licsync.graphjson`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -139,22 +140,32 @@ def _tenant(problems: _Problems, organization: Any, sections: dict[str, dict[str
     )
 
 
-def tenant_from_json(data: Any, path: str = "<snapshot>") -> Tenant:
-    """Build a tenant from a decoded snapshot object; errors name `path` and the bad objects."""
+def _parsers(user_properties: Iterable[str]) -> dict[str, Any]:
+    wanted = tuple(user_properties)
+    if not wanted:
+        return PARSERS
+    return {**PARSERS, "users": partial(parse_user, wanted=wanted)}
+
+
+def tenant_from_json(
+    data: Any, path: str = "<snapshot>", user_properties: Iterable[str] = ()
+) -> Tenant:
+    """Build a tenant from a decoded snapshot object; errors name `path` and the bad objects.
+    `user_properties`: the filter properties to keep on users (`Config.filter_properties`)."""
     if not isinstance(data, dict):
         raise SnapshotError(f"{path}: {NOT_A_SNAPSHOT}")
     problems = _Problems(path)
     sections = {
         key: _parse_all(problems, key, data[key], parse)
-        for key, parse in PARSERS.items()
+        for key, parse in _parsers(user_properties).items()
         if key in data
     }
     return _tenant(problems, data.get("organization"), sections)
 
 
-def load_snapshot(path: Path) -> Tenant:
+def load_snapshot(path: Path, user_properties: Iterable[str] = ()) -> Tenant:
     """Read a snapshot file; a missing file, bad JSON or bad objects raise SnapshotError
-    listing every problem.
+    listing every problem. `user_properties`: as for `tenant_from_json`.
 
     Users and groups are parsed one by one as the file is decoded, so a 100k-user snapshot
     never exists as dicts all at once."""
@@ -170,11 +181,12 @@ def load_snapshot(path: Path) -> Tenant:
     problems = _Problems(str(path))
     organization: Any = None
     sections: dict[str, dict[str, Any]] = {}
+    parsers = _parsers(user_properties)
     try:
         for key in cursor.members():
-            if key in PARSERS:
+            if key in parsers:
                 items = cursor.elements() if cursor.peek() == "[" else cursor.value()
-                sections[key] = _parse_all(problems, key, items, PARSERS[key])
+                sections[key] = _parse_all(problems, key, items, parsers[key])
             elif key == "organization":
                 organization = cursor.value()
             else:

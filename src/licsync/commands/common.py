@@ -162,7 +162,7 @@ def read_and_plan(config: Config, snapshot: Path | None) -> tuple[Tenant, Plan, 
     """The tenant and its plan: offline from `snapshot` (empty ledger), or read through Graph
     as a dry run (whose result also says what the guardrail would do)."""
     if snapshot is not None:
-        tenant = load_snapshot(snapshot)
+        tenant = load_snapshot(snapshot, config.filter_properties())
         return tenant, make_plan(tenant, config), None
     configure_logging()
     result = asyncio.run(run_sync(config, dry_run=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from licsync.catalogue import default_catalogue
+from licsync.config.filters import parse_filter
 from licsync.config.names import GroupNames
 from licsync.config.settings import Config, GroupLicenses, LicenseSpec
 from licsync.engine.inputs import Rule
@@ -117,13 +118,19 @@ class _Resolver:
         return frozenset(found)
 
     def rule(self, loc: Loc, spec: GroupLicenses) -> Rule | None:
-        group = self.group((*loc, "group"), spec.group)
+        group = None if spec.group is None else self.group((*loc, "group"), spec.group)
         licenses: list[tuple[str, frozenset[str]]] = []
         for index, item in enumerate(spec.licenses):
             licenses.extend(self.license((*loc, "licenses", index), item, licenses))
-        if group is None or len(licenses) != len(spec.licenses):
+        if (spec.group is not None and group is None) or len(licenses) != len(spec.licenses):
             return None
-        return Rule(group.id, tuple(sorted(licenses)), spec.nested)
+        return Rule(
+            None if group is None else group.id,
+            tuple(sorted(licenses)),
+            spec.nested,
+            None if spec.filter is None else parse_filter(spec.filter),
+            spec.name,
+        )
 
     def license(
         self, loc: Loc, item: LicenseSpec, earlier: list[tuple[str, frozenset[str]]]
@@ -148,17 +155,20 @@ def resolve_rules(tenant: Tenant, config: Config) -> tuple[Rule, ...]:
         rule = resolver.rule(loc, spec)
         if rule is None:
             continue
-        if rule.group_id in first:
-            where = config.lines.line(first[rule.group_id])
+        key = rule.source_id.casefold()
+        if key in first:
+            where = config.lines.line(first[key])
+            what = shown(spec.group) if spec.group is not None else f"rule {shown(spec.name)}"
             resolver.problem(
-                (*loc, "group"),
-                f"{shown(spec.group)} already has a rule at "
-                f"group_licenses[{first[rule.group_id][1]}]"
+                (*loc, "group" if spec.group is not None else "name"),
+                f"{what} already has a rule at "
+                f"group_licenses[{first[key][1]}]"
                 + (f" (line {where})" if where else "")
-                + "; put all its licences in one",
+                + "; put all its licences in one"
+                + ("" if spec.group is not None else ", or give each rule its own name"),
             )
             continue
-        first[rule.group_id] = loc
+        first[key] = loc
         rules.append(rule)
     if resolver.problems:
         raise config.error(resolver.problems)

@@ -23,11 +23,14 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from licsync.config.filters import parse_filter
 from licsync.config.lines import TomlLines
 from licsync.config.service_rules import load_plan_rules
 from licsync.countries import is_country, suggest_country
+from licsync.engine.filters import CORE_GRAPH_PROPERTIES, PROPERTIES, properties
 from licsync.engine.inputs import Policy, UsageLocationMode
 from licsync.errors import ConfigError, InputError
 from licsync.textfile import read_text
@@ -51,9 +54,30 @@ class LicenseSpec(_Strict):
 
 
 class GroupLicenses(_Strict):
-    group: StrictStr = Field(min_length=1, description="group display name or object id")
+    name: StrictStr | None = Field(default=None, min_length=1, description="what reports call it")
+    group: StrictStr | None = Field(
+        default=None, min_length=1, description="group display name or object id"
+    )
+    filter: StrictStr | None = Field(
+        default=None, description="users selected with Entra's dynamic membership rule syntax"
+    )
     nested: StrictBool = Field(default=False, description="also license members of nested groups")
     licenses: tuple[LicenseSpec, ...] = Field(min_length=1)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_filter(value)  # a FilterError (a ValueError) names the column
+        return value
+
+    @model_validator(mode="after")
+    def _selects_someone(self) -> GroupLicenses:
+        if self.group is None and self.filter is None:
+            raise ValueError("a rule needs a group, a filter, or both (group AND filter)")
+        if self.group is None and self.name is None:
+            raise ValueError('a rule with a filter and no group needs a name = "…" for reports')
+        return self
 
 
 class PolicySettings(_Strict):
@@ -125,6 +149,16 @@ class Config:
     def error(self, found: list[Issue]) -> ConfigError:
         """A ConfigError listing `found`, each with its line in this file where known."""
         return config_error(self.path, self.lines, found)
+
+    def filter_properties(self) -> tuple[str, ...]:
+        """The Graph user properties the rules' filters read beyond the reader's own, sorted."""
+        found = {
+            PROPERTIES[name.casefold()].graph
+            for rule in self.settings.group_licenses
+            if rule.filter is not None
+            for name in properties(parse_filter(rule.filter))
+        }
+        return tuple(sorted(found - CORE_GRAPH_PROPERTIES))
 
     def policy(self) -> Policy:
         """The engine's typed policy, read once; relative table paths are beside the config."""

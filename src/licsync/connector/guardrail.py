@@ -36,7 +36,9 @@ def emptied_rule_groups(
     return tuple(
         (rule.group_id, tenant.groups[rule.group_id].display_name)
         for rule in rules
-        if rule.group_id in owned and not members_of(tenant, rule.group_id, rule.nested)
+        if rule.group_id is not None
+        and rule.group_id in owned
+        and not members_of(tenant, rule.group_id, rule.nested)
     )
 
 

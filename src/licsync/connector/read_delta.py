@@ -19,7 +19,7 @@ bin keeps its groups, without `members@delta`) have their groups read with `memb
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -37,6 +37,7 @@ from licsync.connector.read_full import (
     gather_or_cancel,
     read_members,
     read_org_and_skus,
+    user_select,
 )
 from licsync.connector.view import (
     TenantView,
@@ -107,12 +108,16 @@ _LATEST = {
 }
 
 
-async def latest_delta_link(client: GraphClient, resource: str) -> str:
+async def latest_delta_link(
+    client: GraphClient, resource: str, user_properties: Iterable[str] = ()
+) -> str:
     """A delta link from now (`$deltatoken=latest`) for `users` or `groups`, taken just BEFORE
     that resource's full read (`read_tenant(before_read=...)`): the next incremental run replays
     what changed during the read, which patching makes harmless. Graph refusing to start it is
     a `GraphFatalError` saying so (nothing is written)."""
     check, params = _LATEST[resource]
+    if resource == "users":
+        params = {**params, "$select": user_select(user_properties, USER_DELTA_SELECT)}
     try:
         _, link = await _delta_round(client, f"/{resource}/delta", check, dict(params))
     except DeltaRefused as exc:
@@ -125,13 +130,13 @@ async def latest_delta_link(client: GraphClient, resource: str) -> str:
 
 
 async def _read_users(
-    client: GraphClient, ids: set[str], known: int, concurrency: int
+    client: GraphClient, ids: set[str], known: int, concurrency: int, select: str = USER_SELECT
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """(users found by id, whether that is every user): 15 ids a request, or one listing of all
     users when that takes fewer requests."""
     if not ids:
         return {}, False
-    params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
+    params: dict[str, str | int] = {"$select": select, "$top": PAGE_SIZE}
     if len(ids) / IDS_PER_FILTER > known / PAGE_SIZE + 1:
         listed = await client.iterate_pages("/users", params).collect(_checked_user)
         return {guid(u["id"]): u for u in listed}, True
@@ -207,7 +212,8 @@ async def _refresh_users(
     the view: half-known users are never planned) and is re-read next run; an unknown id
     not found twice is dropped. Returns how many users were asked for."""
     reread = set(changed) | view.stale
-    found, complete = await _read_users(client, reread, len(view.users), concurrency)
+    select = user_select(view.user_properties)
+    found, complete = await _read_users(client, reread, len(view.users), concurrency, select)
     if complete:
         view.users = found
     else:

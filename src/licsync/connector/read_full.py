@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -52,6 +53,11 @@ USER_SELECT = (
     "id,userPrincipalName,accountEnabled,usageLocation,userType,"
     "assignedLicenses,licenseAssignmentStates"
 )
+
+
+def user_select(extra: Iterable[str] = (), base: str = USER_SELECT) -> str:
+    """`base` with the user properties attribute filters read (`Config.filter_properties`)."""
+    return ",".join([base, *extra])
 
 
 GROUP_SELECT = "id,displayName,securityEnabled,mailEnabled,groupTypes,assignedLicenses"
@@ -93,6 +99,8 @@ def groups_to_read(groups: dict[str, Group], config: Config | None) -> tuple[set
     nested: set[str] = set()
     rules = config.settings.group_licenses if config is not None else ()
     for rule in rules:
+        if rule.group is None:
+            continue
         ids = [g.id for g in names.matching(rule.group)]
         needed.update(ids)
         if rule.nested:
@@ -280,10 +288,12 @@ async def read_tenant(
         async def read_users() -> None:
             if before_read is not None:
                 await before_read("users")
-            params: dict[str, str | int] = {"$select": USER_SELECT, "$top": PAGE_SIZE}
+            wanted = config.filter_properties() if config else ()
+            params: dict[str, str | int] = {"$select": user_select(wanted), "$top": PAGE_SIZE}
             pager = client.iterate_pages("/users", params)
+            parse = partial(parse_user, wanted=wanted)
             async for page in pager:
-                parsed = pager.parse(page, parse_user)  # while Graph prepares the next page
+                parsed = pager.parse(page, parse)  # while Graph prepares the next page
                 users.update((u.id, u) for u in parsed)
                 bar.advance("users", len(parsed))
 

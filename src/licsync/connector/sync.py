@@ -161,7 +161,12 @@ async def read_for_sync(
         assert store is not None
         stored = store.load_tenant_cache()
         cached = TenantView.from_cache(stored)
-        if cached is not None:
+        missing = set(config.filter_properties()) - set(cached.user_properties if cached else ())
+        if cached is not None and missing:
+            log.info(
+                "reader.full_read", reason="filters read new user properties", new=sorted(missing)
+            )
+        elif cached is not None:
             cached.stale.update(u for u in reread if u in cached.users)
             try:
                 read = await read_incremental(client, config, cached, links)
@@ -175,7 +180,7 @@ async def read_for_sync(
     new_links: dict[str, str] = {}
 
     async def take_link(resource: str) -> None:  # just before that resource's chain
-        new_links[resource] = await latest_delta_link(client, resource)
+        new_links[resource] = await latest_delta_link(client, resource, config.filter_properties())
 
     tenant = await read_tenant(
         client, config, progress=progress, before_read=take_link if track else None

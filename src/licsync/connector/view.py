@@ -68,6 +68,8 @@ class TenantView:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, dict[str, str]] = field(default_factory=dict)
     stale: set[str] = field(default_factory=set)
+    # the user properties attribute filters read, selected beyond USER_SELECT (Graph names)
+    user_properties: tuple[str, ...] = ()
 
     @classmethod
     def from_tenant(cls, tenant: Tenant, config: Config | None) -> TenantView:
@@ -75,6 +77,7 @@ class TenantView:
         view = cls(
             users={uid: user_json(u) for uid, u in tenant.users.items()},
             groups={gid: group_json(g) for gid, g in tenant.groups.items()},
+            user_properties=config.filter_properties() if config else (),
         )
         known = {
             gid: typed_members(g.member_users, g.member_groups) for gid, g in tenant.groups.items()
@@ -100,6 +103,7 @@ class TenantView:
                 if "members" in g
             },
             stale=set(objects.get("stale", {})),
+            user_properties=tuple(meta.get("userProperties", ())),
         )
 
     def forget(self, object_ids: set[str]) -> None:
@@ -113,7 +117,8 @@ class TenantView:
 
     def rows(self, stale: Iterable[str] = ()) -> dict[tuple[str, str], dict[str, Any]]:
         """The view as state-store rows, keyed by (kind, id); `stale` adds users to re-read."""
-        out: dict[tuple[str, str], dict[str, Any]] = {("meta", "view"): {"format": VIEW_FORMAT}}
+        meta = {"format": VIEW_FORMAT, "userProperties": list(self.user_properties)}
+        out: dict[tuple[str, str], dict[str, Any]] = {("meta", "view"): meta}
         out.update((("user", uid), u) for uid, u in self.users.items())
         for gid, g in self.groups.items():
             if gid in self.members:
@@ -135,7 +140,7 @@ class TenantView:
         return Tenant(
             country=country,
             skus=skus,
-            users={uid: parse_user(u) for uid, u in self.users.items()},
+            users={uid: parse_user(u, self.user_properties) for uid, u in self.users.items()},
             groups=groups,
             tenant_id=tenant_id,
         )

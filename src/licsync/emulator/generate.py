@@ -50,6 +50,29 @@ GROUP_LICENCES = ("EMS", "POWER_BI_PRO", "VISIOCLIENT", "AAD_PREMIUM_P2", "PROJE
 FIRST = "Adele Alex Ben Chloe Dana Eli Fatima Grace Hugo Ines Jon Kai Lena Miguel Nia Omar Priya"
 LAST = "Vance Wilber Smith Garcia Chen Okafor Novak Silva Kim Müller Rossi Haddad Patel Berg"
 COUNTRIES = ("US", "US", "US", "GB", "DE", "FR", "IN", "CA", "BR", "JP", "NL", "AU")
+CITIES: dict[str, tuple[str | None, ...]] = {
+    "US": ("Seattle", "New York", "Austin", None),
+    "GB": ("London", "Manchester"),
+    "DE": ("Berlin", "München"),
+    "FR": ("Paris", "Lyon"),
+    "IN": ("Bengaluru", "Pune"),
+    "CA": ("Toronto",),
+    "BR": ("São Paulo",),
+    "JP": ("Tokyo",),
+    "NL": ("Amsterdam",),
+    "AU": ("Sydney",),
+}
+JOB_TITLES = (
+    "Account Executive",
+    "Sales Manager",
+    "Software Engineer",
+    "SDE II",
+    "Accountant",
+    "Support Engineer",
+    "Counsel",
+    "Designer",
+    None,
+)
 DEPARTMENTS = [
     "Sales",
     "Finance",
@@ -95,6 +118,42 @@ def _sku_record(cat: CatalogueSku, role: str, rng: random.Random) -> SkuRecord:
             "subscriptionIds": [_uuid(rng)],
         },
     )
+
+
+def _attributes(
+    rng: random.Random, i: int, upn: str, location: str | None, guest: bool
+) -> dict[str, Any]:
+    """The directory attributes attribute rules select on, as an HR feed leaves them: mostly
+    set, some missing, a few spelled differently."""
+    if guest:
+        return {"otherMails": [upn.split("#EXT#")[0].replace("_", "@")]}
+    country = location if location and rng.random() < 0.95 else None
+    alias = upn.split("@")[0]
+    return {
+        "country": country.lower() if country and rng.random() < 0.05 else country,
+        "city": rng.choice(CITIES.get(country or "", (None,))),
+        "state": rng.choice(("WA", "NY", "TX", "CA")) if country == "US" else None,
+        "companyName": rng.choice(("Contoso", "Contoso", "Contoso", "Fabrikam", None)),
+        "jobTitle": rng.choice(JOB_TITLES),
+        "employeeId": f"{100000 + i}" if rng.random() < 0.9 else None,
+        "employeeType": rng.choice(("Employee", "Employee", "Employee", "Contractor", None)),
+        "officeLocation": rng.choice(("Building 1", "Building 2", "Remote", None)),
+        "mailNickname": alias,
+        "otherMails": [f"{alias}@fabrikam.example"] if rng.random() < 0.1 else [],
+        "proxyAddresses": [f"SMTP:{upn}"]
+        + ([f"smtp:{alias}@contoso.example"] if rng.random() < 0.3 else []),
+        "onPremisesExtensionAttributes": {
+            f"extensionAttribute{n}": value
+            for n in range(1, 16)
+            for value in [
+                f"CC{rng.randrange(100, 110)}"
+                if n == 1 and rng.random() < 0.8
+                else rng.choice(("Marketing", "Ops", None))
+                if n == 15
+                else None
+            ]
+        },
+    }
 
 
 def _disabled_choice(pool: list[str], rng: random.Random) -> tuple[str, ...]:
@@ -152,6 +211,7 @@ def build_tenant(  # noqa: C901 (one recipe)
     }
 
     firsts, lasts = FIRST.split(), LAST.split()
+    people = random.Random(f"attributes-{seed}")  # apart from `rng`: tenants stay as they were
     for i in range(users):
         draw = rng.random()
         first, last = firsts[int(draw * len(firsts))], lasts[int(draw * 7919) % len(lasts)]
@@ -173,6 +233,7 @@ def build_tenant(  # noqa: C901 (one recipe)
                 "surname": last,
                 "mail": None if guest else upn,
                 "department": DEPARTMENTS[i % len(DEPARTMENTS)],
+                **_attributes(people, i, upn, location, guest),
             },
         )
         if location and not guest and rng.random() < 0.6:

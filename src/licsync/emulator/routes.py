@@ -69,6 +69,12 @@ OTHER_USER = [
     "proxyAddresses",
     "otherMails",
     "assignedPlans",
+    "employeeType",
+    "state",
+    "postalCode",
+    "streetAddress",
+    "mailNickname",
+    "onPremisesExtensionAttributes",
 ]
 DEFAULT_GROUP = [
     "id",

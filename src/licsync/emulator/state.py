@@ -315,12 +315,14 @@ class Tenant:
                     {
                         "id": u.id,
                         "userPrincipalName": u.upn,
+                        "displayName": u.display_name,
                         "accountEnabled": u.account_enabled,
                         "usageLocation": u.usage_location,
                         "userType": u.user_type,
                         "assignedLicenses": [dict(a) for a in u.licenses],
                         "licenseAssignmentStates": u.states_json(),
                         **({"isManagementRestricted": True} if u.management_restricted else {}),
+                        **{k: v for k, v in u.extra.items() if k in SNAPSHOT_ATTRIBUTES},
                     }
                     for u in self.users.values()
                 ],
@@ -534,6 +536,7 @@ class Tenant:
                 user.account_enabled = bool(body["accountEnabled"])
             if "displayName" in body:
                 user.display_name = str(body["displayName"])
+            user.extra.update(_attribute_changes(body))
             self.touch(user)
 
     # ----- group-based licensing ----------------------------------------------------------
@@ -795,6 +798,37 @@ class Tenant:
                     seen.add(mid)
                     stack.append(self.groups[mid])
         return found
+
+
+# user properties a PATCH may change beyond the ones the tenant model keeps in fields
+TEXT_PROPERTIES = frozenset(
+    {
+        *("city", "companyName", "country", "department", "employeeId", "employeeType"),
+        *("jobTitle", "mail", "mailNickname", "officeLocation", "postalCode", "state"),
+        *("streetAddress", "givenName", "surname"),
+    }
+)
+LIST_PROPERTIES = frozenset({"otherMails"})
+EXTENSIONS = "onPremisesExtensionAttributes"
+# the directory attributes a snapshot keeps (what attribute rules may select on)
+SNAPSHOT_ATTRIBUTES = TEXT_PROPERTIES | {"otherMails", "proxyAddresses", EXTENSIONS}
+
+
+def _attribute_changes(body: GraphJSON) -> GraphJSON:
+    """The directory attributes a PATCH sets, checked as Graph types them."""
+    changes: GraphJSON = {}
+    for key, value in body.items():
+        if key in TEXT_PROPERTIES and (value is None or isinstance(value, str)):
+            changes[key] = value
+        elif key in LIST_PROPERTIES and isinstance(value, list):
+            changes[key] = [str(v) for v in value]
+        elif key == EXTENSIONS and isinstance(value, dict):
+            changes[key] = {
+                f"extensionAttribute{n}": value.get(f"extensionAttribute{n}") for n in range(1, 16)
+            }
+        elif key in TEXT_PROPERTIES | LIST_PROPERTIES:
+            raise bad_request(f"Invalid value specified for property '{key}' of resource 'User'.")
+    return changes
 
 
 def _user_from_json(raw: GraphJSON) -> UserRecord:

@@ -5,14 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from licsync.engine.filters import Expr
+
+RULE_SOURCE = "rule:"  # the source id of a rule with no group: "rule:" + its name
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A licsync rule resolved against the tenant: a group grants SKUs with plans disabled."""
+    """A licsync rule resolved against the tenant: the members of a group, the users a filter
+    selects, or the members a filter selects in a group, get SKUs with plans disabled."""
 
-    group_id: str
+    group_id: str | None
     licenses: tuple[tuple[str, frozenset[str]], ...]  # (sku id, disabled plan ids)
     nested: bool = False
+    filter: Expr | None = None
+    name: str | None = None
+
+    @property
+    def source_id(self) -> str:
+        """The id its licences are recorded under: the group's, or "rule:" + the rule's name."""
+        return self.group_id if self.group_id is not None else RULE_SOURCE + (self.name or "")
 
 
 @dataclass(frozen=True, slots=True)

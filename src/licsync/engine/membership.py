@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from licsync.engine.filters import AttributeValue, evaluate, properties
 from licsync.engine.inputs import Policy, Rule
-from licsync.model import Group, SourceKind, Tenant
+from licsync.model import Group, SourceKind, Tenant, User
+
+# filter properties the User model carries as fields rather than in `attributes`
+CORE = {
+    "accountEnabled": lambda u: u.account_enabled,
+    "objectId": lambda u: u.id,
+    "usageLocation": lambda u: u.usage_location,
+    "userPrincipalName": lambda u: u.user_principal_name,
+    "userType": lambda u: u.user_type,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,38 @@ def members_of(tenant: Tenant, group_id: str, nested: bool) -> Iterable[str]:
     return group.member_users if group else ()
 
 
+def user_attributes(user: User) -> dict[str, AttributeValue]:
+    """Every filter property of `user` licsync read: its attributes and the core fields."""
+    found: dict[str, AttributeValue] = {name: read(user) for name, read in CORE.items()}
+    found.update(user.attributes)
+    return found
+
+
+class FilterMatcher:
+    """Which filter rules select a user. Users with equal values of every property the filters
+    read share one evaluation (a tenant has far fewer distinct tuples than users)."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = [r for r in rules if r.filter is not None]
+        needed = {p for r in self.rules for p in properties(r.filter)}  # type: ignore[arg-type]
+        self.core = [read for name, read in CORE.items() if name in needed]
+        self._seen: dict[object, frozenset[int]] = {}
+
+    def matching(self, user: User) -> frozenset[int]:
+        """The positions (in the rules given) of the filter rules that select `user`."""
+        key = (user.attributes, *[read(user) for read in self.core])
+        found = self._seen.get(key)
+        if found is None:
+            values = user_attributes(user)
+            found = frozenset(
+                i
+                for i, r in enumerate(self.rules)
+                if evaluate(r.filter, values)  # type: ignore[arg-type]
+            )
+            self._seen[key] = found
+        return found
+
+
 def sources_by_user(
     tenant: Tenant, rules: Iterable[Rule], policy: Policy
 ) -> dict[str, list[GroupSource]]:
@@ -53,15 +95,26 @@ def sources_by_user(
     """
     found: dict[str, list[GroupSource]] = {}
     users = tenant.users
+    rules = list(rules)
+    matcher = FilterMatcher(rules)
+    position = {id(r): i for i, r in enumerate(matcher.rules)}
     for rule in rules:
-        source = GroupSource(rule.group_id, SourceKind.RULE, rule.licenses)
-        for user_id in members_of(tenant, rule.group_id, rule.nested):
+        source = GroupSource(rule.source_id, SourceKind.RULE, rule.licenses)
+        selected = (
+            users.keys()
+            if rule.group_id is None
+            else members_of(tenant, rule.group_id, rule.nested)
+        )
+        index = position.get(id(rule))
+        for user_id in selected:
             user = users.get(user_id)
             if user is None:
                 continue
             if not policy.license_disabled_accounts and not user.account_enabled:
                 continue
             if not policy.license_guests and user.is_guest:
+                continue
+            if index is not None and index not in matcher.matching(user):
                 continue
             found.setdefault(user_id, []).append(source)
     for group in tenant.groups.values():

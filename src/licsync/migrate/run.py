@@ -115,7 +115,7 @@ async def plan_migration(
 ) -> MigrationResult:
     """The dry run: from a snapshot (ledger taken as empty), or from Graph and the store."""
     if snapshot is not None:
-        tenant = load_snapshot(snapshot)
+        tenant = load_snapshot(snapshot, config.filter_properties())
         ledger: Ledger = {}
     else:
         async with read_only_session(config) as (store, client):

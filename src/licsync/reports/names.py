@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from licsync.catalogue import Catalogue, default_catalogue
+from licsync.engine.inputs import RULE_SOURCE
 from licsync.model import Tenant
 
 
@@ -28,4 +29,6 @@ class Names:
         if group_id is None:
             return "direct"
         group = self.tenant.groups.get(group_id)
+        if group is None and group_id.startswith(RULE_SOURCE):
+            return f"rule {group_id.removeprefix(RULE_SOURCE)!r}"
         return group.display_name if group else group_id
