@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from licsync.config.filters import FilterError, parse_filter
+from licsync.emulator.generate import generate_tenant
 from licsync.engine.filters import PROPERTIES, properties
 from licsync.engine.membership import user_attributes
-from licsync.emulator.generate import generate_tenant
 from licsync.snapshot import tenant_from_json
 
 Raw = dict[str, Any]
@@ -65,17 +65,19 @@ CASES: list[tuple[str, Callable[[Raw], bool], str]] = [
         "some",
     ),
     (
-        'user.department –eq "Marketing" –and user.country –eq "US"',
+        'user.department \u2013eq "Marketing" \u2013and user.country \u2013eq "US"',
         lambda u: low(u, "department") == "marketing" and low(u, "country") == "us",
         "some",
     ),
     (
-        'user.country –eq "US" –and (user.department –eq "Marketing" –or user.department –eq "Sales")',
+        'user.country \u2013eq "US" \u2013and (user.department \u2013eq "Marketing" '
+        '\u2013or user.department \u2013eq "Sales")',
         lambda u: low(u, "country") == "us" and low(u, "department") in ("marketing", "sales"),
         "some",
     ),
     (
-        'user.country -eq "US" -and user.department -eq "Marketing" -or user.department -eq "Sales"',
+        'user.country -eq "US" -and user.department -eq "Marketing" '
+        '-or user.department -eq "Sales"',
         lambda u: (
             (low(u, "country") == "us" and low(u, "department") == "marketing")
             or low(u, "department") == "sales"
@@ -96,7 +98,7 @@ CASES: list[tuple[str, Callable[[Raw], bool], str]] = [
     ('user.displayName -match "^Da.*"', lambda u: matches(u, "displayName", "^da"), "some"),
     ('user.displayName -match ".*vid"', lambda u: matches(u, "displayName", "vid"), "none"),
     ('user.displayName -match "an"', lambda u: "an" in (low(u, "displayName") or ""), "some"),
-    ("user.mail –ne null", lambda u: v(u, "mail") is not None, "some"),
+    ("user.mail \u2013ne null", lambda u: v(u, "mail") is not None, "some"),
     ("user.mail -eq null", lambda u: v(u, "mail") is None, "some"),
     ("user.city -eq $null", lambda u: v(u, "city") is None, "some"),
     ('user.city -ne "null"', lambda u: low(u, "city") != "null", "all"),

@@ -89,7 +89,8 @@ def test_every_problem_of_the_file_is_reported_at_once_with_its_line(tmp_path, s
         ('[[group_licenses]]\ngroup = "Sales"\nlicenses = []\n', "must list at least 1"),
         (
             '[[group_licenses]]\ngroup = "Sales"\nlicences = [{ sku = "A" }]\n',
-            "unknown key; closest: licenses; the keys allowed here are: filter, group, licenses, name, nested",
+            "unknown key; closest: licenses; the keys allowed here are: "
+            "filter, group, licenses, name, nested",
         ),
         ("[graph]\nwrite_rates = 5\n", "unknown key; closest: write_rate"),
         ("[state]\nlease_ttl = 5\n", "unknown key; closest: lease_ttl_seconds"),
