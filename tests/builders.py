@@ -122,8 +122,10 @@ class TenantBuilder:
         guest: bool = False,
         direct: dict[str, list[str]] | None = None,
         inherited: list[tuple[str, str, list[str]]] | None = None,
+        **attributes: Any,
     ) -> TenantBuilder:
-        """`direct`: part → disabled plan names; `inherited`: (group, part, disabled names)."""
+        """`direct`: part → disabled plan names; `inherited`: (group, part, disabled names);
+        `attributes`: other Graph properties (department="Sales", otherMails=[…])."""
         states = [
             {
                 "skuId": self.sku_id(p),
@@ -157,6 +159,7 @@ class TenantBuilder:
                 {"skuId": s, "disabledPlans": sorted(d)} for s, d in combined.items()
             ],
             "licenseAssignmentStates": states,
+            **attributes,
         }
         return self
 
@@ -207,5 +210,5 @@ class TenantBuilder:
             "groups": list(self.groups.values()),
         }
 
-    def tenant(self) -> Tenant:
-        return tenant_from_json(self.snapshot())
+    def tenant(self, user_properties: tuple[str, ...] = ()) -> Tenant:
+        return tenant_from_json(self.snapshot(), user_properties=user_properties)

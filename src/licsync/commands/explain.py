@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 
 from licsync.commands.common import add_config_argument, load_config, read_and_plan
+from licsync.config import resolve_rules
 from licsync.exitcodes import ExitCode
 from licsync.reports.explain import explain, find_sku, find_user, render_explain
 from licsync.reports.names import Names
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     tenant, plan, _ = read_and_plan(config, args.snapshot)
     names = Names(tenant)
     user = find_user(names, args.user)
-    doc = explain(plan, names, user, find_sku(names, args.sku) if args.sku else None)
+    rules = resolve_rules(tenant, config)
+    doc = explain(plan, names, user, find_sku(names, args.sku) if args.sku else None, rules)
     if args.format == "json":
         emit(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", args.output)
     else:

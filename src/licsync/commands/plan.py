@@ -13,6 +13,7 @@ from licsync.commands.common import (
     report_context,
     write_sync_report,
 )
+from licsync.commands.whatif import add_compare_argument, run_compare
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
 from licsync.reports.output import check_output, default_format, write_report
@@ -39,12 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser, "the licence rules and policy (and [graph], [state] without --snapshot)"
     )
     add_report_arguments(parser)
+    add_compare_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_output(args.format, args.output)
     config = load_config(args.config)
+    if args.compare is not None:
+        return run_compare(args, config)
     tenant, plan, result = read_and_plan(config, args.snapshot)
     if result is not None:
         write_sync_report(result, config, args.format, args.output)

@@ -17,6 +17,7 @@ from licsync.commands.common import (
     load_config,
     write_sync_report,
 )
+from licsync.commands.whatif import add_compare_argument, run_compare
 from licsync.config import Config
 from licsync.connector.sync import SyncResult, run_sync
 from licsync.errors import LicsyncError
@@ -59,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_allow_removals(parser)
     add_report_arguments(parser)
+    add_compare_argument(parser)
     parser.add_argument(
         "--metrics-file",
         type=Path,
@@ -97,6 +99,14 @@ def run(args: argparse.Namespace) -> int:
     events = RunEvents()
     configure_logging(extra=[events])
     config = load_config(args.config)
+    if args.compare is not None:
+        if not args.dry_run:
+            print(
+                "licsync: --compare reports a rule change: use it with --dry-run", file=sys.stderr
+            )
+            return ExitCode.USAGE
+        args.snapshot = None
+        return run_compare(args, config)
     check_notify()
     started = time.monotonic()
 

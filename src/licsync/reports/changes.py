@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from licsync.engine.inputs import RULE_SOURCE
 from licsync.model import Plan, SourceKind, UserPlan
 from licsync.reports.names import Names
 
@@ -33,6 +34,8 @@ def source_label(kind: SourceKind, group_id: str | None, names: Names) -> str:
     """How a report names one source: `rule: Sales`, `Entra group: Staff` or `direct`."""
     if kind is SourceKind.DIRECT:
         return "direct"
+    if group_id is not None and group_id.startswith(RULE_SOURCE):
+        return names.group(group_id)  # `rule "Sales FR"`: a filter rule without a group
     prefix = "rule" if kind is SourceKind.RULE else "Entra group"
     return f"{prefix}: {names.group(group_id)}"
 

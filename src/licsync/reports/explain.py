@@ -8,12 +8,16 @@ licsync writes, and the problems that block it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from licsync.engine.filters import AttributeValue, clauses, evaluate, holds
+from licsync.engine.inputs import Rule
+from licsync.engine.membership import user_attributes
 from licsync.errors import InputError
 from licsync.model import LicenseError, Plan, User, UserPlan, guid
 from licsync.reports.changes import source_label
@@ -65,8 +69,35 @@ def _user_plan(plan: Plan, user: User) -> UserPlan | None:
     return next((u for u in plan.users if u.user_id == user.id), None)
 
 
-def explain(plan: Plan, names: Names, user: User, sku_id: str | None = None) -> dict[str, Any]:
-    """The explanation as a JSON-ready dict (format in docs/report-format.md)."""
+def _filter(rule: Rule | None, values: dict[str, AttributeValue]) -> dict[str, Any] | None:
+    """What a rule's filter asked and, clause by clause, what the user's attributes answered."""
+    if rule is None or rule.filter is None:
+        return None
+    return {
+        "matched": evaluate(rule.filter, values),
+        "clauses": [
+            {
+                "clause": c.text,
+                "matched": holds(c, values.get(c.prop)),
+                "property": c.prop,
+                "value": list(v) if isinstance(v := values.get(c.prop), tuple) else v,
+            }
+            for c in clauses(rule.filter)
+        ],
+    }
+
+
+def explain(
+    plan: Plan,
+    names: Names,
+    user: User,
+    sku_id: str | None = None,
+    rules: Sequence[Rule] = (),
+) -> dict[str, Any]:
+    """The explanation as a JSON-ready dict (format in docs/report-format.md); `rules`: the
+    resolved rules, whose filters are explained clause by clause."""
+    by_source = {r.source_id: r for r in rules}
+    values = user_attributes(user)
     user_plan = _user_plan(plan, user)
     states = user_plan.states if user_plan else ()
     after = {a.sku_id: a.disabled_plans for a in user_plan.assigned_licenses} if user_plan else {}
@@ -100,6 +131,7 @@ def explain(plan: Plan, names: Names, user: User, sku_id: str | None = None) -> 
                     "state": s.state,
                     "error": s.error.value if s.error else None,
                     "message": why,
+                    "filter": _filter(by_source.get(s.group_id or ""), values),
                 }
             )
         blocked = [
@@ -147,6 +179,18 @@ def _plans(disabled: list[str] | None) -> str:
     return "disabled: " + ", ".join(disabled) if disabled else "all plans on"
 
 
+def _because(found: dict[str, Any]) -> str:
+    """The filter's clauses with what each found: `user.department -eq "Sales" (department =
+    "Sales"): yes`."""
+    parts = []
+    for c in found["clauses"]:
+        value = "null" if c["value"] is None else c["value"]
+        parts.append(
+            f"{c['clause']} ({c['property']} = {value!r}): {'yes' if c['matched'] else 'no'}"
+        )
+    return "; ".join(parts)
+
+
 def render_explain(doc: dict[str, Any], console: Console) -> None:
     """The explanation as one table per SKU."""
     parts: list = [
@@ -168,6 +212,8 @@ def render_explain(doc: dict[str, Any], console: Console) -> None:
             why = Text(s["message"] or "", style="red" if s["error"] else "")
             state = s["state"] + (f" ({s['error']})" if s["error"] else "")
             table.add_row(Text(s["name"]), Text(_plans(s["disabledPlans"])), Text(state), why)
+            if s.get("filter"):
+                table.add_row(Text("  because"), Text(_because(s["filter"])), Text(""), Text(""))
         table.caption = (
             f"before: {_plans(entry['before'])}; after (union of the sources that apply): "
             f"{_plans(entry['after'])}; licsync writes: {entry['write']}"

@@ -30,5 +30,5 @@ class Names:
             return "direct"
         group = self.tenant.groups.get(group_id)
         if group is None and group_id.startswith(RULE_SOURCE):
-            return f"rule {group_id.removeprefix(RULE_SOURCE)!r}"
+            return f'rule "{group_id.removeprefix(RULE_SOURCE)}"'
         return group.display_name if group else group_id
