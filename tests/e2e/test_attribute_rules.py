@@ -200,3 +200,24 @@ def test_compare_on_the_demo_tenant_lists_exactly_who_changes(
     order = [c["change"] for c in doc["changes"]]
     assert order == sorted(order, key=["lose", "gain", "plans"].index)  # removals first
     assert (tmp_path / "s.db").exists() is False  # a what-if writes nothing
+
+
+def test_sync_dry_run_compare_is_the_plan_compare_and_needs_dry_run(
+    emulator_factory: Any, tmp_path: Path, capsys: Any
+) -> None:
+    from licsync.cli import main
+
+    graph = emulator_factory(tenant())
+    cfg = config(tmp_path, graph)
+    old = tmp_path / "old.toml"
+    old.write_text(cfg.path.read_text(encoding="utf-8").replace('"sales"', '"Finance"'))
+    reports = []
+    for command in (["plan"], ["sync", "--dry-run"]):
+        out = tmp_path / f"{command[0]}.json"
+        args = [*command, "--config", str(cfg.path), "--compare", str(old), "--format", "json"]
+        assert main([*args, "--output", str(out)]) == 10  # Finance users lose E3
+        reports.append(json.loads(out.read_text(encoding="utf-8")))
+    assert reports[0] == reports[1] and reports[0]["summary"]["losses"] > 0
+    assert main(["sync", "--config", str(cfg.path), "--compare", str(old)]) == 2
+    assert "use it with --dry-run" in capsys.readouterr().err
+    assert not (tmp_path / "state.db").exists()

@@ -180,3 +180,15 @@ def test_plan_compare_reports_in_json_and_exits_10_on_a_loss(tmp_path: Path) -> 
         main([*args.copy()[:-2], "--compare", str(new), "--format", "json", "--output", str(out)])
         == 0
     )
+
+
+def test_explain_table_prints_each_clause_and_its_value(tmp_path: Path, capsys) -> None:
+    snapshot = tmp_path / "tenant.json"
+    snapshot.write_bytes(orjson.dumps(builder().snapshot()))
+    config = tmp_path / "licsync.toml"
+    config.write_text(RULES, encoding="utf-8")
+    out = tmp_path / "explain.txt"
+    args = ["explain", "ben@contoso.example", "--snapshot", str(snapshot), "--config", str(config)]
+    assert main([*args, "--output", str(out)]) == ExitCode.OK
+    text = " ".join(out.read_text(encoding="utf-8").split())
+    assert "because" in text and "(country = 'DE'): yes" in text
