@@ -192,3 +192,35 @@ def test_explain_table_prints_each_clause_and_its_value(tmp_path: Path, capsys) 
     assert main([*args, "--output", str(out)]) == ExitCode.OK
     text = " ".join(out.read_text(encoding="utf-8").split())
     assert "because" in text and "(country = 'DE'): yes" in text
+
+
+def test_the_what_if_comes_in_every_format(tmp_path: Path, capsys) -> None:
+    import csv
+    import io
+
+    snapshot = tmp_path / "tenant.json"
+    snapshot.write_bytes(orjson.dumps(builder().snapshot()))
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text(RULES, encoding="utf-8")
+    new.write_text(RULES.replace('["FR","DE"]', '["FR"]'), encoding="utf-8")
+    base = ["plan", "--snapshot", str(snapshot), "--config", str(new), "--compare", str(old)]
+    for fmt in ("csv", "xlsx", "html", "table"):
+        out = tmp_path / f"whatif.{fmt}"
+        assert main([*base, "--format", fmt, "--output", str(out)]) == ExitCode.PROBLEMS
+        data = out.read_bytes()
+        if fmt == "csv":
+            rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+            assert rows[0][:5] == [
+                "userId",
+                "userPrincipalName",
+                "skuId",
+                "skuPartNumber",
+                "change",
+            ]
+            assert [r[4] for r in rows[1:]] == ["lose", "lose"]
+        elif fmt == "xlsx":
+            assert data[:2] == b"PK"
+        elif fmt == "html":
+            assert b'data-key="losses"><b>2</b>' in data
+        else:
+            assert "2 licences lost (1 users)" in data.decode("utf-8")
