@@ -249,14 +249,28 @@ _EXTENSIONS = {p.key: p.name for p in PROPERTIES.values() if p.key}
 EXTENSIONS = "onPremisesExtensionAttributes"
 
 
-def _attribute(name: str, value: Any, collection: bool) -> AttributeValue:
-    if collection:
-        if type(value) is not list or not all(type(v) is str for v in value):
-            raise ShapeError(f"{shown(name)} must be a list of strings, got {shown(value)}")
-        return tuple([sys.intern(v) for v in value])
+def _texts_of(name: str, value: Any) -> tuple[str, ...]:
+    if type(value) is not list or not all(type(v) is str for v in value):
+        raise ShapeError(f"{shown(name)} must be a list of strings, got {shown(value)}")
+    return tuple([sys.intern(v) for v in value])
+
+
+def _text_of(name: str, value: Any) -> str:
     if type(value) is not str:
         raise ShapeError(f"{shown(name)} must be a string, got {shown(value)}")
     return sys.intern(value)
+
+
+@lru_cache(maxsize=16)
+def _reading(wanted: tuple[str, ...]) -> tuple[tuple[tuple[str, str, bool], ...], bool]:
+    """For `wanted` Graph names: (Graph name, rule name, is a collection) of each plain
+    property, and whether the extension attributes are wanted."""
+    fields = tuple(
+        (g, _EXTRA[g].name, _EXTRA[g].type is PropertyType.COLLECTION)
+        for g in wanted
+        if g in _EXTRA
+    )
+    return fields, EXTENSIONS in wanted
 
 
 @lru_cache(maxsize=65536)
@@ -265,24 +279,30 @@ def _shared(attributes: tuple[tuple[str, AttributeValue], ...]) -> Any:
 
 
 def parse_attributes(
-    obj: Mapping[str, Any], wanted: Iterable[str]
+    obj: Mapping[str, Any], wanted: tuple[str, ...]
 ) -> tuple[tuple[str, AttributeValue], ...]:
     """The `wanted` filter properties (Graph names beyond the core ones) of `obj`, by rule
     name, sorted; unset ones (null, absent, empty) are left out. Equal tuples are one object."""
+    fields, with_extensions = _reading(wanted)
     found: list[tuple[str, AttributeValue]] = []
-    extensions = None
-    for graph_name in wanted:
-        value = obj.get(graph_name)
-        prop = _EXTRA.get(graph_name)
-        if graph_name == EXTENSIONS:
-            extensions = value
-        elif prop is not None and value is not None and value != []:
-            collection = prop.type is PropertyType.COLLECTION
-            found.append((prop.name, _attribute(graph_name, value, collection)))
+    get = obj.get
+    intern = sys.intern
+    for graph_name, name, collection in fields:
+        value = get(graph_name)
+        if value is None:
+            continue
+        if type(value) is str and not collection:
+            found.append((name, intern(value)))
+        elif collection:
+            if value != []:
+                found.append((name, _texts_of(graph_name, value)))
+        else:
+            found.append((name, _text_of(graph_name, value)))
+    extensions = get(EXTENSIONS) if with_extensions else None
     if extensions is not None:
-        for key, value in _object(extensions, shown(EXTENSIONS)).items():
-            if key in _EXTENSIONS and value is not None:
-                found.append((_EXTENSIONS[key], _attribute(key, value, False)))
+        for key, value in _object(extensions, "'onPremisesExtensionAttributes'").items():
+            if value is not None and key in _EXTENSIONS:
+                found.append((_EXTENSIONS[key], _text_of(key, value)))
     if not found:
         return ()
     found.sort()
@@ -304,7 +324,7 @@ def attributes_json(user: User) -> dict[str, Any]:
     return data
 
 
-def parse_user(obj: Mapping[str, Any], wanted: Iterable[str] = ()) -> User:
+def parse_user(obj: Mapping[str, Any], wanted: tuple[str, ...] = ()) -> User:
     """A user from Graph JSON; `wanted`: the filter properties to keep (Graph names)."""
     get = obj.get
     user_id = _id(_require(obj, "id"), "id")

@@ -36,7 +36,8 @@ def tenant() -> TenantBuilder:
 
 def test_the_example_config_is_valid():
     config = load_config(Path(__file__).parents[2] / "config" / "licsync.example.toml")
-    assert len(config.settings.group_licenses) == 2
+    assert len(config.settings.group_licenses) == 3
+    assert config.filter_properties() == ("country", "department")
     assert config.policy().usage_location.value == "problem"
     env = {"LICSYNC_GRAPH_CLIENT_SECRET": "from-the-environment"}
     graph = load_graph_settings(config.settings.graph, env=env, path=str(config.path))
