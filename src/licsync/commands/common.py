@@ -26,6 +26,7 @@ from licsync.reports.html_page import ReportContext
 from licsync.reports.names import Names
 from licsync.reports.output import FORMATS, default_format, write_report
 from licsync.snapshot import load_snapshot
+from licsync.spend.costs import Spend
 from licsync.store.settings import state_table_issues
 
 # The tables of licsync.toml that the Graph layer and the store read, checked in the same pass.
@@ -181,10 +182,14 @@ def report_context(job: str, config: Config, snapshot: Path | None = None) -> Re
 
 
 def write_sync_report(
-    result: SyncResult, config: Config, fmt: str | None, output: Path | None
+    result: SyncResult,
+    config: Config,
+    fmt: str | None,
+    output: Path | None,
+    spend: Spend | None = None,
 ) -> None:
     """The report of a sync: the plan, and after a real run what each write did; for a dry
-    run, on stderr, why the guardrail would stop the real one."""
+    run, on stderr, why the guardrail would stop the real one; `spend` adds cost."""
     job = "dry run" if result.dry_run else "sync"
     write_report(
         result.plan,
@@ -194,6 +199,7 @@ def write_sync_report(
         report_context(job, config),
         None if result.dry_run else result.outcomes,
         None if result.dry_run else result.summary(),
+        spend,
     )
     for reason in result.guardrail.reasons if result.dry_run and result.guardrail.tripped else ():
         print(f"licsync: guardrail would stop this run: {reason}", file=sys.stderr)

@@ -17,6 +17,7 @@ from licsync.commands.whatif import add_compare_argument, run_compare
 from licsync.exitcodes import ExitCode
 from licsync.reports.names import Names
 from licsync.reports.output import check_output, default_format, write_report
+from licsync.spend.read import config_spend, gather_spend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if args.compare is not None:
         return run_compare(args, config)
     tenant, plan, result = read_and_plan(config, args.snapshot)
+    spend = config_spend(config, tenant, gather_spend(config, args.snapshot))
     if result is not None:
-        write_sync_report(result, config, args.format, args.output)
+        write_sync_report(result, config, args.format, args.output, spend)
     else:
         fmt = args.format or default_format(args.output)
         context = report_context("plan", config, args.snapshot)
-        write_report(plan, Names(tenant), fmt, args.output, context)
+        write_report(plan, Names(tenant), fmt, args.output, context, spend=spend)
     return ExitCode.PROBLEMS if plan.problems else ExitCode.OK

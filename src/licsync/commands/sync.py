@@ -33,6 +33,7 @@ from licsync.monitoring import (
 )
 from licsync.reports.output import check_output
 from licsync.runtime import open_state
+from licsync.spend.read import config_spend, gather_spend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 store.close()
 
     try:
+        reads = gather_spend(config, None)  # before any write: a refusal changes nothing
         result = asyncio.run(
             run_sync(
                 config,
@@ -148,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         report(ExitCode.FAILURE, error=f"{type(exc).__name__}: {exc}")
         raise
-    write_sync_report(result, config, args.format, args.output)
+    spend = config_spend(config, result.tenant, reads)
+    write_sync_report(result, config, args.format, args.output, spend)
     stop = result.fatal_outcome
     if stop is not None:
         print(f"licsync: error: the writes stopped: {stop.failure}", file=sys.stderr)

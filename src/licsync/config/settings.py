@@ -33,6 +33,7 @@ from licsync.countries import is_country, suggest_country
 from licsync.engine.filters import CORE_GRAPH_PROPERTIES, PROPERTIES, properties
 from licsync.engine.inputs import Policy, UsageLocationMode
 from licsync.errors import ConfigError, InputError
+from licsync.spend.prices import PriceList, load_prices
 from licsync.textfile import read_text
 from licsync.validation import Issue, issues, shown
 
@@ -127,6 +128,17 @@ class NotifySettings(_Strict):
     on: tuple[Literal["failure", "new_problems", "problems"], ...] = ("failure", "new_problems")
 
 
+class PriceSettings(_Strict):
+    """`[prices]`: the customer's own prices (Graph has none), for cost in every report."""
+
+    file: Path = Field(description="CSV with the columns sku, price, currency, per")
+    group_by: StrictStr | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="a user property (department, companyName, …) to total the cost by",
+    )
+
+
 class Settings(_Strict):
     group_licenses: tuple[GroupLicenses, ...] = ()
     policy: PolicySettings = PolicySettings()
@@ -135,16 +147,24 @@ class Settings(_Strict):
     state: dict[str, Any] = Field(default_factory=dict)
     metrics: MetricsSettings = MetricsSettings()
     notify: NotifySettings = NotifySettings()
+    prices: PriceSettings | None = None
 
 
 class Config:
     """A validated configuration file and where it came from."""
 
-    def __init__(self, path: Path, settings: Settings, lines: TomlLines | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        lines: TomlLines | None = None,
+        prices: PriceList | None = None,
+    ) -> None:
         self.path = path
         self.settings = settings
         self.lines = lines or TomlLines("")
         self._policy: Policy | None = None
+        self._prices = prices
 
     def error(self, found: list[Issue]) -> ConfigError:
         """A ConfigError listing `found`, each with its line in this file where known."""
@@ -165,6 +185,12 @@ class Config:
         if self._policy is None:
             self._policy = self._read_policy()
         return self._policy
+
+    def prices(self) -> PriceList | None:
+        """The price file `[prices] file` names (None without `[prices]`), read once."""
+        if self._prices is None and self.settings.prices is not None:
+            self._prices = load_prices(self.path.parent / self.settings.prices.file)
+        return self._prices
 
     def _read_policy(self) -> Policy:
         raw = self.settings.policy
@@ -252,6 +278,18 @@ def _table_file_issues(raw: Any, base: Path) -> list[Issue]:
     return found
 
 
+def _read_prices(raw: Any, base: Path) -> tuple[PriceList | None, list[Issue]]:
+    """The `[prices]` file, or the problems of it (every bad line), when the table names one."""
+    try:
+        prices = PriceSettings.model_validate(raw)
+    except ValidationError:  # reported with the rest of the file
+        return None, []
+    try:
+        return load_prices(base / prices.file), []
+    except InputError as exc:
+        return None, [Issue(("prices", "file"), str(exc))]
+
+
 def parse_config(text: str, path: Path, checks: Mapping[str, TableCheck] | None = None) -> Config:
     """Validate TOML text; raise ConfigError listing every problem of the file at once.
 
@@ -271,8 +309,12 @@ def parse_config(text: str, path: Path, checks: Mapping[str, TableCheck] | None 
         if isinstance(value, dict):
             found.extend(check(value))
     found.extend(_table_file_issues(data.get("policy"), path.parent))
+    prices = None
+    if isinstance(data.get("prices"), dict):
+        prices, bad = _read_prices(data["prices"], path.parent)
+        found.extend(bad)
     if settings is not None and not found:
-        config = Config(path, settings, lines)
+        config = Config(path, settings, lines, prices)
     if found or config is None:
         raise config_error(path, lines, found)
     return config

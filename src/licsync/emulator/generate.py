@@ -22,6 +22,7 @@ from licsync.emulator.state import (
     Tenant,
     UserRecord,
 )
+from licsync.emulator.subscriptions import derive_subscriptions
 
 # (part number, role, weight). Roles: main (one per user), addon, viral, company.
 SKU_MIX: tuple[tuple[str, str, float], ...] = (
@@ -290,6 +291,14 @@ def build_tenant(  # noqa: C901 (one recipe)
                 tenant.reconcile(tenant.users[uid])
     tenant.clock = live_clock
     _set_seats(tenant, roles, rng)
+    trial = min(
+        (s for s in tenant.skus.values() if roles[s.id][0] == "main" and s.enabled > 1),
+        key=lambda s: s.part_number,
+        default=None,
+    )
+    tenant.subscriptions = derive_subscriptions(
+        tenant.tenant_id, tenant.skus.values(), trial.id if trial else None
+    )
     tenant.seq = 1
     for user in tenant.users.values():
         user.version = 1

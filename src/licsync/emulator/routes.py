@@ -257,6 +257,8 @@ class Dispatcher:
             ("GET", re.compile(r"^/organization$"), self.get_organization),
             ("GET", re.compile(r"^/subscribedSkus$"), self.list_skus),
             ("GET", re.compile(r"^/subscribedSkus/([^/]+)$"), self.get_sku),
+            ("GET", re.compile(r"^/directory/subscriptions$"), self.list_subscriptions),
+            ("GET", re.compile(r"^/directory/subscriptions/([^/]+)$"), self.get_subscription),
             ("GET", re.compile(r"^/users$"), self.list_users),
             ("GET", re.compile(r"^/users/delta(?:\(\))?$"), self.users_delta),
             ("GET", re.compile(r"^/users/([^/]+)$"), self.get_user),
@@ -413,6 +415,27 @@ class Dispatcher:
                 )
             body = {"@odata.context": f"{req.base}/$metadata#subscribedSkus/$entity"}
             body.update(sku.to_json(self.tenant.tenant_id))
+        return Reply(200, body)
+
+    def list_subscriptions(self, req: Request) -> Reply:
+        with self.tenant.lock:
+            subscriptions = [dict(s) for s in self.tenant.subscriptions]
+        return self._page(req, subscriptions, dict, "directory/subscriptions")
+
+    def get_subscription(self, req: Request, key: str) -> Reply:
+        with self.tenant.lock:
+            found = next(
+                (
+                    s
+                    for s in self.tenant.subscriptions
+                    if key.lower() in (str(s["id"]).lower(), str(s["commerceSubscriptionId"]))
+                ),
+                None,
+            )
+        if found is None:
+            raise GraphError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist.")
+        body = {"@odata.context": f"{req.base}/$metadata#directory/subscriptions/$entity"}
+        body.update(found)
         return Reply(200, body)
 
     # ----- users --------------------------------------------------------------------------

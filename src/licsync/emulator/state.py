@@ -19,6 +19,7 @@ from typing import Any
 import iso3166
 
 from licsync.emulator import rules as R
+from licsync.emulator.subscriptions import derive_subscriptions
 
 GraphJSON = dict[str, Any]
 ACTIVE = ("Active", "ActiveWithError")
@@ -213,6 +214,7 @@ class Tenant:
         self.organization = organization
         self.rules = rules or R.default_rules()
         self.skus: dict[str, SkuRecord] = {}
+        self.subscriptions: list[GraphJSON] = []  # companySubscription, as Graph sends them
         self.users: dict[str, UserRecord] = {}
         self.groups: dict[str, GroupRecord] = {}
         # user or group id -> the groups it is a direct member of
@@ -303,6 +305,12 @@ class Tenant:
                 tenant.member_of.setdefault(member, set()).add(group.id)
         if not tenant.organization.get("id"):
             tenant.organization["id"] = _derived_tenant_id(tenant)
+        subscriptions = snapshot.get("subscriptions")
+        tenant.subscriptions = (
+            [dict(s, skuId=_lower(s["skuId"])) for s in subscriptions]
+            if isinstance(subscriptions, list)
+            else derive_subscriptions(tenant.tenant_id, tenant.skus.values())
+        )
         return tenant
 
     def to_snapshot(self) -> GraphJSON:
@@ -311,6 +319,7 @@ class Tenant:
             return {
                 "organization": dict(self.organization),
                 "subscribedSkus": [s.to_json(self.tenant_id) for s in self.skus.values()],
+                "subscriptions": [dict(s) for s in self.subscriptions],
                 "users": [
                     {
                         "id": u.id,

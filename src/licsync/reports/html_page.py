@@ -34,7 +34,7 @@ class Stat:
     """One headline number; `key` names the same number in the JSON report's summary."""
 
     label: str
-    value: int
+    value: int | str
     key: str
     bad: bool = False
 
@@ -87,7 +87,7 @@ def render_page(
         )
     cards = "".join(
         f'<div class="card{" bad" if s.bad and s.value else ""}" data-key="{escape(s.key)}">'
-        f"<b>{s.value}</b><small>{escape(s.label)}</small></div>"
+        f"<b>{escape(str(s.value))}</b><small>{escape(s.label)}</small></div>"
         for s in stats
     )
     blocks = "".join(

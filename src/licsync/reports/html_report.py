@@ -19,7 +19,9 @@ from licsync.reports.html_page import HtmlTable, ReportContext, Stat, render_pag
 from licsync.reports.json_report import summary
 from licsync.reports.names import Names
 from licsync.reports.remedies import REMEDIES
+from licsync.reports.spend import spend_html, spend_stats, spend_view
 from licsync.reports.writes import WriteRow
+from licsync.spend.costs import Spend
 
 NO_LICENCE = "no licence"
 EMPTY_SEATS = '<p class="empty">no seats in use or wanted</p>'
@@ -192,10 +194,15 @@ def plan_html(
     names: Names,
     context: ReportContext,
     writes: Sequence[WriteRow] | None = None,
+    spend: Spend | None = None,
 ) -> bytes:
-    """The report of a plan; with `writes` (a sync that wrote), also what each write did."""
+    """The report of a plan; with `writes` (a sync that wrote), also what each write did;
+    with `spend`, cost and renewals."""
     forecast = seat_forecast(plan, names.tenant)
     stats = plan_stats(plan, names, forecast)
+    view = None if spend is None else spend_view(plan, names.tenant, forecast, spend)
+    if view is not None:
+        stats += spend_stats(view)
     columns: tuple[str, ...] = ("User", "Change", "SKU", "Product", "Before", "After", "Caused by")
     by_key = None
     tables: list[HtmlTable] = []
@@ -242,6 +249,8 @@ def plan_html(
                 numeric=("HTTP status",),
             )
         )
+    if view is not None:
+        tables[1:1] = spend_html(view, forecast, names)
     return render_page(context, stats, [_seat_section(forecast, names)], tables)
 
 

@@ -11,7 +11,9 @@ import orjson
 from licsync.model import Assignment, Plan, Problem, SkuForecast, SourceState, Tenant, UserPlan
 from licsync.reports.forecast import SeatForecast, seat_forecast
 from licsync.reports.names import Names
+from licsync.reports.spend import SpendView, costs_json, sku_json, spend_view, summary_cost
 from licsync.reports.writes import WriteRow
+from licsync.spend.costs import Spend
 
 REPORT_VERSION = 1
 
@@ -66,9 +68,13 @@ def _user(u: UserPlan, shared: _Shared) -> dict[str, Any]:
 
 
 def summary(
-    plan: Plan, tenant: Tenant, forecast: Sequence[SeatForecast] | None = None
-) -> dict[str, int]:
-    """The report's headline numbers (`forecast`: the plan's seat forecast, if already made)."""
+    plan: Plan,
+    tenant: Tenant,
+    forecast: Sequence[SeatForecast] | None = None,
+    spend: SpendView | None = None,
+) -> dict[str, Any]:
+    """The report's headline numbers (`forecast`: the plan's seat forecast, if already made);
+    with prices, `cost` too."""
     changes = plan.changes
     updated = 0
     for u in changes:
@@ -77,7 +83,7 @@ def summary(
             updated += sum(1 for a in u.add_licenses if a.sku_id in current)
     added = sum(len(u.add_licenses) for u in changes)
     seats = seat_forecast(plan, tenant) if forecast is None else forecast
-    return {
+    facts: dict[str, Any] = {
         "users": len(plan.users),
         "usersWithChanges": len(changes),
         "addLicenses": added,
@@ -89,10 +95,15 @@ def summary(
         "usersWithProblems": len({p.user_id for p in plan.problems}),
         "skusShort": sum(1 for f in seats if f.short),
     }
+    if spend is not None and spend.spend.priced:
+        facts["cost"] = summary_cost(spend)
+    return facts
 
 
-def _sku(f: SkuForecast, seats: SeatForecast, names: Names) -> dict[str, Any]:
-    return {
+def _sku(
+    f: SkuForecast, seats: SeatForecast, names: Names, spend: SpendView | None
+) -> dict[str, Any]:
+    entry = {
         "skuId": f.sku_id,
         "skuPartNumber": f.part_number,
         "productName": names.product(f.sku_id),
@@ -109,6 +120,9 @@ def _sku(f: SkuForecast, seats: SeatForecast, names: Names) -> dict[str, Any]:
         "short": seats.short,
         "blocked": seats.blocked,
     }
+    if spend is not None:
+        entry.update(sku_json(spend, f.sku_id))
+    return entry
 
 
 def _problem(p: Problem, names: Names) -> dict[str, Any]:
@@ -124,23 +138,34 @@ def _problem(p: Problem, names: Names) -> dict[str, Any]:
 
 
 def _sections(
-    plan: Plan, names: Names, forecast: Sequence[SeatForecast]
+    plan: Plan, names: Names, forecast: Sequence[SeatForecast], spend: SpendView | None
 ) -> Iterator[tuple[str, Iterable[Any]]]:
     """The report's lists in order, each produced lazily."""
     shared = _Shared()
-    yield "skus", (_sku(f, s, names) for f, s in zip(plan.skus, forecast, strict=True))
+    skus = zip(plan.skus, forecast, strict=True)
+    yield "skus", (_sku(f, s, names, spend) for f, s in skus)
     users = sorted(plan.users, key=lambda u: u.user_id)
     yield "users", (_user(u, shared) for u in users)
     problems = sorted(plan.problems, key=lambda p: (p.user_id, p.sku_id, p.group_id or "", p.error))
     yield "problems", (_problem(p, names) for p in problems)
 
 
-def plan_document(plan: Plan, names: Names) -> dict[str, Any]:
+def _spend(
+    plan: Plan, names: Names, forecast: Sequence[SeatForecast], spend: Spend | None
+) -> SpendView | None:
+    return None if spend is None else spend_view(plan, names.tenant, forecast, spend)
+
+
+def plan_document(plan: Plan, names: Names, spend: Spend | None = None) -> dict[str, Any]:
     """The report as a JSON-ready dict: GUIDs lower case, lists sorted, stable across runs."""
     forecast = seat_forecast(plan, names.tenant)
+    view = _spend(plan, names, forecast, spend)
     document: dict[str, Any] = {"version": REPORT_VERSION}
-    document.update((name, list(items)) for name, items in _sections(plan, names, forecast))
-    document["summary"] = summary(plan, names.tenant, forecast)
+    sections = _sections(plan, names, forecast, view)
+    document.update((name, list(items)) for name, items in sections)
+    if view is not None and view.spend.priced:
+        document["costs"] = costs_json(view, names)
+    document["summary"] = summary(plan, names.tenant, forecast, view)
     return document
 
 
@@ -163,13 +188,15 @@ def write_plan_json(
     write: Callable[[bytes], object],
     writes: Sequence[WriteRow] | None = None,
     run: Mapping[str, Any] | None = None,
+    spend: Spend | None = None,
 ) -> None:
     """Write the same document as `plan_document` piece by piece, one list entry per line, so
     a 100k-user report never sits in memory whole. A sync that wrote adds `writes` (one entry
-    per write, in the order sent) and `run` (its counters)."""
+    per write, in the order sent) and `run` (its counters); `spend` adds cost and renewals."""
     forecast = seat_forecast(plan, names.tenant)
+    view = _spend(plan, names, forecast, spend)
     write(b'{"version":%d' % REPORT_VERSION)
-    sections = _sections(plan, names, forecast)
+    sections = _sections(plan, names, forecast, view)
     if writes is not None:
         sections = itertools.chain(sections, [("writes", map(_write, writes))])
     for name, items in sections:
@@ -181,5 +208,7 @@ def write_plan_json(
         write(b"\n]")
     if run is not None:
         write(b',\n"run":' + orjson.dumps(dict(run)))
-    facts = summary(plan, names.tenant, forecast)
+    if view is not None and view.spend.priced:
+        write(b',\n"costs":' + orjson.dumps(costs_json(view, names)))
+    facts = summary(plan, names.tenant, forecast, view)
     write(b',\n"summary":' + orjson.dumps(facts) + b"}\n")

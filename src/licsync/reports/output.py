@@ -21,6 +21,7 @@ from licsync.reports.json_report import write_plan_json
 from licsync.reports.names import Names
 from licsync.reports.table import render_plan, render_sync
 from licsync.reports.writes import WriteResult, write_rows
+from licsync.spend.costs import Spend
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
 FILE_WIDTH = 10_000  # a table written to a file is as wide as its content: no wrapped names
@@ -41,22 +42,27 @@ def write_report(
     context: ReportContext | None = None,
     outcomes: Sequence[WriteResult] | None = None,
     run: Mapping[str, Any] | None = None,
+    spend: Spend | None = None,
 ) -> None:
     """A plan's report; `context` heads the HTML one; `outcomes` (what each write did) and
-    `run` (the sync's counters) make it the report of a sync that wrote."""
+    `run` (the sync's counters) make it the report of a sync that wrote; `spend` adds cost
+    and renewals."""
     writes = None if outcomes is None else write_rows(plan, outcomes)
     if fmt == "table":
         if writes is None:
-            show(lambda console: render_plan(plan, names, console), output)
+            show(lambda console: render_plan(plan, names, console, spend=spend), output)
         else:
-            show(lambda console: render_sync(plan, names, console, writes, run or {}), output)
+            show(
+                lambda console: render_sync(plan, names, console, writes, run or {}, spend=spend),
+                output,
+            )
     elif fmt == "json":
-        stream(lambda write: write_plan_json(plan, names, write, writes, run), output)
+        stream(lambda write: write_plan_json(plan, names, write, writes, run, spend), output)
     elif fmt == "html":
         context = context or ReportContext("plan", "tenant", "rules")
-        emit(plan_html(plan, names, context, writes), output)
+        emit(plan_html(plan, names, context, writes, spend), output)
     else:
-        emit(sheet_bytes(fmt, *plan_csv_rows(plan, names, writes)), output)
+        emit(sheet_bytes(fmt, *plan_csv_rows(plan, names, writes, spend)), output)
 
 
 def sheet_bytes(fmt: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:

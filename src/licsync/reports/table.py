@@ -19,7 +19,9 @@ from licsync.reports.changes import change_rows
 from licsync.reports.forecast import SeatForecast, seat_forecast
 from licsync.reports.json_report import summary
 from licsync.reports.names import Names
+from licsync.reports.spend import spend_tables, spend_view
 from licsync.reports.writes import WriteRow
+from licsync.spend.costs import Spend
 
 SEAT_COLUMNS = (
     "Bought",
@@ -113,13 +115,25 @@ def _problems(plan: Plan, names: Names, limit: int, more: str = MORE) -> Table:
     return table
 
 
+def _spend(plan: Plan, names: Names, forecast: list[SeatForecast], spend: Spend | None) -> list:
+    if spend is None:
+        return []
+    return list(spend_tables(spend_view(plan, names.tenant, forecast, spend), forecast, names))
+
+
 def render_plan(
-    plan: Plan, names: Names, console: Console, limit: int = 40, more: str = MORE
+    plan: Plan,
+    names: Names,
+    console: Console,
+    limit: int = 40,
+    more: str = MORE,
+    spend: Spend | None = None,
 ) -> None:
-    """The plan as tables; `more` says where to find the rows beyond `limit`."""
+    """The plan as tables; `more` says where to find the rows beyond `limit`; `spend` adds
+    cost and renewals."""
     forecast = seat_forecast(plan, names.tenant)
     facts = summary(plan, names.tenant, forecast)
-    parts: list = [_seats(forecast, names)]
+    parts: list = [_seats(forecast, names), *_spend(plan, names, forecast, spend)]
     if plan.changes:
         parts.append(_changes(plan, names, limit, more))
     if plan.problems:
@@ -166,9 +180,12 @@ def render_sync(
     writes: Sequence[WriteRow],
     run: Mapping[str, Any],
     limit: int = 40,
+    spend: Spend | None = None,
 ) -> None:
-    """What a sync did: the seats, every write with its outcome (failures first), the counts."""
-    parts: list = [_seats(seat_forecast(plan, names.tenant), names)]
+    """What a sync did: the seats (and spend), every write with its outcome (failures first),
+    the counts."""
+    forecast = seat_forecast(plan, names.tenant)
+    parts: list = [_seats(forecast, names), *_spend(plan, names, forecast, spend)]
     if writes:
         parts.append(_writes(writes, limit))
     if plan.problems:
