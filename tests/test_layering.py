@@ -60,6 +60,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "connector": ("licsync.commands", "licsync.migrate", "licsync.emulator", "licsync.reports"),
     "migrate": ("licsync.commands", "licsync.emulator"),
+    "spend": ("licsync.commands", "licsync.emulator", "licsync.migrate", "licsync.engine"),
     "monitoring": ("licsync.commands", "licsync.migrate", "licsync.emulator"),
     "runtime.py": ("licsync.commands", "licsync.migrate", "licsync.connector", "licsync.emulator"),
     "tenancy.py": ("licsync.commands", "licsync.migrate", "licsync.connector", "licsync.emulator"),

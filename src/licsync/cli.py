@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "licsync.commands.sync",
     "licsync.commands.migrate",
     "licsync.commands.records",
+    "licsync.commands.seats",
     "licsync.commands.unlock",
     "licsync.commands.snapshot",
     "licsync.commands.verify",

@@ -2,7 +2,8 @@
 
 1. generate a realistic tenant from Microsoft's catalogue and serve it with the Graph emulator
    on a loopback port;
-2. write `licsync.toml` (rules, policy, [graph] pointing at the emulator, [state] beside it);
+2. write `licsync.toml` (rules, policy, example [prices], [graph] pointing at the emulator,
+   [state] beside it);
 3. `sync --dry-run`: the report of what the sync will do, also as an HTML page;
 4. `sync`: the writes, through Graph's API, into the emulator;
 5. `sync` again: no changes left; the problems that remain (exit 10 while any does, as
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import shlex
 from collections import Counter
@@ -32,6 +34,7 @@ from licsync.reports.html_report import plan_html
 from licsync.reports.names import Names
 from licsync.reports.output import emit, show
 from licsync.reports.table import render_plan
+from licsync.spend.read import config_spend, gather_spend
 
 DEMO_WRITE_RATE = 100  # writes/s, the most [graph] allows: the emulator is local (real Graph: 20)
 
@@ -51,6 +54,23 @@ def demo_rules_toml(snapshot: dict[str, Any], count: int, seed: int) -> str:
         '[policy]\nusage_location = "tenant"\n\n'
     )
     return header + rules_toml(rules)
+
+
+def demo_prices_csv(snapshot: dict[str, Any]) -> str:
+    """Example prices (a month, in EUR) for the demo tenant's SKUs, made up from their part
+    numbers: the demo shows cost in its reports; real ones come from your own price list."""
+    rows = ["sku,price,currency,per"]
+    for sku in sorted(snapshot["subscribedSkus"], key=lambda s: s["skuPartNumber"]):
+        part = sku["skuPartNumber"]
+        price = 2 + hashlib.sha256(part.encode()).digest()[0] % 38
+        rows.append(f"{part},{price}.00,EUR,month")
+    return "\n".join(rows) + "\n"
+
+
+PRICES_TOML = (
+    "# Example prices, made up for the demo: give your own in prices.csv (docs/spend.md).\n"
+    '[prices]\nfile = "prices.csv"\ngroup_by = "department"\n\n'
+)
 
 
 def connection_toml(url: str) -> str:
@@ -137,8 +157,11 @@ def run(args: argparse.Namespace) -> int:
     with Emulator(users=args.users, groups=args.groups, seed=args.seed) as graph:
         graph.save(before)
         snapshot = graph.snapshot()
+        (workdir / "prices.csv").write_text(demo_prices_csv(snapshot), encoding="utf-8")
         config_path.write_text(
-            connection_toml(graph.url) + demo_rules_toml(snapshot, args.rules, args.seed),
+            connection_toml(graph.url)
+            + PRICES_TOML
+            + demo_rules_toml(snapshot, args.rules, args.seed),
             encoding="utf-8",
         )
         config = load_config(config_path)
@@ -149,11 +172,12 @@ def run(args: argparse.Namespace) -> int:
         )
         console.rule("[bold]2. Dry run: what the sync will do")
         preview = asyncio.run(run_sync(config, dry_run=True))
+        spend = config_spend(config, preview.tenant, gather_spend(config, None))
         names = Names(preview.tenant)
         context = ReportContext("dry run (demo)", "the demo tenant", str(config_path))
-        emit(plan_html(preview.plan, names, context), page)
+        emit(plan_html(preview.plan, names, context, spend=spend), page)
         more = f"every row is in {page}"
-        show(lambda out: render_plan(preview.plan, names, out, more=more), None)
+        show(lambda out: render_plan(preview.plan, names, out, more=more, spend=spend), None)
         console.print(Text(f"The same report as a page: {page}", style="bold"))
         console.rule("[bold]3. Sync")
         first = asyncio.run(run_sync(config))

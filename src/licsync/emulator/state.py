@@ -322,6 +322,7 @@ class Tenant:
                 "subscriptions": [dict(s) for s in self.subscriptions],
                 "users": [
                     {
+                        **u.extra,
                         "id": u.id,
                         "userPrincipalName": u.upn,
                         "displayName": u.display_name,

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GraphJSON = dict[str, Any]
-BASE = datetime(2026, 1, 1, tzinfo=UTC)  # renewals fall in the year after it
 TRIAL_SEATS = 25
 STATUS_UNITS = (("Enabled", "enabled"), ("Warning", "warning"), ("Suspended", "suspended"))
 
@@ -29,8 +28,10 @@ def _id(*parts: str) -> str:
 
 
 def _date(*parts: str) -> str:
+    """A renewal date within the year after today (the same all day for the same SKU)."""
     days = int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:2], "big") % 365
-    return (BASE + timedelta(days=days + 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (today + timedelta(days=days + 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def subscription(

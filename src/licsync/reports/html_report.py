@@ -97,7 +97,7 @@ def seat_chart(f: SeatForecast) -> str:
     )
 
 
-def _seat_section(forecast: Sequence[SeatForecast], names: Names) -> str:
+def seat_section(forecast: Sequence[SeatForecast], names: Names) -> str:
     cards = []
     for f in forecast:
         if not (f.in_use or f.wanted or f.freed):
@@ -251,7 +251,7 @@ def plan_html(
         )
     if view is not None:
         tables[1:1] = spend_html(view, forecast, names)
-    return render_page(context, stats, [_seat_section(forecast, names)], tables)
+    return render_page(context, stats, [seat_section(forecast, names)], tables)
 
 
 def migration_html(doc: Mapping[str, Any], context: ReportContext, names: Names | None) -> bytes:

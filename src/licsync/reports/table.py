@@ -37,7 +37,7 @@ SEAT_COLUMNS = (
 )
 
 
-def _seats(forecast: list[SeatForecast], names: Names) -> Table:
+def seat_table(forecast: list[SeatForecast], names: Names) -> Table:
     table = Table(title="Seats by product", title_justify="left")
     table.add_column("SKU", no_wrap=True)
     table.add_column("Product", overflow="ellipsis", no_wrap=True, max_width=34)
@@ -133,7 +133,7 @@ def render_plan(
     cost and renewals."""
     forecast = seat_forecast(plan, names.tenant)
     facts = summary(plan, names.tenant, forecast)
-    parts: list = [_seats(forecast, names), *_spend(plan, names, forecast, spend)]
+    parts: list = [seat_table(forecast, names), *_spend(plan, names, forecast, spend)]
     if plan.changes:
         parts.append(_changes(plan, names, limit, more))
     if plan.problems:
@@ -185,7 +185,7 @@ def render_sync(
     """What a sync did: the seats (and spend), every write with its outcome (failures first),
     the counts."""
     forecast = seat_forecast(plan, names.tenant)
-    parts: list = [_seats(forecast, names), *_spend(plan, names, forecast, spend)]
+    parts: list = [seat_table(forecast, names), *_spend(plan, names, forecast, spend)]
     if writes:
         parts.append(_writes(writes, limit))
     if plan.problems:
