@@ -219,8 +219,12 @@ def test_the_demo_report_shows_the_cost_its_json_report_adds_up_to(
         str(demo / "tenant-before.json"),
     )
     prices = monthly(demo)
-    before = sum((s["consumed"] * prices[s["skuPartNumber"].upper()] for s in plan["skus"]), Decimal(0))
-    after = sum((s["consumedAfter"] * prices[s["skuPartNumber"].upper()] for s in plan["skus"]), Decimal(0))
+    before = sum(
+        (s["consumed"] * prices[s["skuPartNumber"].upper()] for s in plan["skus"]), Decimal(0)
+    )
+    after = sum(
+        (s["consumedAfter"] * prices[s["skuPartNumber"].upper()] for s in plan["skus"]), Decimal(0)
+    )
     assert plan["summary"]["cost"]["monthlyBefore"] == cents(before)
     assert plan["summary"]["cost"]["monthlyAfter"] == cents(after)
     page = (demo / "report.html").read_text(encoding="utf-8")
