@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "licsync.commands.migrate",
     "licsync.commands.records",
     "licsync.commands.seats",
+    "licsync.commands.inventory",
     "licsync.commands.unlock",
     "licsync.commands.snapshot",
     "licsync.commands.verify",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from licsync.catalogue import CatalogueSku, default_catalogue
@@ -21,6 +22,7 @@ from licsync.emulator.state import (
     Source,
     Tenant,
     UserRecord,
+    sign_in_activity,
 )
 from licsync.emulator.subscriptions import derive_subscriptions
 
@@ -308,7 +310,34 @@ def build_tenant(  # noqa: C901 (one recipe)
         marker = random.Random(f"restricted-{seed}")
         for uid in marker.sample(sorted(tenant.users), round(len(tenant.users) * restricted)):
             tenant.users[uid].management_restricted = True
+    _set_activity(tenant, random.Random(f"activity-{seed}"))
     return tenant
+
+
+INACTIVE_SHARE = 0.12  # users whose last sign-in is 100 to 400 days ago
+NEVER_SHARE = 0.03  # users who never signed in
+
+
+def _days_ago(today: datetime, days: int) -> str:
+    return (today - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _set_activity(tenant: Tenant, rng: random.Random) -> None:
+    """`createdDateTime` (up to 900 days ago, a few within the last 30) and `signInActivity`
+    (most users within the last 30 days, INACTIVE_SHARE long ago, NEVER_SHARE never), relative
+    to today, from a stream of their own (the rest is the same tenant)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for user in tenant.users.values():
+        created = rng.randint(0, 30) if rng.random() < 0.05 else rng.randint(31, 900)
+        draw = rng.random()
+        if draw < NEVER_SHARE:
+            last = None
+        elif draw < NEVER_SHARE + INACTIVE_SHARE:
+            last = _days_ago(today, min(rng.randint(100, 400), created))
+        else:
+            last = _days_ago(today, min(rng.randint(0, 30), created))
+        user.extra["createdDateTime"] = _days_ago(today, created)
+        user.extra["signInActivity"] = sign_in_activity(last)
 
 
 def _set_seats(tenant: Tenant, roles: dict[str, tuple[str, float]], rng: random.Random) -> None:

@@ -75,6 +75,7 @@ OTHER_USER = [
     "streetAddress",
     "mailNickname",
     "onPremisesExtensionAttributes",
+    "signInActivity",
 ]
 DEFAULT_GROUP = [
     "id",
@@ -418,6 +419,7 @@ class Dispatcher:
         return Reply(200, body)
 
     def list_subscriptions(self, req: Request) -> Reply:
+        self._require("Organization.Read.All")
         with self.tenant.lock:
             subscriptions = [dict(s) for s in self.tenant.subscriptions]
         return self._page(req, subscriptions, dict, "directory/subscriptions")
@@ -441,7 +443,19 @@ class Dispatcher:
     # ----- users --------------------------------------------------------------------------
     def _user_select(self, req: Request) -> list[str] | None:
         allowed = set(DEFAULT_USER) | set(OTHER_USER) | {"extensionAttributes"}
-        return parse_select(req.query, allowed, "microsoft.graph.user")
+        select = parse_select(req.query, allowed, "microsoft.graph.user")
+        if select and "signInActivity" in select:
+            self._require("AuditLog.Read.All")
+        return select
+
+    def _require(self, permission: str) -> None:
+        """Graph's 403 when the app lacks `permission` (`Tenant.denied_permissions`)."""
+        if permission in self.tenant.denied_permissions:
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
 
     def list_users(self, req: Request) -> Reply:
         select = self._user_select(req)

@@ -26,6 +26,18 @@ ACTIVE = ("Active", "ActiveWithError")
 GENERATED_AT = "2025-01-01T00:00:00Z"
 
 
+def sign_in_activity(last: str | None) -> GraphJSON:
+    """A user's `signInActivity` whose last (successful, interactive) sign-in was `last`."""
+    return {
+        "lastSignInDateTime": last,
+        "lastSignInRequestId": None,
+        "lastNonInteractiveSignInDateTime": last,
+        "lastNonInteractiveSignInRequestId": None,
+        "lastSuccessfulSignInDateTime": last,
+        "lastSuccessfulSignInRequestId": None,
+    }
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -215,6 +227,9 @@ class Tenant:
         self.rules = rules or R.default_rules()
         self.skus: dict[str, SkuRecord] = {}
         self.subscriptions: list[GraphJSON] = []  # companySubscription, as Graph sends them
+        # application permissions the app lacks (tests take some away): a read that needs one
+        # is refused with 403 as Graph refuses it
+        self.denied_permissions: set[str] = set()
         self.users: dict[str, UserRecord] = {}
         self.groups: dict[str, GroupRecord] = {}
         # user or group id -> the groups it is a direct member of

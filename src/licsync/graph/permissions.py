@@ -24,6 +24,9 @@ PERMISSIONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/groups"), "Group.Read.All"),
     ("GET", re.compile(r"^/users"), "User.Read.All"),
     ("GET", re.compile(r"^/subscribedSkus"), "Organization.Read.All"),
+    ("GET", re.compile(r"^/directory/subscriptions"), "Organization.Read.All"),
+    ("GET", re.compile(r"^/reports/"), "Reports.Read.All"),
+    ("GET", re.compile(r"^/admin/reportSettings"), "ReportSettings.Read.All"),
     ("GET", re.compile(r"^/organization"), "Organization.Read.All"),
 )
 

@@ -4,10 +4,10 @@ of the `[prices] group_by` attribute, from Graph or from a snapshot file."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from licsync.graph.client import GraphClient
 
 PAGE_SIZE = 999
+T = TypeVar("T")
 
 
 def _value(raw: Any) -> str | None:
@@ -106,11 +107,15 @@ def snapshot_spend(path: Path, group_by: str | None) -> SpendReads:
     return SpendReads(subscriptions, attributes)
 
 
-async def _read_through_graph(config: Config, group_by: str | None) -> SpendReads:
+def through_graph(config: Config, read: Callable[[GraphClient], Awaitable[T]]) -> T:
+    """`read` with a Graph client of the config's `[graph]`, closed afterwards."""
     from licsync.runtime import graph_client
 
-    async with graph_client(config) as client:
-        return await read_spend(client, group_by)
+    async def run() -> T:
+        async with graph_client(config) as client:
+            return await read(client)
+
+    return asyncio.run(run())
 
 
 def gather_spend(
@@ -124,7 +129,7 @@ def gather_spend(
     group_by = prices.group_by if prices is not None else None
     if snapshot is not None:
         return snapshot_spend(snapshot, group_by)
-    return asyncio.run(_read_through_graph(config, group_by))
+    return through_graph(config, lambda client: read_spend(client, group_by))
 
 
 def config_spend(config: Config, tenant: Tenant, reads: SpendReads | None) -> Spend | None:
