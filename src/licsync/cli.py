@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "licsync.commands.records",
     "licsync.commands.seats",
     "licsync.commands.inventory",
+    "licsync.commands.reclaim",
     "licsync.commands.unlock",
     "licsync.commands.snapshot",
     "licsync.commands.verify",

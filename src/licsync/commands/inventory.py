@@ -17,14 +17,12 @@ from licsync.commands.common import (
 from licsync.config import Config
 from licsync.exitcodes import ExitCode
 from licsync.graph.errors import GraphError
-from licsync.model import Ledger
 from licsync.reports.inventory import write_inventory
 from licsync.reports.names import Names
 from licsync.reports.output import check_output, default_format
-from licsync.runtime import open_state
 from licsync.spend.activity import SIGN_IN_HOW, read_sign_ins, refused
 from licsync.spend.inventory import inventory_rows
-from licsync.spend.read import through_graph
+from licsync.spend.read import read_ledger, through_graph
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,17 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _ledger(config: Config) -> Ledger:
-    """licsync's ledger when the state store exists (read-only), else empty."""
-    store, _ = open_state(config, read_only=True)
-    if store is None:
-        return {}
-    try:
-        return store.load_ledger()
-    finally:
-        store.close()
-
-
 def _sign_ins(config: Config) -> dict[str, datetime | None] | None:
     """Last sign-ins through Graph; None (with a note) when Graph refuses them."""
     try:
@@ -78,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.format, args.output)
     config = load_config(args.config)
     tenant, _, _ = read_and_plan(config, args.snapshot)
-    ledger = _ledger(config)
+    ledger = read_ledger(config)
     sign_ins = None if args.snapshot is not None else _sign_ins(config)
     prices = config.prices()
     rows = list(

@@ -18,6 +18,7 @@ from operator import attrgetter, methodcaller
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from licsync.emulator.reports import PERIOD, PERIODS, active_user_detail, new_download
 from licsync.emulator.state import (
     GraphError,
     GroupRecord,
@@ -254,11 +255,19 @@ class Dispatcher:
         self.stats = stats
         self.member_chunk = member_chunk
         self.rounds: dict[str, DeltaRound] = {}
+        self.downloads: dict[str, bytes] = {}  # preauthenticated report downloads
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
             ("GET", re.compile(r"^/organization$"), self.get_organization),
             ("GET", re.compile(r"^/subscribedSkus$"), self.list_skus),
             ("GET", re.compile(r"^/subscribedSkus/([^/]+)$"), self.get_sku),
             ("GET", re.compile(r"^/directory/subscriptions$"), self.list_subscriptions),
+            ("GET", re.compile(r"^/admin/reportSettings$"), self.get_report_settings),
+            ("PATCH", re.compile(r"^/admin/reportSettings$"), self.patch_report_settings),
+            (
+                "GET",
+                re.compile(r"^/reports/getOffice365ActiveUserDetail(\(.*\))$"),
+                self.active_user_detail,
+            ),
             ("GET", re.compile(r"^/directory/subscriptions/([^/]+)$"), self.get_subscription),
             ("GET", re.compile(r"^/users$"), self.list_users),
             ("GET", re.compile(r"^/users/delta(?:\(\))?$"), self.users_delta),
@@ -439,6 +448,48 @@ class Dispatcher:
         body = {"@odata.context": f"{req.base}/$metadata#directory/subscriptions/$entity"}
         body.update(found)
         return Reply(200, body)
+
+    # ----- usage reports ------------------------------------------------------------------
+    def get_report_settings(self, req: Request) -> Reply:
+        self._require("ReportSettings.Read.All")
+        body = {
+            "@odata.context": f"{req.base}/$metadata#admin/reportSettings/$entity",
+            "@odata.type": "#microsoft.graph.adminReportSettings",
+            "id": "",
+            **self.tenant.report_settings,
+        }
+        return Reply(200, body)
+
+    def patch_report_settings(self, req: Request) -> Reply:
+        self._require("ReportSettings.ReadWrite.All")
+        value = req.body.get("displayConcealedNames") if isinstance(req.body, dict) else None
+        if not isinstance(value, bool):
+            raise bad_request("Invalid request body.")
+        with self.tenant.lock:
+            self.tenant.report_settings["displayConcealedNames"] = value
+        return Reply(204)
+
+    def active_user_detail(self, req: Request, arguments: str) -> Reply:
+        """302 to a preauthenticated download of the CSV (served by `download`)."""
+        self._require("Reports.Read.All")
+        found = PERIOD.match(arguments)
+        if found is None or found.group(1) not in PERIODS:
+            raise bad_request(
+                "Invalid value for period; the supported values are D7, D30, D90 and D180."
+            )
+        with self.tenant.lock:
+            data = active_user_detail(self.tenant, PERIODS[found.group(1)])
+        path = new_download()
+        self.downloads[path] = data
+        host = req.base.removesuffix("/v1.0")
+        return Reply(302, None, {"Location": host + path, "Content-Type": "text/plain"})
+
+    def download(self, path: str) -> Reply:
+        """A report download (no token needed); 404 once fetched or unknown."""
+        data = self.downloads.pop(path, None)
+        if data is None:
+            return error_reply(404, "NotFound", "The download link has expired.")
+        return Reply(200, data, {"Content-Type": "application/octet-stream"})
 
     # ----- users --------------------------------------------------------------------------
     def _user_select(self, req: Request) -> list[str] | None:

@@ -27,6 +27,7 @@ import uvicorn
 from licsync.emulator.auth import TOKEN_PATH_SUFFIX, TokenIssuer
 from licsync.emulator.batch import run_batch
 from licsync.emulator.generate import build_tenant
+from licsync.emulator.reports import DOWNLOAD_PREFIX
 from licsync.emulator.routes import (
     Dispatcher,
     Reply,
@@ -170,6 +171,8 @@ class EmulatorApp:
             return self.auth.token_reply(path, raw)
         if path == "/_emulator/stats":
             return Reply(200, self.stats.to_json(), {"Content-Type": "application/json"})
+        if path.startswith(DOWNLOAD_PREFIX) and method == "GET":
+            return self.dispatcher.download(path)
         if not path.startswith("/v1.0/"):
             return error_reply(400, "BadRequest", "Invalid version.")
         if self.auth is None:
@@ -227,7 +230,10 @@ def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]
 
 
 async def _send(send: Any, reply: Reply) -> None:
-    payload = b"" if reply.body is None else orjson.dumps(reply.body)
+    if isinstance(reply.body, bytes):
+        payload = reply.body
+    else:
+        payload = b"" if reply.body is None else orjson.dumps(reply.body)
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})

@@ -230,6 +230,7 @@ class Tenant:
         # application permissions the app lacks (tests take some away): a read that needs one
         # is refused with 403 as Graph refuses it
         self.denied_permissions: set[str] = set()
+        self.report_settings: GraphJSON = {"displayConcealedNames": False}
         self.users: dict[str, UserRecord] = {}
         self.groups: dict[str, GroupRecord] = {}
         # user or group id -> the groups it is a direct member of

@@ -191,12 +191,13 @@ class GraphClient:
         params: Params | None = None,
         headers: Headers | None = None,
         json: Any = None,
+        redirect: bool = False,
     ) -> Any:
         """One attempt through the SDK adapter; returns the parsed body on success, raises the
         verdict's GraphError otherwise: any exception out of the transport is classified
-        (`classify_exception`), the request deadline is transient, a redirect is refused, a
-        token azure-identity cannot get is a `GraphCredentialError`, and after a 401 the next
-        attempt asks for a new token."""
+        (`classify_exception`), the request deadline is transient, a redirect is refused (with
+        `redirect`, its target is returned instead, unfollowed), a token azure-identity cannot
+        get is a `GraphCredentialError`, and after a 401 the next attempt asks for a new token."""
         what = _what(method, path_or_url)
         info = RequestInformation(Method[method.upper()])
         info.url = self.url_for(path_or_url, params)
@@ -229,6 +230,8 @@ class GraphClient:
             raise to_error(classify_exception(RuntimeError("no response")), what)
         if response.is_redirect:
             target = response.headers.get("Location", "")
+            if redirect and target:
+                return str(response.url.join(target))
             raise GraphSecurityError(
                 f"{what}: Graph answered {response.status_code} redirecting to "
                 f"{shown(response.url.join(target))}; licsync follows no redirects"
@@ -277,6 +280,35 @@ class GraphClient:
                 f"GET {shown(path)}: the reply is {describe_json(body)}, not a Graph object"
             )
         return body
+
+    async def download_report(self, path: str) -> bytes:
+        """A Microsoft 365 usage report (`/reports/get…(period='D180')`): Graph answers 302 to
+        a preauthenticated download url on another host, valid a few minutes; it is fetched
+        without the token (it needs none, and it must not leave Graph's host), over https when
+        Graph is reached over https."""
+        what = _what("GET", path)
+
+        async def locate() -> Any:
+            return await self.attempt_json("GET", path, redirect=True)
+
+        location = await self.policy.call(locate, what=what)
+        if not isinstance(location, str):
+            raise GraphPagingError(f"{what}: Graph answered with JSON, not a report download")
+        target = httpx.URL(location)
+        if target.scheme != self._base.scheme or target.userinfo:
+            raise GraphSecurityError(f"{what}: refused the report download {shown(target)}")
+        verify: Any = True
+        if self.settings is not None and self.settings.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self.settings.ca_file.expanduser()))
+        try:
+            async with httpx.AsyncClient(verify=verify, timeout=self.request_deadline) as plain:
+                response = await plain.get(target)
+        except httpx.HTTPError as exc:
+            raise to_error(classify_exception(exc), f"GET {shown(target)}") from None
+        if response.status_code != 200:
+            verdict = classify(response.status_code, response.headers, None)
+            raise to_error(verdict, f"GET {shown(target)} (report download)")
+        return response.content
 
     def iterate_pages(
         self,

@@ -31,12 +31,22 @@ def _last(user: dict[str, Any]) -> datetime | None:
     return parse_time(activity.get("lastSuccessfulSignInDateTime"), "lastSuccessfulSignInDateTime")
 
 
+async def _users(client: GraphClient, select: str) -> list[dict[str, Any]]:
+    params: dict[str, str | int] = {"$select": f"id,{select}", "$top": PAGE_SIZE}
+    users = await client.iterate_pages("/users", params).collect()
+    return [u for u in users if isinstance(u.get("id"), str)]
+
+
 async def read_sign_ins(client: GraphClient) -> dict[str, datetime | None]:
     """Every user's last successful sign-in (None: never, or Graph has no record). A refusal
     raises GraphError (status 403): see `SIGN_IN_HOW`."""
-    params: dict[str, str | int] = {"$select": "id,signInActivity", "$top": PAGE_SIZE}
-    users = await client.iterate_pages("/users", params).collect()
-    return {guid(u["id"]): _last(u) for u in users if isinstance(u.get("id"), str)}
+    return {guid(u["id"]): _last(u) for u in await _users(client, "signInActivity")}
+
+
+async def read_created(client: GraphClient) -> dict[str, datetime | None]:
+    """Every user's `createdDateTime` (None for accounts from before Graph recorded it)."""
+    users = await _users(client, "createdDateTime")
+    return {guid(u["id"]): parse_time(u.get("createdDateTime"), "createdDateTime") for u in users}
 
 
 def refused(exc: GraphError) -> bool:

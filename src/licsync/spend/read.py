@@ -13,7 +13,7 @@ import orjson
 
 from licsync.config import Config
 from licsync.errors import SnapshotError
-from licsync.model import Tenant, guid
+from licsync.model import Ledger, Tenant, guid
 from licsync.spend.costs import Spend
 from licsync.spend.prices import PriceList
 from licsync.spend.subscriptions import (
@@ -138,3 +138,16 @@ def config_spend(config: Config, tenant: Tenant, reads: SpendReads | None) -> Sp
         return None
     prices = config.settings.prices
     return make_spend(tenant, config.prices(), prices.group_by if prices else None, reads)
+
+
+def read_ledger(config: Config) -> Ledger:
+    """licsync's ledger when the state store exists (opened read-only), else empty."""
+    from licsync.runtime import open_state
+
+    store, _ = open_state(config, read_only=True)
+    if store is None:
+        return {}
+    try:
+        return store.load_ledger()
+    finally:
+        store.close()
