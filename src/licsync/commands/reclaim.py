@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from typing import TYPE_CHECKING
 
 from licsync.commands.common import (
     add_config_argument,
@@ -15,7 +16,6 @@ from licsync.commands.common import (
 )
 from licsync.errors import InputError
 from licsync.exitcodes import ExitCode
-from licsync.graph.client import GraphClient
 from licsync.graph.errors import GraphError, GraphFatalError
 from licsync.model import Tenant, guid
 from licsync.reports.names import Names
@@ -25,6 +25,9 @@ from licsync.spend.activity import SIGN_IN_HOW, read_created, read_sign_ins, ref
 from licsync.spend.read import read_ledger, through_graph
 from licsync.spend.reclaim import plan_reclaim
 from licsync.spend.usage import read_usage, today
+
+if TYPE_CHECKING:
+    from licsync.graph.client import GraphClient
 
 SOURCES = ("signins", "usage")
 
