@@ -4,7 +4,9 @@ the configured endpoint, replies that are not Graph objects refused."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import warnings
 
 import httpx
 import pytest
@@ -101,3 +103,19 @@ def test_urls_are_shown_without_userinfo_or_query(url: str, expected: str) -> No
 def test_an_invalid_link_is_refused() -> None:
     with pytest.raises(GraphSecurityError, match="refused an invalid url"):
         pin("http://[::1/v1.0/users", httpx.URL("http://127.0.0.1:1/v1.0"))
+
+
+def test_a_closed_client_leaves_no_connection_open(emulator_factory) -> None:
+    """msgraph-core's transport does not close the pool it wraps: the client closes it."""
+    graph = emulator_factory()
+
+    async def read() -> None:
+        settings = load_graph_settings({"url": graph.url, "auth": "none"}, env={})
+        async with GraphClient.from_settings(settings) as client:
+            await client.get_json("/organization")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(read())
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []

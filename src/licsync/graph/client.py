@@ -95,6 +95,19 @@ def build_http_client(
     return piped
 
 
+async def close_http_client(client: httpx.AsyncClient) -> None:
+    """Close `client` and its connection pools. msgraph-core's middleware transport
+    (`AsyncGraphTransport`, 1.5) inherits httpx's no-op `aclose`, so closing the client alone
+    leaves the pool it wraps, and its open connections, behind (kiota-python fixed its own
+    wrapper the same way: microsoft/kiota-python#734)."""
+    wrappers = [client._transport, *(t for t in client._mounts.values() if t is not None)]
+    await client.aclose()
+    for wrapper in wrappers:
+        inner = getattr(wrapper, "transport", None)
+        if isinstance(inner, httpx.AsyncBaseTransport):
+            await inner.aclose()
+
+
 class GraphClient:
     """Reads and writes against one Graph endpoint; build it with `GraphClient.from_settings`."""
 
@@ -167,7 +180,7 @@ class GraphClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.adapter._http_client.aclose()
+        await close_http_client(self.adapter._http_client)
         if self._credential is not None:
             await self._credential.close()
 
