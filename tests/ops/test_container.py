@@ -1,7 +1,12 @@
 """The container image without a container engine: the Dockerfile is linted (hadolint) and
-checked for what docs/operations.md promises, and the package is installed exactly as the
-Dockerfile installs it, into a fresh virtual environment, then run as the image's non-root user
-with a read-only configuration folder and a writable state folder."""
+checked for what docs/operations.md promises, and the package is built and installed with the
+Dockerfile's own commands into a fresh virtual environment, then run as the image's non-root user
+with a read-only configuration folder and a writable state folder.
+
+The one difference from the image: pip installs the package with `--no-deps`, and the fresh
+environment reads its dependencies from the test environment (a `.pth` file), whose versions are
+checked against what the package requires with the image's extras. Installing the whole
+dependency set again took four minutes of the suite and tested pip, not licsync."""
 
 from __future__ import annotations
 
@@ -11,11 +16,14 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from licsync import __version__
 from licsync.exitcodes import ExitCode
@@ -23,6 +31,7 @@ from tests.e2e.conftest import config_text, small_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 UID = 10001
+EXTRAS = ("postgres", "notify")  # the Dockerfile's `pip install ".[postgres,notify]"`
 RULES = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}]
 
 
@@ -87,6 +96,31 @@ def install_commands() -> list[str]:
     return [c.strip() for c in run.split("&&")]
 
 
+def test_the_image_installs_the_package_with_its_extras() -> None:
+    assert install_commands() == [
+        "python -m venv /opt/licsync",
+        '/opt/licsync/bin/pip install --no-cache-dir ".[postgres,notify]"',
+    ]
+
+
+def test_the_test_environment_satisfies_what_the_image_installs() -> None:
+    """The image test borrows this environment's dependencies: each must be one the package
+    (with the image's extras) accepts."""
+    needed = [Requirement(r) for r in requires("licsync") or ()]
+    wanted = [
+        r
+        for r in needed
+        if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in EXTRAS)
+    ]
+    assert {r.name for r in wanted} >= {"msgraph-sdk", "azure-identity", "psycopg", "apprise"}
+    for requirement in wanted:
+        try:
+            found = version(requirement.name)
+        except PackageNotFoundError:
+            pytest.fail(f"{requirement} is not installed")
+        assert requirement.specifier.contains(found, prereleases=True), (requirement, found)
+
+
 @pytest.fixture(scope="module")
 def image_root() -> Iterator[Path]:
     """The image's file system as the Dockerfile builds it, in a temporary folder other users
@@ -104,7 +138,10 @@ def image_root() -> Iterator[Path]:
         for command in install_commands():
             command = command.replace("/opt/licsync", str(venv))
             command = re.sub(r"^python ", f"{sys.executable} ", command)
+            command = command.replace("pip install ", "pip install --no-deps ")
             subprocess.run(command, shell=True, cwd=context, check=True, capture_output=True)
+        (site,) = venv.glob("lib/python*/site-packages")
+        (site / "test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -118,6 +155,14 @@ def test_the_installed_image_tells_its_version(image_root: Path) -> None:
         check=True,
     )
     assert out.stdout.strip() == f"licsync {__version__}"
+    python = image_root / "opt/licsync/bin/python"
+    found = subprocess.run(
+        [str(python), "-c", "import licsync; print(licsync.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(found.stdout.strip()).is_relative_to(image_root / "opt/licsync")  # not src/
 
 
 def as_image_user(argv: list[str]) -> list[str]:
