@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -16,6 +18,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("LICSYNC_", "AZURE_")) and name != "LICSYNC_TEST_POSTGRES_URL":
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """`licsync sync` and its siblings configure structlog globally: undo it for the tests
+    that follow."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,8 @@ from licsync.config import Config, parse_config
 from licsync.emulator.server import Emulator
 from licsync.outcomes import RunStatus
 from licsync.store import open_store
-from tests.e2e.conftest import (
-    config_text,
-    direct_licences,
-    group_id,
-    small_snapshot,
-    sync,
-    user_id,
-)
+from tests.builders import group_id, small_snapshot, user_id
+from tests.syncing import config_text, direct_licences, sync
 
 E3 = "SPE_E3"
 ADMIN_OFF = ["SWAY", "YAMMER_ENTERPRISE", "WHITEBOARD_PLAN2"]

@@ -26,7 +26,7 @@ from licsync.emulator.generate import generate_rules
 from licsync.emulator.server import Emulator
 from licsync.emulator.throttle import FaultConfig, ThrottleConfig
 from licsync.graph import Action, GraphClient, RetryPolicy, WriteBudget, load_graph_settings
-from tests.e2e.conftest import direct_licences, make_config
+from tests.syncing import direct_licences, make_config
 
 USERS, GROUPS, SEED, RULES = 3000, 200, 31, 5
 FAULTS = FaultConfig(rate=0.2, seed=7, retry_after=0.2)

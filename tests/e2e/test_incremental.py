@@ -27,18 +27,10 @@ from licsync.graphjson import parse_user, user_json
 from licsync.model import Tenant
 from licsync.snapshot import tenant_from_json
 from licsync.store import open_store
-from tests.e2e.conftest import (
-    buy_seats,
-    config_text,
-    direct_licences,
-    group_id,
-    make_config,
-    plan_id,
-    sku_id,
-    small_snapshot,
-    sync,
-    user_id,
-)
+from tests.builders import catalogue_plan_id as plan_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, small_snapshot, user_id
+from tests.syncing import buy_seats, config_text, direct_licences, make_config, sync
 
 E3, BI = "SPE_E3", "POWER_BI_PRO"
 USER, GROUP = "#microsoft.graph.user", "#microsoft.graph.group"

@@ -16,15 +16,9 @@ from licsync.exitcodes import ExitCode
 from licsync.model import LicenseError
 from licsync.reports.records import PROBLEM_COLUMNS, problem_rows
 from licsync.store import open_store
-from tests.e2e.conftest import (
-    direct_licences,
-    group_id,
-    make_config,
-    sku_id,
-    small_snapshot,
-    sync,
-    user_id,
-)
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, small_snapshot, user_id
+from tests.syncing import direct_licences, make_config, sync
 
 ANN = user_id(1)
 

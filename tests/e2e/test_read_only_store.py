@@ -16,7 +16,8 @@ from licsync.cli import main
 from licsync.config import load_config
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
-from tests.e2e.conftest import direct_licences, make_config, small_snapshot, sync
+from tests.builders import small_snapshot
+from tests.syncing import direct_licences, make_config, sync
 
 RULES = [{"group": "Group 1", "licenses": [{"sku": "POWER_BI_PRO"}]}]
 

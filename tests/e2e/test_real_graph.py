@@ -18,8 +18,10 @@ from licsync.exitcodes import ExitCode
 from licsync.model import LicenseError
 from licsync.outcomes import RunStatus, WriteOutcome
 from licsync.store import open_store
-from tests.e2e.conftest import direct_licences, make_config, sku_id, small_snapshot, sync, user_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import small_snapshot, user_id
 from tests.secure import SECRET, graph_table, secure_emulator
+from tests.syncing import direct_licences, make_config, sync
 
 E3 = "SPE_E3"
 RULES = [{"group": "Group 1", "licenses": [{"sku": E3}]}]

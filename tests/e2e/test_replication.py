@@ -12,15 +12,9 @@ import httpx
 import pytest
 
 from licsync.emulator.server import Emulator
-from tests.e2e.conftest import (
-    direct_licences,
-    group_id,
-    make_config,
-    sku_id,
-    small_snapshot,
-    sync,
-    user_id,
-)
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, small_snapshot, user_id
+from tests.syncing import direct_licences, make_config, sync
 
 LAG = 1.5
 RULES = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}]

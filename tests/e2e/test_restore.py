@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 
 from licsync.emulator.server import Emulator
-from tests.e2e.conftest import direct_licences, group_id, make_config, sku_id, sync, user_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, user_id
 from tests.e2e.test_incremental import RULES, same_tenant, tenant_with_nesting
+from tests.syncing import direct_licences, make_config, sync
 
 
 def restore(graph: Emulator, object_id: str) -> dict[str, Any]:

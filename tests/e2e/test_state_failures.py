@@ -22,7 +22,8 @@ from licsync.exitcodes import ExitCode
 from licsync.graph import WriteBudget
 from licsync.runtime import holder_name, unlock
 from licsync.store import open_store
-from tests.e2e.conftest import make_config, sync, user_id
+from tests.builders import user_id
+from tests.syncing import make_config, sync
 
 RULES = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}]
 MEMBERS = {"members": {1: list(range(1, 41))}, "users": 60}

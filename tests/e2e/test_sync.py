@@ -19,15 +19,10 @@ from licsync.model import LicenseError, Plan, Tenant
 from licsync.outcomes import WriteOutcome
 from licsync.snapshot import tenant_from_json
 from licsync.store import open_store
-from tests.e2e.conftest import (
-    direct_licences,
-    group_id,
-    make_config,
-    plan_id,
-    sku_id,
-    sync,
-    user_id,
-)
+from tests.builders import catalogue_plan_id as plan_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, user_id
+from tests.syncing import direct_licences, make_config, sync
 
 E3 = "SPE_E3"
 

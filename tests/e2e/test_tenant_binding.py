@@ -18,7 +18,8 @@ from licsync.cli import main
 from licsync.exitcodes import ExitCode
 from licsync.snapshot import load_snapshot
 from licsync.store import open_store
-from tests.e2e.conftest import ORG_ID, direct_licences, make_config, small_snapshot, sync
+from tests.builders import ORG_ID, small_snapshot
+from tests.syncing import direct_licences, make_config, sync
 
 OTHER_ORG = "0b5c3f8e-2d4a-4c61-9e7f-5a1b2c3d4e5f"
 RULES = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}]

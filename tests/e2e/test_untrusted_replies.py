@@ -14,8 +14,9 @@ import pytest
 from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
-from tests.e2e.conftest import config_text, group_id
+from tests.builders import group_id
 from tests.loopback import Reply, Seen, serve
+from tests.syncing import config_text
 
 Alter = Callable[[Seen, Reply], Reply]
 RULES = [{"group": group_id(1), "licenses": [{"sku": "SPE_E3"}]}]

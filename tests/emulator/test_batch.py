@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from licsync.emulator.server import Emulator
 from licsync.emulator.throttle import ThrottleConfig
-from tests.emulator.conftest import IDS, sku_id, tiny_snapshot
+from tests.builders import TINY_IDS as IDS
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import tiny_snapshot
 
 
 def batch(http, graph, requests: list[dict]):

@@ -69,7 +69,7 @@ def test_serves_and_saves_on_exit(tmp_path):
         assert httpx.get(user).json()["displayName"] != "Renamed"  # a lagging replica
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        proc.communicate(timeout=20)  # reads and closes its pipes
     assert proc.returncode == 0
     snapshot = json.loads(saved.read_text())
     assert len(snapshot["users"]) == 40 and len(snapshot["groups"]) == 4

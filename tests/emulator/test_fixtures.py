@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.emulator.conftest import tiny_snapshot
+from tests.builders import tiny_snapshot
 
 
 def test_emulator_fixture(emulator):

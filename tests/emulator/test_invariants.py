@@ -8,7 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from licsync.emulator.state import GraphError, Tenant
-from tests.emulator.conftest import IDS, SEATS, sku_id, tiny_snapshot
+from tests.builders import TINY_IDS as IDS
+from tests.builders import TINY_SEATS as SEATS
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import tiny_snapshot
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
 GROUPS = ["licensed", "sales", "parent"]

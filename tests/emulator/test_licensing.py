@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.builders import TINY_IDS as IDS
 from tests.builders import catalogue_plan_id as plan_id
 from tests.builders import catalogue_sku_id as sku_id
-from tests.emulator.conftest import IDS
 
 E3, EMS, PBI = sku_id("SPE_E3"), sku_id("EMS"), sku_id("POWER_BI_PRO")
 

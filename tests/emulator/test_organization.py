@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.conftest import ORG_ID, small_snapshot
+from tests.builders import ORG_ID, small_snapshot
 
 
 def _org(url: str) -> dict:

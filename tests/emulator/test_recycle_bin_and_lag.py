@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 
 from licsync.emulator.server import Emulator
-from tests.e2e.conftest import group_id, sku_id, small_snapshot, user_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, small_snapshot, user_id
 
 E3 = "SPE_E3"
 

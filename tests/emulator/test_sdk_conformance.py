@@ -19,9 +19,10 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 )
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
+from tests.builders import TINY_IDS as IDS
 from tests.builders import catalogue_plan_id as plan_id
 from tests.builders import catalogue_sku_id as sku_id
-from tests.emulator.conftest import IDS, run, sdk_client
+from tests.emulator.sdk import run, sdk_client
 
 LICENCE_PROPS = [
     "id",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.emulator.conftest import IDS, sku_id
+from tests.builders import TINY_IDS as IDS
+from tests.builders import catalogue_sku_id as sku_id
 
 
 def test_subscribed_skus_match_sample(tiny, http, sample):

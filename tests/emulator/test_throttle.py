@@ -9,7 +9,8 @@ import pytest
 
 from licsync.emulator.server import Emulator
 from licsync.emulator.throttle import FaultConfig, ThrottleConfig, request_cost
-from tests.emulator.conftest import IDS, tiny_snapshot
+from tests.builders import TINY_IDS as IDS
+from tests.builders import tiny_snapshot
 
 
 def test_request_costs_follow_the_published_table():

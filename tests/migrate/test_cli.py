@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from licsync.cli import main
-from tests.e2e.conftest import small_snapshot, user_id
-from tests.migrate.conftest import E3
+from tests.builders import small_snapshot, user_id
+from tests.migrate.helpers import E3
 from tests.reports.browser import opened
 
 

@@ -13,9 +13,11 @@ from licsync.config import Config
 from licsync.emulator.server import Emulator
 from licsync.migrate import Target
 from licsync.outcomes import EntryOutcome, WriteOutcome
-from tests.e2e.conftest import direct_licences, user_id
-from tests.migrate.conftest import E3, apply, effective, license_group, rollback, sku_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import user_id
+from tests.migrate.helpers import E3, apply, effective, license_group, rollback
 from tests.migrate.test_entra import _read
+from tests.syncing import direct_licences
 
 
 def test_a_user_deleted_since_the_plan_is_reported_and_the_wave_goes_on(

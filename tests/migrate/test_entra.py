@@ -20,20 +20,20 @@ from licsync.model import Tenant
 from licsync.outcomes import EntryOutcome, RunStatus, WriteOutcome
 from licsync.runtime import graph_client
 from licsync.store import open_store
-from tests.e2e.conftest import direct_licences, small_snapshot, sync, user_id
-from tests.migrate.conftest import (
+from tests.builders import catalogue_plan_id as plan_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import small_snapshot, user_id
+from tests.migrate.helpers import (
     E3,
     apply,
     cli_apply,
     consumed,
     effective,
     license_group,
-    make_config,
-    plan_id,
     reread,
     rollback,
-    sku_id,
 )
+from tests.syncing import direct_licences, make_config, sync
 
 
 def _read(config: Config) -> Tenant:

@@ -9,17 +9,10 @@ from typing import Any
 from licsync.migrate import Target
 from licsync.outcomes import EntryOutcome, WriteOutcome
 from licsync.store import open_store
-from tests.e2e.conftest import direct_licences, group_id, make_config, small_snapshot, sync, user_id
-from tests.migrate.conftest import (
-    E3,
-    apply,
-    cli_apply,
-    consumed,
-    effective,
-    reread,
-    rollback,
-    sku_id,
-)
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import group_id, small_snapshot, user_id
+from tests.migrate.helpers import E3, apply, cli_apply, consumed, effective, reread, rollback
+from tests.syncing import direct_licences, make_config, sync
 
 
 def _ledger(tmp_path: Path) -> dict:

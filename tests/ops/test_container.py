@@ -27,7 +27,8 @@ from packaging.requirements import Requirement
 
 from licsync import __version__
 from licsync.exitcodes import ExitCode
-from tests.e2e.conftest import config_text, small_snapshot
+from tests.builders import small_snapshot
+from tests.syncing import config_text
 
 ROOT = Path(__file__).resolve().parents[2]
 UID = 10001

@@ -16,8 +16,9 @@ import pytest
 from licsync.cli import main
 from licsync.exitcodes import ExitCode
 from licsync.store import open_store
-from tests.e2e.conftest import config_text, small_snapshot
-from tests.store.conftest import PG_SKIP, postgres_url
+from tests.builders import small_snapshot
+from tests.postgres import PG_SKIP, postgres_url
+from tests.syncing import config_text
 
 pytestmark = pytest.mark.skipif(postgres_url() is None, reason=PG_SKIP)
 

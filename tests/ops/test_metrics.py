@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from licsync.cli import main
 from licsync.exitcodes import ExitCode
-from tests.e2e.conftest import ORG_ID, config_text, small_snapshot
+from tests.builders import ORG_ID, small_snapshot
+from tests.syncing import config_text
 
 RULES = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}]
 SHORT = {"members": {1: [1, 2, 3]}, "seats": {"SPE_E3": 2}}  # one user gets no seat

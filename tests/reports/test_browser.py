@@ -11,7 +11,7 @@ from licsync.reports.html_page import ReportContext
 from licsync.reports.html_report import plan_html
 from licsync.reports.json_report import plan_document
 from tests.reports.browser import opened
-from tests.reports.conftest import planned
+from tests.reports.planned import planned
 
 
 def _write(folder: Path, planned_tenant) -> Path:

@@ -15,7 +15,8 @@ from licsync.errors import InputError
 from licsync.exitcodes import ExitCode
 from licsync.reports.explain import explain, find_sku, find_user
 from licsync.reports.forecast import seat_forecast
-from tests.e2e.conftest import make_config, small_snapshot
+from tests.builders import small_snapshot
+from tests.syncing import make_config
 
 
 def test_explain_agrees_with_the_plan_for_every_user(generated) -> None:

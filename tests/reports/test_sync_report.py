@@ -16,8 +16,10 @@ from licsync.commands.common import write_sync_report
 from licsync.connector.progress import Progress
 from licsync.connector.sync import SyncResult
 from licsync.model import Tenant
-from tests.e2e.conftest import make_config, sku_id, small_snapshot, sync, user_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import small_snapshot, user_id
 from tests.reports.browser import opened
+from tests.syncing import make_config, sync
 
 E3 = "SPE_E3"
 

@@ -8,7 +8,6 @@ Each PostgreSQL test gets a fresh schema (dropped afterwards) selected through t
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,17 +18,9 @@ from urllib.parse import quote
 import pytest
 
 from licsync.store import SqlStateStore, open_store
+from tests.postgres import PG_SKIP, postgres_url
 
-PG_ENV = "LICSYNC_TEST_POSTGRES_URL"
-PG_SKIP = (
-    f"PostgreSQL contract tests need {PG_ENV}; start a server with "
-    f"`export {PG_ENV}=$(bash .ci/postgres.sh)`"
-)
 DATA = Path(__file__).parent / "data"
-
-
-def postgres_url() -> str | None:
-    return os.environ.get(PG_ENV) or None
 
 
 BACKENDS = [

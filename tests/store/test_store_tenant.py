@@ -6,7 +6,7 @@ import pytest
 
 from licsync.errors import ConfigError, StateError
 from licsync.store import StateSettings, open_store
-from tests.store.conftest import postgres_url
+from tests.postgres import postgres_url
 
 T1 = "7f3d526c-b3c1-4479-ba74-197b5c5751ae"
 T2 = "0b5c3f8e-2d4a-4c61-9e7f-5a1b2c3d4e5f"
