@@ -94,6 +94,7 @@ def test_bad_config_exits_3_and_writes_nothing(files, capsys):
     assert str(config) in error and "closest: ENTERPRISEPACK" in error
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_job_through_the_emulator(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)
     workdir = tmp_path.name
@@ -130,6 +131,7 @@ def test_demo_runs_the_whole_job_through_the_emulator(tmp_path, capsys, monkeypa
     assert make_plan(after, load_config(tmp_path / "licsync.toml"), ledger).changes == ()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["--help"], ["sync", "--help"], ["plan", "--snapshot"]])
 def test_help_and_offline_plans_do_not_load_the_graph_sdk(files, command):
     """Start-up: msgraph-sdk, kiota and azure-identity load only when a command talks to Graph."""

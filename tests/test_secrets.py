@@ -22,6 +22,8 @@ from licsync.exitcodes import ExitCode
 from licsync.graph.settings import load_graph_settings
 from tests.loopback import Reply, Seen, serve
 
+pytestmark = pytest.mark.slow
+
 SECRET = "Xq8~s3cr+t/Val=ue&z!9"  # characters that form- and percent-encoding change
 LOWER_HEX = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote_plus(SECRET))  # %2b
 SPELLINGS = (SECRET, quote_plus(SECRET), quote(SECRET, safe=""), LOWER_HEX)

@@ -35,7 +35,7 @@ ADMINS = list(range(1, 31)) + list(range(151, 161))  # 151-160: admin E3, not me
 LEAVERS = (*range(1, 21), *range(31, 71))
 NEWCOMERS = tuple(range(151, 201))  # the incremental run's members (10 admins, 40 new)
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="signals")]
 
 
 def snapshot() -> dict[str, Any]:

@@ -90,6 +90,7 @@ def leave_rule_groups(graph: Emulator, rules: list[dict[str, Any]], share: int) 
                 graph.tenant.remove_member(rule["group"], member_id)
 
 
+@pytest.mark.slow
 def test_sync_converges_under_faults_like_a_fault_free_twin(
     emulator_factory: Any, tmp_path: Path
 ) -> None:

@@ -174,6 +174,7 @@ def test_a_write_graph_does_not_report_in_users_delta_is_read_back(
 # --- an unchanged tenant reads almost nothing ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_unchanged_tenant_sends_only_a_handful_of_requests(
     emulator_factory: Any, tmp_path: Path
 ) -> None:

@@ -143,6 +143,7 @@ def test_a_token_failure_mid_run_stops_the_writes_and_records_the_run(
     assert SECRET not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("secret_value", "authority", "said"),
     [

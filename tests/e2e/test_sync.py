@@ -53,6 +53,7 @@ def generated() -> Emulator:
         yield graph
 
 
+@pytest.mark.slow
 def test_first_sync_applies_exactly_the_plan_and_second_changes_nothing(
     generated: Emulator, tmp_path: Path
 ) -> None:

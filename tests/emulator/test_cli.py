@@ -32,6 +32,7 @@ def test_throttling_and_fault_options():
     assert (faults.rate, faults.seed, faults.retry_after, faults.latency) == (0.2, 7, 0.25, 0.01)
 
 
+@pytest.mark.slow
 def test_serves_and_saves_on_exit(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -94,6 +95,7 @@ def test_a_bad_snapshot_is_exit_3_naming_the_file(tmp_path, capsys, content, exp
     assert str(path) in err and expected in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_serves_https_with_tokens_and_restricted_users(tmp_path, tls_files):
     """`--tls-cert` serves HTTPS (HTTP/2), `--require-token` checks bearer tokens issued by its
     token endpoint, `--restricted-share` marks users whose writes are refused."""

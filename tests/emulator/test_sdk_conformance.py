@@ -39,6 +39,7 @@ def users_config(**params: Any) -> RequestConfiguration:
     return RequestConfiguration(query_parameters=query)
 
 
+@pytest.mark.slow
 def test_paging_with_top_and_select(generated):
     async def go() -> tuple[int, int, set[str]]:
         client = sdk_client(generated.url)
@@ -55,6 +56,7 @@ def test_paging_with_top_and_select(generated):
     assert (pages, count) == (5, 420)
 
 
+@pytest.mark.slow
 def test_default_page_is_100_and_licence_properties_need_select(generated):
     async def go():
         client = sdk_client(generated.url)

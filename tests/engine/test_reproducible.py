@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from licsync.config import rules_toml
 from licsync.emulator.generate import generate_rules, generate_tenant
 
 
+@pytest.mark.slow
 def test_the_json_report_is_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
     snapshot = generate_tenant(users=10000, groups=300, seed=4)
     tenant, config = tmp_path / "tenant.json", tmp_path / "licsync.toml"

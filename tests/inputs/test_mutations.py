@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -162,6 +163,7 @@ CASES = settings(
 )
 
 
+@pytest.mark.slow
 @CASES
 @given(st.data())
 def test_a_mutated_config_is_exit_3_or_a_valid_plan(data: st.DataObject) -> None:
@@ -171,6 +173,7 @@ def test_a_mutated_config_is_exit_3_or_a_valid_plan(data: st.DataObject) -> None
     _plan(raw, json.dumps(SNAPSHOT).encode())
 
 
+@pytest.mark.slow
 @CASES
 @given(st.data())
 def test_a_mutated_snapshot_is_exit_3_or_a_valid_plan(data: st.DataObject) -> None:

@@ -30,6 +30,8 @@ from licsync.exitcodes import ExitCode
 from tests.builders import small_snapshot
 from tests.syncing import config_text
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 UID = 10001
 EXTRAS = ("postgres", "notify")  # the Dockerfile's `pip install ".[postgres,notify]"`

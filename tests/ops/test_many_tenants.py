@@ -20,7 +20,7 @@ from tests.builders import small_snapshot
 from tests.postgres import PG_SKIP, postgres_url
 from tests.syncing import config_text
 
-pytestmark = pytest.mark.skipif(postgres_url() is None, reason=PG_SKIP)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(postgres_url() is None, reason=PG_SKIP)]
 
 TENANTS = 3
 RULES = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}]}]

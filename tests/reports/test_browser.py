@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from licsync.reports.changes import change_rows
 from licsync.reports.html_page import ReportContext
 from licsync.reports.html_report import plan_html
 from licsync.reports.json_report import plan_document
 from tests.reports.browser import opened
 from tests.reports.planned import planned
+
+pytestmark = pytest.mark.slow  # headless Chromium
 
 
 def _write(folder: Path, planned_tenant) -> Path:

@@ -19,6 +19,7 @@ from tests.builders import small_snapshot
 from tests.syncing import make_config
 
 
+@pytest.mark.slow
 def test_explain_agrees_with_the_plan_for_every_user(generated) -> None:
     plan, names = generated.plan, generated.names
     problems = Counter((p.user_id, p.sku_id) for p in plan.problems)
@@ -66,6 +67,7 @@ def _licsync(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow
 def test_explain_command_on_a_snapshot(demo) -> None:
     problem = demo.plan.problems[0]
     part = demo.names.part_number(problem.sku_id)
