@@ -18,8 +18,9 @@ from licsync.connector.record import (
     user_record,
 )
 from licsync.connector.recovery import intents_for
-from licsync.graph import Action, WriteOutcome
+from licsync.graph import Action, WriteResult
 from licsync.model import Assignment, LicenseError, Ownership, Plan, Problem, UserPlan
+from licsync.outcomes import WriteOutcome
 from licsync.store import ChangeAction, LedgerDiff, StateStore, open_store
 from tests.builders import TenantBuilder, object_id
 
@@ -28,12 +29,12 @@ SALES = object_id("Sales")
 RUN = "run-1"
 
 
-def ok(key: str = "w") -> WriteOutcome:
-    return WriteOutcome(key, Action.SUCCESS, 200, None, "", "req-ok", 1)
+def ok(key: str = "w") -> WriteResult:
+    return WriteResult(key, Action.SUCCESS, 200, None, "", "req-ok", 1)
 
 
-def refused(key: str = "w", action: Action = Action.PROBLEM) -> WriteOutcome:
-    return WriteOutcome(
+def refused(key: str = "w", action: Action = Action.PROBLEM) -> WriteResult:
+    return WriteResult(
         key, action, 400, LicenseError.COUNT_VIOLATION, "Subscription has no seats", "req-no", 1
     )
 
@@ -74,10 +75,10 @@ def test_a_user_whose_writes_succeeded_takes_the_plans_ledger() -> None:
     ann = object_id("ann")
     assert record.resolved == ((ann, b.sku_id(E3)), (ann, b.sku_id(EMS)), (ann, b.sku_id(POWER_BI)))
     assert [(c.action, c.sku_id, c.outcome, c.request_id) for c in record.changes] == [
-        (ChangeAction.USAGE_LOCATION, None, "succeeded", "req-ok"),
-        (ChangeAction.UPDATE, b.sku_id(E3), "succeeded", "req-ok"),  # she held E3 already
-        (ChangeAction.ADD, b.sku_id(EMS), "succeeded", "req-ok"),
-        (ChangeAction.REMOVE, b.sku_id(POWER_BI), "succeeded", "req-ok"),
+        (ChangeAction.USAGE_LOCATION, None, WriteOutcome.APPLIED, "req-ok"),
+        (ChangeAction.UPDATE, b.sku_id(E3), WriteOutcome.APPLIED, "req-ok"),  # she held E3 already
+        (ChangeAction.ADD, b.sku_id(EMS), WriteOutcome.APPLIED, "req-ok"),
+        (ChangeAction.REMOVE, b.sku_id(POWER_BI), WriteOutcome.APPLIED, "req-ok"),
     ]
     assert record.changes[0].usage_location == "FR"
 
@@ -96,7 +97,7 @@ def test_a_refused_write_keeps_the_old_ledger_and_gives_a_problem_per_licence() 
         Problem(ann, upn, b.sku_id(EMS), None, *no_seats),
         Problem(ann, upn, b.sku_id(POWER_BI), None, *no_seats),
     )
-    assert {c.outcome for c in record.changes} == {"problem"}
+    assert {c.outcome for c in record.changes} == {WriteOutcome.FAILED}
 
 
 def test_a_refused_usage_location_fails_the_user_with_graphs_reason() -> None:
@@ -105,7 +106,12 @@ def test_a_refused_usage_location_fails_the_user_with_graphs_reason() -> None:
     record = user_record(RUN, b.tenant(), ann_change(b, "FR"), writes, {}, planned(b, "ann", E3))
     assert not record.ok and not record.ledger_diff
     assert {p.message for p in record.problems} == {"Subscription has no seats"}
-    assert [c.outcome for c in record.changes] == ["problem", "succeeded", "succeeded", "succeeded"]
+    assert [c.outcome for c in record.changes] == [
+        WriteOutcome.FAILED,
+        WriteOutcome.APPLIED,
+        WriteOutcome.APPLIED,
+        WriteOutcome.APPLIED,
+    ]
 
 
 def test_a_fatal_answer_marks_the_record_fatal() -> None:
@@ -137,7 +143,7 @@ def test_the_run_record_keeps_the_plans_order_and_its_problems_first() -> None:
     )
     change = {c.user_id: c for c in plan.changes}
 
-    def record(user: str, outcome: WriteOutcome):
+    def record(user: str, outcome: WriteResult):
         return user_record(
             RUN, b.tenant(), change[object_id(user)], UserWrites(location=outcome), {}, {}
         )
