@@ -348,7 +348,7 @@ def test_the_lease_is_renewed_while_the_run_reads(
     """A read longer than the lease's TTL (a full read of a large tenant) keeps the lease: no
     second run can take it over and write at the same time."""
     text = config_text(small, tmp_path / "state.db", RULES[:1]).replace(
-        "[state]\n", "[state]\nlease_ttl_seconds = 0.3\n"
+        "[state]\n", "[state]\nlease_ttl_seconds = 2\n"  # a heartbeat every 0.67 s
     )
     (tmp_path / "licsync.toml").write_text(text, encoding="utf-8")
     config = parse_config(text, tmp_path / "licsync.toml")
@@ -358,7 +358,7 @@ def test_the_lease_is_renewed_while_the_run_reads(
     intruder: list[BaseException | None] = []
 
     async def slow_read(*args: Any, **kw: Any) -> Any:
-        await asyncio.sleep(0.5)  # past the TTL
+        await asyncio.sleep(3)  # past the TTL (with room for a late heartbeat on a busy machine)
         with open_store(str(tmp_path / "state.db")) as other:
             try:
                 other.acquire_lease("another-run", 60)
