@@ -348,7 +348,8 @@ def test_the_lease_is_renewed_while_the_run_reads(
     """A read longer than the lease's TTL (a full read of a large tenant) keeps the lease: no
     second run can take it over and write at the same time."""
     text = config_text(small, tmp_path / "state.db", RULES[:1]).replace(
-        "[state]\n", "[state]\nlease_ttl_seconds = 2\n"  # a heartbeat every 0.67 s
+        "[state]\n",
+        "[state]\nlease_ttl_seconds = 2\n",  # a heartbeat every 0.67 s
     )
     (tmp_path / "licsync.toml").write_text(text, encoding="utf-8")
     config = parse_config(text, tmp_path / "licsync.toml")

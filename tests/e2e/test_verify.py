@@ -17,7 +17,8 @@ from licsync.outcomes import RunStatus
 from licsync.store import ChangeAction, open_store
 from tests.builders import catalogue_plan_id as plan_id
 from tests.builders import catalogue_sku_id as sku_id
-from tests.e2e.conftest import group_id, make_config, small_snapshot, user_id
+from tests.builders import group_id, small_snapshot, user_id
+from tests.syncing import make_config
 
 E3 = sku_id("SPE_E3")
 YAMMER = plan_id("SPE_E3", "YAMMER_ENTERPRISE")

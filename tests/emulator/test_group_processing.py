@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 
+from tests.builders import TINY_IDS as IDS
 from tests.builders import catalogue_sku_id as sku_id
-from tests.emulator.conftest import IDS
 from tests.emulator.test_licensing import group_assign, licences, user_assign
 
 E3, EMS, MEET = sku_id("SPE_E3"), sku_id("EMS"), sku_id("MCOMEETADV")
