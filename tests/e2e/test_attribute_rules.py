@@ -11,14 +11,10 @@ import httpx
 
 from licsync.config import parse_config
 from licsync.emulator.server import Emulator
-from tests.e2e.conftest import (
-    direct_licences,
-    plan_id,
-    sku_id,
-    small_snapshot,
-    sync,
-    user_id,
-)
+from tests.builders import catalogue_plan_id as plan_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import small_snapshot, user_id
+from tests.syncing import direct_licences, sync
 
 E3, BI = "SPE_E3", "POWER_BI_PRO"
 DEPARTMENTS = {1: "Sales", 2: "Sales", 3: "Sales", 4: "Finance", 5: "Finance", 6: None}
