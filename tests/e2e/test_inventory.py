@@ -13,7 +13,8 @@ from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
 from tests.builders import catalogue_sku_id as sku_id
-from tests.e2e.conftest import group_id, make_config, small_snapshot, sync, user_id
+from tests.builders import group_id, small_snapshot, user_id
+from tests.syncing import make_config, sync
 
 E3, BI = sku_id("SPE_E3"), sku_id("POWER_BI_PRO")
 RULES = [{"group": group_id(1), "licenses": [{"sku": "SPE_E3"}]}]

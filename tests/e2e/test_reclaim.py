@@ -14,7 +14,7 @@ import pytest
 from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
-from tests.e2e.conftest import make_config
+from tests.syncing import make_config
 
 DAYS = 90
 

@@ -20,7 +20,8 @@ from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
 from licsync.spend.prices import load_prices
 from tests.builders import catalogue_sku_id as sku_id
-from tests.e2e.conftest import config_text, group_id, small_snapshot
+from tests.builders import group_id, small_snapshot
+from tests.syncing import config_text
 
 PRICED = '[prices]\nfile = "prices.csv"\ngroup_by = "department"\n\n'
 
