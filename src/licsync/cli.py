@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "licsync.commands.seats",
     "licsync.commands.inventory",
     "licsync.commands.reclaim",
+    "licsync.commands.runs",
     "licsync.commands.unlock",
     "licsync.commands.snapshot",
     "licsync.commands.verify",

@@ -17,6 +17,12 @@ class InputError(LicsyncError):
     exit_code = ExitCode.BAD_INPUT
 
 
+class UsageError(LicsyncError):
+    """A command line argparse could not judge alone (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(InputError):
     """The configuration is invalid; each line of `problems` names the file, the key and the fix."""
 

@@ -19,12 +19,15 @@ import structlog
 
 from licsync.config import Config
 from licsync.errors import StateError
+from licsync.exitcodes import ExitCode
 from licsync.graph import WriteBudget, load_graph_settings
 from licsync.model import Problem
 from licsync.outcomes import RunStatus
+from licsync.runlog import RunLog, Stopped, StopSignals
 from licsync.store import (
     AppliedChange,
     LedgerDiff,
+    RunPhase,
     StateSettings,
     StateStore,
     open_store,
@@ -126,11 +129,14 @@ class LeaseGuard:
     clock: Callable[[], float] = time.monotonic
     renewed_at: float = field(default_factory=time.monotonic)
     lost: str | None = None
+    stopped: str | None = None  # a signal or the deadline: the run stops, the next one goes on
 
     def lapsed(self) -> str | None:
         """Why nothing more may be sent, or None."""
         if self.lost is not None:
             return self.lost
+        if self.stopped is not None:
+            return self.stopped
         now = self.clock()
         if now - self.renewed_at > self.ttl * FENCE_SHARE:
             return (
@@ -138,7 +144,8 @@ class LeaseGuard:
                 f"{self.ttl:g} s): another run may hold it now"
             )
         if now > self.deadline:
-            return "the run reached its deadline ([state] max_run_seconds)"
+            self.stopped = "the run reached its deadline ([state] max_run_seconds)"
+            return self.stopped
         return None
 
 
@@ -168,7 +175,9 @@ class Session:
     holder: str
     guard: LeaseGuard
     run_id: str
-    started: bool = False
+    runlog: RunLog
+    stop: StopSignals
+    writing: bool = False  # from the first write on, a signal stops the sending, not the task
 
     def renew(self) -> None:
         """Re-take the lease (renews it; raises StateError if another run holds it now)."""
@@ -187,13 +196,16 @@ class Session:
             task.cancel()
         self.renew()
 
-    def abort(self, kind: str, reason: str) -> None:
-        """Mark a started run failed after an unexpected error (best effort: the error that
-        got us here is the one reported)."""
-        if not self.started:
-            return
-        with suppress(Exception):
-            self.record(kind, finish=(RunStatus.FAILED, {"error": reason}))
+    def enter(self, phase: RunPhase) -> None:
+        """The run moves on to `phase`; from `write` on, a signal no longer cancels the run but
+        stops its sending (`LeaseGuard.stopped`)."""
+        self.runlog.enter(phase)
+        self.writing = phase in (RunPhase.WRITE, RunPhase.RECORD)
+
+    @property
+    def stop_code(self) -> int | None:
+        """128 + the signal that stopped the run, if one did."""
+        return self.stop.exit_code
 
     def record(
         self,
@@ -203,13 +215,12 @@ class Session:
         problems: Iterable[Problem] = (),
         ledger: LedgerDiff | None = None,
         finish: tuple[RunStatus, dict[str, object]] | None = None,
+        exit_code: int = 0,
     ) -> None:
-        """One store transaction under the lease: starts the run the first time."""
+        """One store transaction under the lease (`finish`: the run's status and summary, with
+        `exit_code`)."""
         problems = list(problems)
         with self.store.transaction(holder=self.holder) as tx:
-            if not self.started:
-                tx.start_run(kind, self.run_id)
-                self.started = True
             changes = list(changes)
             tx.record_changes(changes)
             tx.patch_tenant_cache(stale_rows(c.user_id for c in changes))
@@ -218,7 +229,8 @@ class Session:
             if problems:
                 tx.record_problems(self.run_id, problems)
             if finish is not None:
-                tx.finish_run(self.run_id, finish[0], finish[1])
+                end = self.runlog.end(finish[0], finish[1], exit_code=exit_code)
+                tx.end_run(self.run_id, end)
 
 
 @asynccontextmanager
@@ -251,7 +263,10 @@ async def session(
     client: GraphClient | None = None,
     budget: WriteBudget | None = None,
 ) -> AsyncIterator[Session]:
-    """Open the store, take the write lease, connect to Graph; undo all of it on the way out."""
+    """Open the store, record the run (`RunLog`: from here on, however the run ends, the store
+    says so), take the write lease, connect to Graph; undo all of it on the way out. SIGTERM and
+    SIGINT stop the run (`StopSignals`): before its writes by cancelling it (`Stopped`), from
+    its first write on by sending nothing more (`Session.guard`)."""
     graph_settings = load_graph_settings(config.settings.graph, path=str(config.path))
     store, state_settings = open_state(config)
     assert store is not None  # a writable store is always opened (or created)
@@ -259,31 +274,55 @@ async def session(
     holder = holder_name(kind, run_id)
     own_client = client is None
     leased = False
+    runlog = RunLog(store, run_id, kind)
+    guard = LeaseGuard(
+        state_settings.lease_ttl_seconds, time.monotonic() + state_settings.max_run_seconds
+    )
+    task = asyncio.current_task()
+    state: dict[str, Session] = {}
+
+    def on_stop() -> None:
+        guard.stopped = stop.reason
+        s = state.get("session")
+        if (s is None or not s.writing) and task is not None:
+            task.cancel()
+
+    stop = StopSignals(on_stop)
     try:
+        runlog.start()
+        stop.install()
         store.acquire_lease(holder, state_settings.lease_ttl_seconds)
         leased = True
         if client is None:
             client = new_client(graph_settings)
         bind_tenant(store, holder, await check_tenant(client, store), run_id)
-        yield Session(
+        state["session"] = Session(
             config,
             store,
             client,
             budget or WriteBudget(graph_settings.write_rate),
             holder,
-            LeaseGuard(
-                state_settings.lease_ttl_seconds,
-                time.monotonic() + state_settings.max_run_seconds,
-            ),
+            guard,
             run_id,
+            runlog,
+            stop,
         )
-    except BaseException:
+        yield state["session"]
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError) and stop.signum is not None:
+            exc = Stopped(stop.signum)
+        runlog.fail(exc)
         if leased:  # the error that got us here is the one to report
             with suppress(StateError):
                 store.release_lease(holder)
             leased = False
+        if isinstance(exc, Stopped):
+            raise exc from None
         raise
+    else:
+        runlog.close(RunStatus.SUCCEEDED, ExitCode.OK)
     finally:
+        stop.uninstall()
         try:
             if own_client and client is not None:
                 await client.aclose()

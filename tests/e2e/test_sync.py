@@ -186,7 +186,11 @@ def test_guardrail_stops_before_any_write(small: Emulator, tmp_path: Path) -> No
     assert direct_licences(small) == before
     with open_store(str(tmp_path / "state.db")) as store:
         assert store.load_ledger() == ledger
-        assert store.list_runs() == runs
+        stopped, *earlier = store.list_runs()
+        assert earlier == runs  # the stopped run is recorded, with nothing it wrote
+        assert (stopped.status, stopped.exit_code, stopped.phase) == ("stopped", 6, "plan")
+        assert stopped.error is not None and "--allow-removals 3" in stopped.error
+        assert store.list_changes(run_id=stopped.id) == []
         assert store.current_lease() is None
 
     # too small an approval still stops; the right one goes through

@@ -116,7 +116,9 @@ def test_an_existing_rollback_file_is_never_replaced(
     assert "wave1.json: a rollback file is there already" in capsys.readouterr().err
     assert old.read_text(encoding="utf-8") == "{}"
     assert entra.stats.writes == 0 and direct_licences(entra) == directs
-    assert _store_runs(config) == []
+    [run] = _store_runs(config)  # recorded, with its cause: it wrote nothing
+    assert (run.status, run.exit_code) == ("failed", 3)
+    assert run.error is not None and "rollback file is there already" in run.error
 
 
 def test_graph_dry_run_creates_no_store(entra: Emulator, config: Config, tmp_path: Path) -> None:
@@ -215,7 +217,8 @@ def test_guardrail_stops_before_any_write(entra: Emulator, tmp_path: Path) -> No
     assert code == 6
     assert direct_licences(entra) == directs
     assert not (tmp_path / "rb.json").exists()
-    assert _store_runs(config) == []
+    [run] = _store_runs(config)  # recorded stopped by the guardrail, with nothing written
+    assert (run.status, run.exit_code) == ("stopped", 6)
     # the two removals, approved (the lease was released: this run takes it)
     assert cli_apply(config, "entra", tmp_path / "rb.json", "--allow-removals", "1") == 6
     assert cli_apply(config, "entra", tmp_path / "rb.json", "--allow-removals", "2") == 0
@@ -231,7 +234,9 @@ def test_unknown_user_in_apply_writes_nothing(
     code = cli_apply(config, "entra", tmp_path / "rb.json", "--users", str(users))
     assert code == 3
     assert 'wave.txt:2: no user "ghost@contoso.com" in the tenant' in capsys.readouterr().err
-    assert entra.stats.writes == 0 and _store_runs(config) == []
+    assert entra.stats.writes == 0
+    [run] = _store_runs(config)  # recorded failed (bad input), with nothing written
+    assert (run.status, run.exit_code) == ("failed", 3)
     assert not (tmp_path / "rb.json").exists()
 
 

@@ -184,3 +184,39 @@ def test_an_unexpected_error_is_reported_as_failed(
     labels = (("outcome", "failed"), ("tenant", "unknown"))
     assert found[("licsync_sync_outcome", labels)] == 1
     assert found[("licsync_sync_exit_code", (("tenant", "unknown"),))] == 1
+
+
+def test_seat_gauges_equal_the_reports_figures_and_the_last_success_stays(
+    emulator_factory, tmp_path: Path
+) -> None:
+    """Group 1 licenses E3 (two seats for three members: one short) and Power BI, which the
+    short user therefore does not get either (all or nothing per group: blocked)."""
+    seats = {"SPE_E3": 2, "POWER_BI_PRO": 9}
+    graph = emulator_factory(small_snapshot(members={1: [1, 2, 3]}, seats=seats))
+    rules = [{"group": "Group 1", "licenses": [{"sku": "SPE_E3"}, {"sku": "POWER_BI_PRO"}]}]
+    config = tmp_path / "licsync.toml"
+    config.write_text(config_text(graph, tmp_path / "state.db", rules), encoding="utf-8")
+    metrics, report = tmp_path / "licsync.prom", tmp_path / "report.json"
+    argv = ["sync", "--config", str(config), "--metrics-file", str(metrics)]
+    assert main([*argv, "--format", "json", "--output", str(report)]) == ExitCode.PROBLEMS
+    found = samples(metrics)
+    skus = {s["skuPartNumber"]: s for s in json.loads(report.read_text())["skus"]}
+    assert (skus["SPE_E3"]["short"], skus["POWER_BI_PRO"]["blocked"]) == (1, 1)
+    for part, sku in skus.items():
+        assert value(found, "seats_short", sku=part) == sku["short"]
+        assert value(found, "seats_blocked", sku=part) == sku["blocked"]
+    tenant = (("tenant", ORG_ID),)
+    status = {s: found[("licsync_last_run_status", (("status", s), *tenant))] for s in
+              ("succeeded", "failed", "stopped", "interrupted")}  # fmt: skip
+    assert status == {"succeeded": 1, "failed": 0, "stopped": 0, "interrupted": 0}
+    succeeded_at = found[("licsync_last_success_timestamp_seconds", tenant)]
+    assert succeeded_at > 0
+
+    unreachable = config.read_text().replace(graph.url, "http://127.0.0.1:9/v1.0")
+    config.write_text(unreachable.replace("write_rate", "max_attempts = 1\nwrite_rate"))
+    assert main(argv) == ExitCode.GRAPH  # Graph unreachable: the run failed
+    found = samples(metrics)
+    unknown = (("tenant", "unknown"),)  # Graph never said which tenant
+    assert found[("licsync_last_run_status", (("status", "failed"), *unknown))] == 1
+    assert found[("licsync_last_run_status", (("status", "succeeded"), *unknown))] == 0
+    assert found[("licsync_last_success_timestamp_seconds", unknown)] == succeeded_at

@@ -14,6 +14,9 @@ from licsync.store import (
     CURRENT_VERSION,
     AppliedChange,
     ChangeAction,
+    Prior,
+    RunEnd,
+    RunPhase,
     StateStore,
     diff_ledger,
     open_store,
@@ -248,6 +251,57 @@ def test_changes_are_kept_with_their_run(store, clock):
     assert (location.sku_id, location.usage_location) == (None, "DE")
     assert [c.action for c in store.list_changes(user_id=U2)] == [ChangeAction.REMOVE]
     assert len(store.list_changes()) == 3
+
+
+def test_a_run_keeps_its_phase_exit_code_error_and_seconds_per_phase(store, clock):
+    run_id = start(store)
+    with store.transaction() as tx:
+        tx.set_run_phase(run_id, RunPhase.WRITE)
+    assert store.get_run(run_id).phase == "write"
+    end = RunEnd(RunStatus.STOPPED, {"writes": 3}, 143, "stopped by SIGTERM", {"read": 1.5})
+    with store.transaction() as tx:
+        tx.end_run(run_id, end)
+    run = store.get_run(run_id)
+    assert (run.status, run.exit_code, run.phase) == (RunStatus.STOPPED, 143, "write")
+    assert (run.error, run.phases, run.summary) == (
+        "stopped by SIGTERM",
+        {"read": 1.5},
+        {"writes": 3},
+    )
+    assert store.latest_run(RunStatus.STOPPED) == run
+    assert store.latest_run(RunStatus.SUCCEEDED) is None
+
+
+def test_a_change_keeps_what_it_replaced_and_writes_are_counted_per_run(store):
+    run1, run2 = start(store), start(store)
+    APPLIED = WriteOutcome.APPLIED  # noqa: N806
+    before = own(U1, E3, G1, prior=frozenset({"plan-x"}))
+    prior = Prior(frozenset({"PLAN-X"}), "DE", before)
+    with store.transaction() as tx:
+        tx.record_changes(
+            [
+                AppliedChange(run1, U1, E3, ChangeAction.ADD, WriteOutcome.APPLIED, prior=prior,
+                              user_principal_name="u1@contoso.com", http_status=200),
+                AppliedChange(run1, U1, E5, ChangeAction.REMOVE, APPLIED, prior=Prior()),
+                AppliedChange(run1, U1, None, ChangeAction.USAGE_LOCATION, WriteOutcome.APPLIED,
+                              usage_location="FR", prior=Prior(usage_location="DE")),
+                AppliedChange(run1, U2, E3, ChangeAction.ADD, WriteOutcome.FAILED, http_status=400,
+                              error="Subscription has no seats."),
+                AppliedChange(run2, U3, E3, ChangeAction.ADD, WriteOutcome.APPLIED),
+            ]
+        )  # fmt: skip
+    added, removed, location, refused = store.list_changes(run_id=run1)
+    assert added.prior == Prior(frozenset({"plan-x"}), "DE", before)
+    assert (added.user_principal_name, added.http_status) == ("u1@contoso.com", 200)
+    assert removed.prior == Prior()
+    assert location.prior == Prior(usage_location="DE")
+    assert (refused.prior, refused.http_status, refused.error) == (
+        None,
+        400,
+        "Subscription has no seats.",
+    )
+    # one assignLicense (two licences) and one PATCH succeeded; one assignLicense failed
+    assert store.count_writes([run1, run2, "none"]) == {run1: (2, 1), run2: (1, 0), "none": (0, 0)}
 
 
 # --- problems -----------------------------------------------------------------------------------

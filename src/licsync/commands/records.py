@@ -1,22 +1,22 @@
-"""`licsync problems` and `licsync runs`: what the state store remembers, read-only."""
+"""`licsync problems`: the problem records the state store remembers, read-only (and the
+`open_records` helper `licsync runs` shares)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from licsync.commands.common import add_config_argument, add_report_arguments, counted, load_config
+from licsync.commands.common import add_config_argument, add_report_arguments, load_config
 from licsync.errors import StateError
 from licsync.exitcodes import ExitCode
 from licsync.reports.output import check_output, default_format, emit, show
 from licsync.reports.records import (
     PROBLEM_COLUMNS,
-    RUN_COLUMNS,
     problem_rows,
     rows_data,
     rows_table,
-    run_rows,
 )
 from licsync.runtime import open_state
 from licsync.store import StateStore, redact_url
@@ -37,34 +37,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_report_arguments(problems, ROW_FORMATS)
     problems.set_defaults(handler=run_problems)
 
-    runs = subparsers.add_parser(
-        "runs",
-        help="list recent runs (syncs, migrations) with their outcome",
-        description="List the most recent runs recorded in the state store. Read-only.",
-    )
-    add_config_argument(runs, "its [state]")
-    runs.add_argument("--limit", type=counted(1), default=20, metavar="N", help="default 20")
-    add_report_arguments(runs, ROW_FORMATS)
-    runs.set_defaults(handler=run_runs)
+
+def open_records(path: Path) -> StateStore:
+    """The state store of the config at `path`, read-only. A store that does not exist is an
+    error (exit 4): monitoring pointed at a wrong path must not read "no problems"."""
+    store, settings = open_state(load_config(path), read_only=True)
+    if store is None:
+        raise StateError(
+            f"no state store at {redact_url(settings.url)} ([state] url in {path}): "
+            "check the path, or run `licsync sync` first"
+        )
+    return store
 
 
-def _show(
+def show_rows(
     args: argparse.Namespace,
     read: Callable[[StateStore], list[dict[str, Any]]],
     columns: Sequence[str],
     title: str,
 ) -> list[dict[str, Any]]:
-    """Read rows from the store and write them. A store that does not exist is an error (exit
-    4): monitoring pointed at a wrong path must not read "no problems"."""
+    """Read rows from the store and write them."""
     check_output(args.format, args.output)
-    config = load_config(args.config)
-    store, settings = open_state(config, read_only=True)
-    if store is None:
-        raise StateError(
-            f"no state store at {redact_url(settings.url)} ([state] url in {args.config}): "
-            "check the path, or run `licsync sync` first"
-        )
-    with store:
+    with open_records(args.config) as store:
         rows = read(store)
     fmt = args.format or default_format(args.output)
     if fmt == "table":
@@ -75,15 +69,10 @@ def _show(
 
 
 def run_problems(args: argparse.Namespace) -> int:
-    rows = _show(
+    rows = show_rows(
         args,
         lambda store: problem_rows(store.list_problems(include_resolved=args.all)),
         PROBLEM_COLUMNS,
         "Problem records" + (" (open and resolved)" if args.all else " (open)"),
     )
     return ExitCode.PROBLEMS if any(r["resolvedAt"] is None for r in rows) else ExitCode.OK
-
-
-def run_runs(args: argparse.Namespace) -> int:
-    _show(args, lambda store: run_rows(store.list_runs(args.limit)), RUN_COLUMNS, "Runs")
-    return ExitCode.OK

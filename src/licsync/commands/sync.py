@@ -31,7 +31,9 @@ from licsync.monitoring import (
     report_for,
     write_metrics_file,
 )
+from licsync.outcomes import RunStatus
 from licsync.reports.output import check_output
+from licsync.runlog import ending, error_line
 from licsync.runtime import open_state
 from licsync.spend.read import config_spend, gather_spend
 
@@ -111,11 +113,14 @@ def run(args: argparse.Namespace) -> int:
     check_notify()
     started = time.monotonic()
 
-    def report(exit_code: int, result: SyncResult | None = None, error: str | None = None) -> None:
+    def report(
+        exit_code: int,
+        result: SyncResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
         store = None
-        if result is not None and not result.dry_run:
-            with suppress(LicsyncError):
-                store = open_state(config, read_only=True)[0]
+        with suppress(LicsyncError):
+            store = open_state(config, read_only=True)[0]
         try:
             _monitor(
                 args,
@@ -127,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
                     events=events,
                     result=result,
                     store=store,
-                    error=error,
+                    error=None if error is None else error_line(error),
+                    status=RunStatus.FAILED if error is None else ending(error)[0],
                 ),
             )
         finally:
@@ -145,15 +151,14 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except LicsyncError as exc:
-        report(exc.exit_code, error=str(exc))
+        report(exc.exit_code, error=exc)
         raise
     except Exception as exc:
-        report(ExitCode.FAILURE, error=f"{type(exc).__name__}: {exc}")
+        report(ExitCode.FAILURE, error=exc)
         raise
     spend = config_spend(config, result.tenant, reads)
     write_sync_report(result, config, args.format, args.output, spend)
-    stop = result.fatal_outcome
-    if stop is not None:
-        print(f"licsync: error: the writes stopped: {stop.failure}", file=sys.stderr)
+    if result.error is not None:
+        print(f"licsync: error: {result.error}", file=sys.stderr)
     report(result.exit_code, result)
     return int(result.exit_code)

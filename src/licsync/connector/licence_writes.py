@@ -267,36 +267,48 @@ async def send_licence_writes(
             max_consecutive_denials=max_consecutive_denials,
         )
 
+    def ended(job: WriteJob, outcome: WriteResult) -> None:
+        assert isinstance(job, (SetUsageLocation, AssignLicense))
+        log_write(job, outcome, (names or {}).get(job.user_id), quiet=quiet)
+        if on_outcome is not None:
+            on_outcome(job, outcome)
+
     def first_pass(job: WriteJob, outcome: WriteResult) -> None:
-        if on_outcome is not None and not _awaits_location(job, outcome):
-            on_outcome(job, outcome)  # the others are told once the usage location replicated
+        if not _awaits_location(job, outcome):
+            ended(job, outcome)  # the others end once the usage location replicated
 
     first = await send(jobs, first_pass)
     outcomes = await _after_location(jobs, first, send, policy or client.policy)
-    if on_outcome is not None:
-        for job, before, after in zip(jobs, first, outcomes, strict=True):
-            if _awaits_location(job, before):
-                on_outcome(job, after)
-    for job, outcome in zip(jobs, outcomes, strict=True):
-        method, url, _ = job.request()
-        fields: dict[str, Any] = {
-            "user": job.user_id,
-            "method": method,
-            "url": url,
-            "upn": (names or {}).get(job.user_id),
-            "outcome": str(outcome.action),
-            "status": outcome.status,
-            "request_id": outcome.request_id,
-            "attempts": outcome.attempts,
-            **job.log_fields(),
-        }
-        if not outcome.ok:
-            fields["license_error"] = str(license_error(outcome))
-            fields["message"] = outcome.message or outcome.reason or None
-        (log.warning if not outcome.ok else log.debug if quiet else log.info)(
-            "licence.write", **fields
-        )
+    for job, before, after in zip(jobs, first, outcomes, strict=True):
+        if _awaits_location(job, before):
+            ended(job, after)
     return outcomes
+
+
+def log_write(job: LicenceJob, outcome: WriteResult, upn: str | None, *, quiet: bool) -> None:
+    """One `licence.write` line, as the write's outcome arrives (so a log shipper sees the
+    writes as they happen, and a killed run's log holds those made before the kill). `quiet`:
+    successful writes at debug level (a terminal shows a progress bar instead)."""
+    method, url, _ = job.request()
+    fields: dict[str, Any] = {
+        "user": job.user_id,
+        "method": method,
+        "url": url,
+        "upn": upn,
+        "outcome": str(outcome.action),
+        "status": outcome.status,
+        "request_id": outcome.request_id,
+        "attempts": outcome.attempts,
+        **job.log_fields(),
+    }
+    if not outcome.ok:
+        fields["license_error"] = str(license_error(outcome))
+        fields["message"] = outcome.message or outcome.reason or None
+    if outcome.action is Action.SKIPPED:  # never sent: not a write (debug only)
+        emit = log.debug
+    else:
+        emit = log.warning if not outcome.ok else log.debug if quiet else log.info
+    emit("licence.write", **fields)
 
 
 def _awaits_location(job: WriteJob, outcome: WriteResult) -> bool:

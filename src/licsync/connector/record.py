@@ -3,12 +3,15 @@
 Pure functions compute it (`user_record` for one user's writes, `build_record` for the run);
 the commits only persist it, each in one state-store transaction under the lease:
 
-1. `begin_run`, before the first write: the run (status `running`) and every write's intent
+1. `begin_run`, before the first write: every write's intent
    (`licsync.connector.recovery.intents_for`); if they cannot be recorded nothing is sent;
 2. `OutcomeRecorder`, as the writes end: every few hundred users (or every second), their
    changes, ledger entries, failure problems and resolved problems, and their intents cleared;
 3. `commit_run`, after the writes: the predicted problems, the ledger entries of users without a
-   change, the delta links and the cached view, and the run's status and summary.
+   change, the delta links and the cached view, and how the run ended.
+
+A write never sent (the run stopped: a signal, `[state] max_run_seconds`, a fatal answer) is
+neither a change nor a problem: the user's intent is cleared and the next run plans it again.
 
 A run killed between 1 and 3 leaves its unrecorded intents and a `running` run: the next run
 reconciles them against Graph (`licsync.connector.recovery`).
@@ -17,7 +20,7 @@ reconciles them against Graph (`licsync.connector.recovery`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +28,13 @@ from licsync.connector.licence_writes import UserWrites, failure_problem
 from licsync.connector.view import TrackedRead, diff_rows
 from licsync.graph import Action, WriteResult
 from licsync.model import Ledger, Plan, Problem, Tenant, UserPlan
-from licsync.outcomes import RunStatus
 from licsync.store import (
     AppliedChange,
     ChangeAction,
     Intent,
     LedgerDiff,
+    Prior,
+    RunEnd,
     StateStore,
     StateTransaction,
     diff_ledger,
@@ -53,6 +57,7 @@ class UserRecord:
     ledger_diff: LedgerDiff
     ok: bool
     fatal: bool
+    unsent: bool = False  # the run stopped before this user's write: the next run does it
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,7 @@ class RunRecord:
     failed_users: tuple[str, ...]
     problems: tuple[Problem, ...]
     fatal: bool
+    unsent_users: tuple[str, ...] = ()
 
 
 def by_user(ledger: Ledger) -> dict[str, Ledger]:
@@ -84,50 +90,76 @@ def _failure_problems(change: UserPlan, outcome: WriteResult, plan_ledger: Ledge
     return problems
 
 
+def _change(
+    run_id: str,
+    change: UserPlan,
+    outcome: WriteResult,
+    action: ChangeAction,
+    sku_id: str | None,
+    prior: Prior,
+    **fields: Any,
+) -> AppliedChange:
+    return AppliedChange(
+        run_id,
+        change.user_id,
+        sku_id,
+        action,
+        outcome.outcome,
+        request_id=outcome.request_id,
+        user_principal_name=change.user_principal_name,
+        http_status=outcome.status,
+        error=None if outcome.ok else outcome.failure,
+        prior=prior,
+        **fields,
+    )
+
+
 def _changes(
-    run_id: str, tenant: Tenant, change: UserPlan, writes: UserWrites
+    run_id: str, tenant: Tenant, change: UserPlan, writes: UserWrites, before: Ledger
 ) -> list[AppliedChange]:
+    """The change records of a user's writes (never-sent writes are none), each with what it
+    replaced (`Prior`: the user's direct assignment, usage location and ledger entry)."""
     records = []
     user = tenant.users.get(change.user_id)
     held = user.held_skus() if user else frozenset()
+    direct = user.direct_licenses() if user else {}
+    location = user.usage_location if user else None
+
+    def prior(sku_id: str | None) -> Prior:
+        if sku_id is None:
+            return Prior(usage_location=location)
+        return Prior(direct.get(sku_id), location, before.get((change.user_id, sku_id)))
+
     loc = writes.location
-    if change.usage_location and loc is not None:
+    if change.usage_location and loc is not None and loc.action is not Action.SKIPPED:
         records.append(
-            AppliedChange(
+            _change(
                 run_id,
-                change.user_id,
-                None,
+                change,
+                loc,
                 ChangeAction.USAGE_LOCATION,
-                loc.outcome,
+                None,
+                prior(None),
                 usage_location=change.usage_location,
-                request_id=loc.request_id,
             )
         )
     assign = writes.assign
-    if assign is not None:
-        outcome = assign.outcome
+    if assign is not None and assign.action is not Action.SKIPPED:
         for a in change.add_licenses:
             action = ChangeAction.UPDATE if a.sku_id in held else ChangeAction.ADD
             records.append(
-                AppliedChange(
+                _change(
                     run_id,
-                    change.user_id,
-                    a.sku_id,
+                    change,
+                    assign,
                     action,
-                    outcome,
+                    a.sku_id,
+                    prior(a.sku_id),
                     disabled_plans=a.disabled_plans,
-                    request_id=assign.request_id,
                 )
             )
         records.extend(
-            AppliedChange(
-                run_id,
-                change.user_id,
-                sku_id,
-                ChangeAction.REMOVE,
-                outcome,
-                request_id=assign.request_id,
-            )
+            _change(run_id, change, assign, ChangeAction.REMOVE, sku_id, prior(sku_id))
             for sku_id in change.remove_licenses
         )
     return records
@@ -144,21 +176,23 @@ def user_record(
     """What `change`'s writes commit: the plan's ledger entries for the user (`planned`) if they
     all succeeded, the old ones (`before`) and a problem per licence otherwise."""
     bad = writes.failure
+    unsent = bad is not None and bad.action is Action.SKIPPED
     if bad is None:
         resolved = [(change.user_id, a.sku_id) for a in change.add_licenses]
         resolved += [(change.user_id, s) for s in change.remove_licenses]
         diff, problems = diff_ledger(before, planned), []
-    else:
+    else:  # a write never sent (the run stopped) is no problem of the user's
         resolved, diff = [], LedgerDiff()
-        problems = _failure_problems(change, bad, planned)
+        problems = [] if unsent else _failure_problems(change, bad, planned)
     return UserRecord(
         change.user_id,
-        tuple(_changes(run_id, tenant, change, writes)),
+        tuple(_changes(run_id, tenant, change, writes, before)),
         tuple(problems),
         tuple(resolved),
         diff,
         ok=bad is None,
         fatal=any(o.action is Action.FATAL for o in writes.outcomes),
+        unsent=unsent,
     )
 
 
@@ -169,17 +203,17 @@ def build_record(plan: Plan, records: Iterable[UserRecord]) -> RunRecord:
     records = sorted(records, key=lambda r: order.get(r.user_id, len(order)))
     return RunRecord(
         succeeded_users=tuple(r.user_id for r in records if r.ok),
-        failed_users=tuple(r.user_id for r in records if not r.ok),
+        failed_users=tuple(r.user_id for r in records if not r.ok and not r.unsent),
         problems=(*plan.problems, *(p for r in records for p in r.problems)),
         fatal=any(r.fatal for r in records),
+        unsent_users=tuple(r.user_id for r in records if r.unsent),
     )
 
 
-def begin_run(store: StateStore, holder: str, run_id: str, intents: Iterable[Intent]) -> None:
-    """Record the run and its write intents before the first write (raises StateError: then
-    nothing may be sent)."""
+def begin_run(store: StateStore, holder: str, intents: Iterable[Intent]) -> None:
+    """Record the run's write intents before the first write (raises StateError: then nothing
+    may be sent)."""
     with store.transaction(holder=holder) as tx:
-        tx.start_run("sync", run_id)
         tx.record_intents(intents)
 
 
@@ -257,21 +291,23 @@ def commit_run(
     *,
     written: Sequence[str],
     fatal: bool,
-    summary: Callable[[], Mapping[str, Any]],
+    stopped: bool,
+    end: Callable[[], RunEnd],
     resolved: Callable[[int], object] = lambda _: None,
 ) -> None:
     """The run's last transaction (after every user's outcome is recorded): predicted problems
-    (and every open one the run no longer sees resolved, counted through `resolved` before the
-    summary), the ledger of users without a change, the view and delta links, the run's status."""
+    (and, unless the run `stopped` before all its writes, every open one it no longer sees
+    resolved, counted through `resolved` before `end`), the ledger of users without a change,
+    the view and delta links, how the run ended (`end`)."""
     unchanged = {u.user_id for u in plan.users if not u.has_change}
     with store.transaction(holder=holder) as tx:
         tx.record_problems(run_id, plan.problems)
-        resolved(tx.resolve_unseen_problems(run_id))  # causes this run no longer sees
+        if not stopped:
+            resolved(tx.resolve_unseen_problems(run_id))  # causes this run no longer sees
         tx.apply_ledger_diff(diff_ledger(ledger, settle_ledger(ledger, plan.ledger, unchanged)))
         tx.clear_intents(run_id)
         _save_view(tx, run_id, read, written=set(written), advance=not fatal)
-        status = RunStatus.FAILED if fatal else RunStatus.SUCCEEDED
-        tx.finish_run(run_id, status, summary())
+        tx.end_run(run_id, end())
 
 
 def _save_view(

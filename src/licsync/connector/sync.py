@@ -32,7 +32,7 @@ reconciliation aside).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -63,10 +63,9 @@ from licsync.errors import GuardrailError, StateError
 from licsync.exitcodes import ExitCode
 from licsync.graph import Action, WriteBudget, WriteResult
 from licsync.model import Ledger, Plan, Problem, Tenant
+from licsync.outcomes import RunKind, RunStatus
 from licsync.runtime import read_only_session, session
-from licsync.store import (
-    StateStore,
-)
+from licsync.store import RunPhase, StateStore
 from licsync.tenancy import links_for_address
 
 if TYPE_CHECKING:
@@ -89,6 +88,9 @@ class SyncResult:
     problems: tuple[Problem, ...] = ()
     resolved: int = 0
     fatal: bool = False
+    unsent_users: tuple[str, ...] = ()
+    stopped: str | None = None  # why the run stopped before all its writes were sent
+    stop_code: int | None = None  # 128 + the signal that stopped it
 
     @property
     def fatal_outcome(self) -> WriteResult | None:
@@ -96,10 +98,29 @@ class SyncResult:
         return next((o for o in self.outcomes if o.action is Action.FATAL), None)
 
     @property
-    def exit_code(self) -> ExitCode:
+    def exit_code(self) -> int:
+        if self.stop_code is not None:
+            return self.stop_code
         if self.fatal:
             return ExitCode.GRAPH
         return ExitCode.PROBLEMS if self.problems else ExitCode.OK
+
+    @property
+    def status(self) -> RunStatus:
+        if self.fatal:
+            return RunStatus.FAILED
+        return RunStatus.STOPPED if self.stopped else RunStatus.SUCCEEDED
+
+    @property
+    def error(self) -> str | None:
+        """The run's one line of cause, if it did not simply succeed."""
+        fatal = self.fatal_outcome
+        if fatal is not None:
+            return f"the writes stopped: {fatal.failure}"
+        if self.stopped:
+            unsent = len(self.unsent_users)
+            return f"{self.stopped}: {unsent} users' writes not sent (the next run sends them)"
+        return None
 
     def add_resolved(self, count: int) -> None:
         """Count problems the run resolved beyond those its writes fixed."""
@@ -111,10 +132,12 @@ class SyncResult:
         self.outcomes = [o for w in writes.values() for o in w.outcomes]
         self.succeeded_users = record.succeeded_users
         self.failed_users = record.failed_users
+        self.unsent_users = record.unsent_users
         self.problems = record.problems
         self.fatal = record.fatal
 
     def summary(self) -> dict[str, Any]:
+        sent = [o for o in self.outcomes if o.action is not Action.SKIPPED]
         return {
             "run_id": self.run_id,
             "dry_run": self.dry_run,
@@ -122,11 +145,13 @@ class SyncResult:
             "users": len(self.tenant.users),
             "changes": len(self.plan.changes),
             "removals": self.guardrail.removals,
-            "writes": len(self.outcomes),
-            "writes_succeeded": sum(1 for o in self.outcomes if o.ok),
-            "writes_failed": sum(1 for o in self.outcomes if not o.ok),
+            "writes": len(sent),
+            "writes_succeeded": sum(1 for o in sent if o.ok),
+            "writes_failed": sum(1 for o in sent if not o.ok),
+            "writes_unsent": len(self.outcomes) - len(sent),
             "users_succeeded": len(self.succeeded_users),
             "users_failed": len(self.failed_users),
+            "users_unsent": len(self.unsent_users),
             "problems": len(self.problems),
             "problems_resolved": self.resolved,
         }
@@ -224,11 +249,18 @@ async def _plan_run(
     allow_removals: int | None,
     full: bool,
     progress: bool | None,
+    enter: Callable[[RunPhase], None] = lambda _: None,
 ) -> tuple[SyncResult, TrackedRead, Ledger]:
     """Read, reconcile a dead run's intents, plan and judge the plan (steps 2-3). A dry run
-    (`holder` None) reconciles in memory; a leased run records the reconciliation."""
+    (`holder` None) reconciles in memory; a leased run records the reconciliation. `enter`
+    is told when the run moves on to each phase."""
     pending = store.pending_intents() if store is not None else []
-    dead = store.unfinished_runs() if store is not None and holder is not None else []
+    dead = (
+        [r for r in store.unfinished_runs() if r.id != run_id]
+        if store is not None and holder is not None
+        else []
+    )
+    enter(RunPhase.READ)
     read = await read_for_sync(
         client,
         config,
@@ -239,6 +271,7 @@ async def _plan_run(
         reread={i.user_id for i in pending},
     )
     check_shrink(config, store, read)
+    enter(RunPhase.PLAN)
     tenant = read.tenant
     ledger = store.load_ledger() if store is not None else {}
     if pending or dead:
@@ -293,10 +326,10 @@ async def run_sync(
         async with read_only_session(config, client=client) as (store, graph):
             result, _, _ = await plan_run(graph, store=store, run_id=uuid.uuid4().hex, holder=None)
             return result
-    async with session(config, "sync", client=client, budget=budget) as s:
+    async with session(config, RunKind.SYNC, client=client, budget=budget) as s:
         async with s.keeping_lease():  # from the lease's acquisition until the record
             result, read, ledger = await plan_run(
-                s.client, store=s.store, run_id=s.run_id, holder=s.holder
+                s.client, store=s.store, run_id=s.run_id, holder=s.holder, enter=s.enter
             )
             if result.guardrail.tripped:
                 raise result.guardrail.error(
@@ -305,7 +338,8 @@ async def run_sync(
                     "the config)."
                 )
             plan = result.plan
-            begin_run(s.store, s.holder, s.run_id, intents_for(s.run_id, plan, ledger))
+            s.enter(RunPhase.WRITE)
+            begin_run(s.store, s.holder, intents_for(s.run_id, plan, ledger))
             recorder = OutcomeRecorder(s.store, s.holder, s.run_id, result.tenant, plan, ledger)
             writes = await apply_plan(
                 s.client,
@@ -319,7 +353,10 @@ async def run_sync(
         lost = s.guard.lost
         if lost is not None:
             raise StateError(f"{lost}; writes stopped (the next run reconciles what was sent)")
+        s.enter(RunPhase.RECORD)
         result.settle(build_record(plan, recorder.records), writes, recorder.resolved)
+        if result.unsent_users:
+            result.stopped, result.stop_code = s.guard.stopped, s.stop_code
         commit_run(
             s.store,
             s.holder,
@@ -329,7 +366,13 @@ async def run_sync(
             read,
             written=[c.user_id for c in plan.changes],
             fatal=result.fatal,
-            summary=result.summary,
+            stopped=bool(result.unsent_users),
+            end=lambda: s.runlog.end(
+                result.status,
+                result.summary(),
+                exit_code=result.exit_code,
+                error=result.error,
+            ),
             resolved=result.add_resolved,
         )
     log.info("sync.done", **result.summary())

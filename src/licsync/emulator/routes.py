@@ -35,6 +35,8 @@ from licsync.emulator.throttle import (
     route_name,
 )
 
+WRITE_METHODS = ("POST", "PATCH", "DELETE", "PUT")
+
 JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
     "charset=utf-8"
@@ -311,11 +313,13 @@ class Dispatcher:
         reply.headers.setdefault("request-id", request_id)
         reply.headers.setdefault("client-request-id", request_id)
         self.stats.record(route, reply.status)
+        if req.method in WRITE_METHODS and 200 <= reply.status < 300:
+            self.stats.applied_write(route, reply.headers["request-id"])
         return reply
 
     def _handle(self, req: Request, request_id: str, allow_drop: bool) -> Reply | None:
         self.tenant.settle()  # group processing whose delay has passed
-        write = req.method in ("POST", "PATCH", "DELETE", "PUT")
+        write = req.method in WRITE_METHODS
         cost = request_cost(req.method, req.path, req.query)
         verdict = self.throttle.check(cost, write)
         if verdict.retry_after is not None:

@@ -176,11 +176,18 @@ class Stats:
     faults: int = 0
     dropped: int = 0
     http2: int = 0  # requests that arrived over HTTP/2
+    applied: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (route, request id) of 2xx writes
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, route: str, status: int) -> None:
         with self.lock:
             self.requests[(route, status)] += 1
+
+    def applied_write(self, route: str, request_id: str) -> None:
+        with self.lock:
+            self.applied.append((route, request_id))
 
     def count(self, route_prefix: str = "", status: int | None = None) -> int:
         """Requests whose route starts with `route_prefix` (and with that status, if given)."""
@@ -200,6 +207,7 @@ class Stats:
             self.requests.clear()
             self.early_retries = self.throttled = self.writes = self.faults = self.dropped = 0
             self.http2 = 0
+            self.applied.clear()
 
     def to_json(self) -> dict[str, Any]:
         with self.lock:

@@ -237,8 +237,8 @@ class GraphClient:
             )
             verdict = Verdict(Action.RETRY, None, "Deadline", message, reason="request deadline")
             raise to_error(verdict, what) from None
-        except Exception as exc:
-            raise to_error(classify_exception(exc), what) from exc
+        except Exception as exc:  # the transport: name the address it tried
+            raise to_error(classify_exception(exc), _what(method, info.url)) from exc
         if response is None:  # the native response handler always returns the response
             raise to_error(classify_exception(RuntimeError("no response")), what)
         if response.is_redirect:

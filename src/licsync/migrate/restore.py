@@ -241,6 +241,7 @@ async def run_rollback(config: Config, path: Path, **session_kw: Any) -> Rollbac
             problems=result.problems,
             ledger=diff_ledger(ledger, new),
             finish=(status, {"rollbackFile": str(path), **result.summary()}),
+            exit_code=result.exit_code,
         )
         log.info("migrate.rollback", **result.summary())
     return result

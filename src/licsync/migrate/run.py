@@ -202,14 +202,10 @@ async def apply_migration(
         rollback = rollback or Path(f"licsync-rollback-{s.run_id}.json")
         result.rollback_file = rollback
         write_rollback(rollback, s.run_id, target.value, entries, new=True)
-        try:
-            if target is Target.RULES:
-                await _adopt(s, result, ledger, entries, rollback)
-            else:
-                await _remove_direct(s, result, batches, entries, rollback)
-        except Exception as exc:
-            s.abort(KIND, f"{type(exc).__name__}: {exc}")
-            raise
+        if target is Target.RULES:
+            await _adopt(s, result, ledger, entries, rollback)
+        else:
+            await _remove_direct(s, result, batches, entries, rollback)
         log.info("migrate.done", **result.summary())
         return result
 
@@ -404,7 +400,9 @@ async def _remove_direct(
         if last:
             run_status = RunStatus.STOPPED if result.stopped else RunStatus.SUCCEEDED
             finish = (run_status, {"target": "entra", **result.summary()})
-        s.record(KIND, changes=changes, problems=problems, finish=finish)
+        s.record(
+            KIND, changes=changes, problems=problems, finish=finish, exit_code=result.exit_code
+        )
         log.info("migrate.wave", wave=number, users=len(by_user), failed=len(problems))
         if last:
             return

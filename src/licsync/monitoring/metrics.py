@@ -14,7 +14,7 @@ from prometheus_client.exposition import basic_auth_handler, default_handler, pu
 
 from licsync.errors import InputError
 from licsync.monitoring.report import OTHER_OUTCOME, OUTCOMES, RunReport
-from licsync.outcomes import WriteOutcome
+from licsync.outcomes import RunStatus, WriteOutcome
 
 log = structlog.get_logger("licsync.metrics")
 
@@ -30,11 +30,13 @@ def registry_for(report: RunReport) -> CollectorRegistry:
     tenant = {"tenant": report.tenant}
     existing: dict[str, Gauge] = {}
 
-    def gauge(name: str, doc: str, value: float | None, **labels: str) -> None:
+    def gauge(
+        name: str, doc: str, value: float | None, prefix: str = PREFIX, **labels: str
+    ) -> None:
         if value is None:
             return
         names = ["tenant", *labels]
-        metric = existing.get(name) or Gauge(PREFIX + name, doc, names, registry=registry)
+        metric = existing.get(name) or Gauge(prefix + name, doc, names, registry=registry)
         existing[name] = metric
         metric.labels(**tenant, **labels).set(value)
 
@@ -66,7 +68,16 @@ def registry_for(report: RunReport) -> CollectorRegistry:
     gauge("throttled", "Graph 429 answers (reads and writes).", report.throttled)
     gauge("throttle_wait_seconds", "Seconds waited on Retry-After.", report.throttle_wait_seconds)
     for sku, short in sorted(report.seats_short.items()):
-        gauge("seats_short", "Users the SKU has no seat for.", short, sku=sku)
+        gauge("seats_short", "Users refused for want of a seat (the report's short).", short,
+              sku=sku)  # fmt: skip
+    for sku, blocked in sorted(report.seats_blocked.items()):
+        gauge("seats_blocked", "Users refused for another reason (the report's blocked).",
+              blocked, sku=sku)  # fmt: skip
+    for status in (s.value for s in RunStatus if s is not RunStatus.RUNNING):
+        gauge("last_run_status", "The last run's status (1 for the one it had).",
+              status == report.status, prefix="licsync_", status=status)  # fmt: skip
+    gauge("last_success_timestamp_seconds", "When a run last succeeded (Unix time).",
+          report.last_success, prefix="licsync_")  # fmt: skip
     return registry
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from licsync.connector.sync import SyncResult
 from licsync.exitcodes import ExitCode
 from licsync.outcomes import RunStatus
+from licsync.reports.forecast import seat_forecast
 from licsync.store import StateStore
 
 OUTCOMES: dict[int, str] = {
@@ -66,7 +67,10 @@ class RunReport:
     retries: int = 0
     throttled: int = 0
     throttle_wait_seconds: float = 0.0
-    seats_short: dict[str, int] = field(default_factory=dict)
+    seats_short: dict[str, int] = field(default_factory=dict)  # the report's `short` per SKU
+    seats_blocked: dict[str, int] = field(default_factory=dict)  # the report's `blocked`
+    status: str = RunStatus.FAILED.value  # the run's status (`licsync runs`)
+    last_success: float | None = None  # when the last run that succeeded ended (Unix time)
 
     @property
     def failed(self) -> bool:
@@ -91,9 +95,11 @@ def report_for(
     result: SyncResult | None = None,
     store: StateStore | None = None,
     error: str | None = None,
+    status: RunStatus = RunStatus.FAILED,
 ) -> RunReport:
-    """The report of a finished run: `result` when it completed, `error` when it did not;
-    `store` (read after the run) gives the open and new problem records."""
+    """The report of a finished run: `result` when it completed, `error` (and the run's
+    `status`) when it did not; `store` (read after the run) gives the open and new problem
+    records and when a run last succeeded."""
     report = RunReport(
         outcome=OUTCOMES.get(exit_code, OTHER_OUTCOME),
         exit_code=int(exit_code),
@@ -103,19 +109,28 @@ def report_for(
         retries=events.retries,
         throttled=events.throttled,
         throttle_wait_seconds=events.throttle_wait_seconds,
+        status=status.value,
     )
+    succeeded = store.latest_run(RunStatus.SUCCEEDED) if store is not None else None
+    if succeeded is not None and succeeded.finished_at is not None:
+        report.last_success = succeeded.finished_at.timestamp()
     if result is None:
         return report
+    report.status = RunStatus.SUCCEEDED.value if result.dry_run else result.status.value
+    if result.dry_run:
+        report.last_success = report.finished_at
     report.tenant = result.tenant.tenant_id or tenant
     report.dry_run = result.dry_run
     report.incremental = result.incremental
     report.users_read, report.groups_read = len(result.tenant.users), len(result.tenant.groups)
-    report.writes_ok = sum(1 for o in result.outcomes if o.ok)
-    report.writes_failed = len(result.outcomes) - report.writes_ok
+    summary = result.summary()
+    report.writes_ok, report.writes_failed = summary["writes_succeeded"], summary["writes_failed"]
     report.problems_resolved = result.resolved
     if result.dry_run:
         report.problems_open = len(result.problems)
     else:
         report.problems_open, report.problems_new = _problem_counts(store, result.run_id)
-    report.seats_short = {f.part_number or f.sku_id: f.shortfall for f in result.plan.skus}
+    seats = seat_forecast(result.plan, result.tenant)
+    report.seats_short = {f.part_number or f.sku_id: f.short for f in seats}
+    report.seats_blocked = {f.part_number or f.sku_id: f.blocked for f in seats}
     return report

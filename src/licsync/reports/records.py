@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ RUN_COLUMNS = (
     "startedAt",
     "kind",
     "status",
+    "exitCode",
+    "phase",
     "read",
     "changes",
     "writesSucceeded",
@@ -40,6 +42,7 @@ RUN_COLUMNS = (
     "problems",
     "problemsResolved",
     "finishedAt",
+    "error",
     "id",
 )
 
@@ -93,19 +96,31 @@ def _camel(key: str) -> str:
     return head + "".join(word.title() for word in rest)
 
 
-def run_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """One row per run, newest first, with the counts of its summary (`writes_succeeded` is
-    column `writesSucceeded`: every report names columns alike)."""
+def run_fields(run: Run, writes: tuple[int, int]) -> dict[str, Any]:
+    """A run's fields for admins: the counts of its summary in camelCase (`writes_succeeded`
+    is `writesSucceeded`: every report names fields alike), then its own; the write counts
+    (`writes`: succeeded, failed) come from the writes it recorded, so an interrupted run
+    counts those recovery found applied."""
+    return {
+        **{_camel(k): v for k, v in (run.summary or {}).items()},
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status.value,
+        "exitCode": run.exit_code,
+        "phase": run.phase,
+        "error": run.error,
+        "startedAt": _time(run.started_at),
+        "finishedAt": _time(run.finished_at),
+        "writesSucceeded": writes[0],
+        "writesFailed": writes[1],
+    }
+
+
+def run_rows(runs: Sequence[Run], writes: Mapping[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    """One row per run, newest first (`writes`: each run's succeeded and failed writes)."""
     rows = []
     for run in runs:
-        row: dict[str, Any] = {
-            **{_camel(k): v for k, v in (run.summary or {}).items()},
-            "startedAt": _time(run.started_at),
-            "kind": run.kind,
-            "status": run.status.value,
-            "finishedAt": _time(run.finished_at),
-            "id": run.id,
-        }
+        row = run_fields(run, writes.get(run.id, (0, 0)))
         rows.append({c: row.get(c) for c in RUN_COLUMNS})
     return rows
 

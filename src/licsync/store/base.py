@@ -7,7 +7,7 @@ status and the delta links commit together or not at all. The lease has its own 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,14 +26,53 @@ class ChangeAction(StrEnum):
     REPROCESS = "reprocess"  # reprocessLicenseAssignment: Entra re-ran the user's group licences
 
 
+class RunPhase(StrEnum):
+    """How far a run got: a run that ends early says where."""
+
+    START = "start"  # lease, credentials, the tenant check
+    READ = "read"
+    PLAN = "plan"
+    WRITE = "write"
+    RECORD = "record"
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
+    """A run as the store remembers it. `error`: one line of cause for a run that did not
+    succeed (no secret); `phases`: seconds spent in each phase reached."""
+
     id: str
     kind: str
     status: RunStatus
     started_at: datetime
     finished_at: datetime | None = None
     summary: Mapping[str, Any] | None = None
+    exit_code: int | None = None
+    phase: str | None = None
+    error: str | None = None
+    phases: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a run ended, as `finish_run` records it."""
+
+    status: RunStatus
+    summary: Mapping[str, Any] | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    phases: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What one change replaced, for `licsync runs undo`: the user's direct assignment of the
+    SKU (its disabled plans; None: not assigned directly), the usage location, and licsync's
+    ledger entry for that user and SKU (None: none)."""
+
+    direct: frozenset[str] | None = None
+    usage_location: str | None = None
+    ledger: Ownership | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +92,10 @@ class AppliedChange:
     usage_location: str | None = None
     request_id: str | None = None
     at: datetime | None = None
+    user_principal_name: str | None = None
+    http_status: int | None = None
+    error: str | None = None
+    prior: Prior | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +187,8 @@ class StateTransaction(Protocol):
     def finish_run(
         self, run_id: str, status: RunStatus, summary: Mapping[str, Any] | None = None
     ) -> Run: ...
+    def end_run(self, run_id: str, end: RunEnd) -> Run: ...
+    def set_run_phase(self, run_id: str, phase: RunPhase) -> None: ...
 
     # ledger
     def upsert_ownership(self, entries: Iterable[Ownership]) -> int: ...
@@ -198,10 +243,12 @@ class StateStore(Protocol):
     # reads
     def get_run(self, run_id: str) -> Run | None: ...
     def list_runs(self, limit: int = 20) -> list[Run]: ...
+    def latest_run(self, status: RunStatus) -> Run | None: ...
     def load_ledger(self) -> Ledger: ...
     def list_changes(
         self, *, run_id: str | None = None, user_id: str | None = None
     ) -> list[AppliedChange]: ...
+    def count_writes(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int]]: ...
     def list_problems(self, *, include_resolved: bool = False) -> list[ProblemRecord]: ...
     def delta_link(self, resource: str) -> str | None: ...
     def pending_delta_links(self, run_id: str) -> dict[str, str]: ...

@@ -19,6 +19,9 @@ History:
   6  one outcome vocabulary (`licsync.outcomes`): a change's outcome is a `WriteOutcome` (a
      success was `succeeded` or `recovered`, a refusal the classifier's action such as `problem`
      or `fatal`) and a run ended on purpose is `stopped` (was `aborted`).
+  7  run history: a run's exit code, the phase it reached, its error line and the seconds of
+     each phase; a change's HTTP status, error, user principal name and the state it replaced
+     (`before`, for `licsync runs undo`).
 """
 
 from __future__ import annotations
@@ -288,6 +291,29 @@ _V6 = (
     ),
 )
 
+# v7: run history (`licsync runs`, `runs show`, `runs undo`). Older rows read as NULL.
+RUN_HISTORY_VERSION = 7
+_V7_SQLITE = (
+    "ALTER TABLE runs ADD COLUMN exit_code INTEGER",
+    "ALTER TABLE runs ADD COLUMN phase TEXT",
+    "ALTER TABLE runs ADD COLUMN error TEXT",
+    "ALTER TABLE runs ADD COLUMN phases TEXT",
+    "ALTER TABLE changes ADD COLUMN user_principal_name TEXT",
+    "ALTER TABLE changes ADD COLUMN http_status INTEGER",
+    "ALTER TABLE changes ADD COLUMN error TEXT",
+    "ALTER TABLE changes ADD COLUMN before TEXT",
+)
+_V7_POSTGRESQL = (
+    "ALTER TABLE runs ADD COLUMN exit_code integer",
+    "ALTER TABLE runs ADD COLUMN phase text",
+    "ALTER TABLE runs ADD COLUMN error text",
+    "ALTER TABLE runs ADD COLUMN phases jsonb",
+    "ALTER TABLE changes ADD COLUMN user_principal_name text",
+    "ALTER TABLE changes ADD COLUMN http_status integer",
+    "ALTER TABLE changes ADD COLUMN error text",
+    "ALTER TABLE changes ADD COLUMN before jsonb",
+)
+
 STEPS: dict[int, MigrationStep] = {
     1: MigrationStep(1, "initial schema", _V1_SQLITE, _V1_POSTGRESQL),
     2: MigrationStep(2, "pending delta links", _V2_SQLITE, _V2_POSTGRESQL),
@@ -295,6 +321,7 @@ STEPS: dict[int, MigrationStep] = {
     4: MigrationStep(4, "write-ahead intents", _V4, _V4),
     5: MigrationStep(5, "tenant binding", _V5_SQLITE, _V5_POSTGRESQL),
     6: MigrationStep(6, "outcome vocabulary", _V6, _V6),
+    7: MigrationStep(RUN_HISTORY_VERSION, "run history", _V7_SQLITE, _V7_POSTGRESQL),
 }
 
 CURRENT_VERSION = max(STEPS)

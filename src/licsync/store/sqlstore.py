@@ -28,12 +28,16 @@ from licsync.store.base import (
     Intent,
     Lease,
     LedgerDiff,
+    Prior,
     ProblemRecord,
     Run,
+    RunEnd,
+    RunPhase,
 )
 from licsync.store.ownership import normalise_ownership
 from licsync.store.schema import (
     CURRENT_VERSION,
+    RUN_HISTORY_VERSION,
     SCHEMA_TABLE,
     change_outcome,
     run_status,
@@ -41,6 +45,7 @@ from licsync.store.schema import (
 )
 
 Clock = Callable[[], datetime]
+SUCCESSFUL_OUTCOMES = (WriteOutcome.APPLIED.value,)  # a change's outcome when its write applied
 LEASE_NAME = "writer"
 TENANT_BINDING = "tenant"
 OWNERSHIP_COLUMNS = ("user_id", "sku_id", "groups", "prior_direct")
@@ -75,6 +80,38 @@ def _entry(user_id: str, sku_id: str, text: str | None) -> Ownership | None:
     return Ownership(
         user_id, sku_id, tuple(data["groups"]), None if prior is None else frozenset(prior)
     )
+
+
+def _prior_json(prior: Prior | None) -> dict[str, Any] | None:
+    if prior is None:
+        return None
+    entry = _entry_json(prior.ledger)
+    return {
+        "direct": None if prior.direct is None else sorted(guid(p) for p in prior.direct),
+        "usageLocation": prior.usage_location,
+        "ledger": None if entry is None else orjson.loads(entry),
+    }
+
+
+def _prior(user_id: str, sku_id: str | None, data: Mapping[str, Any] | None) -> Prior | None:
+    if data is None:
+        return None
+    direct, ledger = data["direct"], data["ledger"]
+    return Prior(
+        None if direct is None else frozenset(direct),
+        data["usageLocation"],
+        None
+        if ledger is None or sku_id is None
+        else _entry(user_id, sku_id, orjson.dumps(ledger).decode()),
+    )
+
+
+_RUN_COLUMNS = "run_id, kind, status, started_at, finished_at, summary"
+_RUN_HISTORY_COLUMNS = ", exit_code, phase, error, phases"
+_CHANGE_COLUMNS = (
+    "run_id, user_id, sku_id, action, outcome, disabled_plans, usage_location, request_id, at"
+)
+_CHANGE_HISTORY_COLUMNS = ", user_principal_name, http_status, error, before"
 
 
 @contextmanager
@@ -273,29 +310,34 @@ class SqlStateStore:
 
     # --- reads -----------------------------------------------------------------------------
 
+    def _history(self, columns: str, count: int) -> str:
+        """The run-history columns (schema version 6), NULLs on an older read-only store."""
+        if self._version >= RUN_HISTORY_VERSION:
+            return columns
+        return ", NULL" * count
+
+    def _select_runs(self, where: str, params: Sequence[Any]) -> list[Run]:
+        sql = f"SELECT {_RUN_COLUMNS}{self._history(_RUN_HISTORY_COLUMNS, 4)} FROM runs {where}"
+        with _decoding(self._db):
+            return [self._run(r) for r in self._db.execute(sql, params).fetchall()]
+
     def get_run(self, run_id: str) -> Run | None:
-        row = self._db.execute(
-            "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
-            "WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-        return None if row is None else self._run(row)
+        runs = self._select_runs("WHERE run_id = ?", (run_id,))
+        return runs[0] if runs else None
 
     def unfinished_runs(self) -> list[Run]:
-        rows = self._db.execute(
-            "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
-            "WHERE status = ? ORDER BY started_at, run_id",
-            (RunStatus.RUNNING.value,),
-        ).fetchall()
-        return [self._run(r) for r in rows]
+        return self._select_runs(
+            "WHERE status = ? ORDER BY started_at, run_id", (RunStatus.RUNNING.value,)
+        )
 
     def list_runs(self, limit: int = 20) -> list[Run]:
-        rows = self._db.execute(
-            "SELECT run_id, kind, status, started_at, finished_at, summary FROM runs "
-            "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [self._run(r) for r in rows]
+        return self._select_runs("ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,))
+
+    def latest_run(self, status: RunStatus) -> Run | None:
+        runs = self._select_runs(
+            "WHERE status = ? ORDER BY started_at DESC, run_id DESC LIMIT 1", (status.value,)
+        )
+        return runs[0] if runs else None
 
     def _run(self, row: Sequence[Any]) -> Run:
         db = self._db
@@ -306,6 +348,10 @@ class SqlStateStore:
             started_at=db.dec_time(row[3]),
             finished_at=None if row[4] is None else db.dec_time(row[4]),
             summary=None if row[5] is None else db.dec_json(row[5]),
+            exit_code=row[6],
+            phase=row[7],
+            error=row[8],
+            phases=None if row[9] is None else db.dec_json(row[9]),
         )
 
     def load_ledger(self) -> Ledger:
@@ -327,10 +373,8 @@ class SqlStateStore:
     def list_changes(
         self, *, run_id: str | None = None, user_id: str | None = None
     ) -> list[AppliedChange]:
-        sql = (
-            "SELECT run_id, user_id, sku_id, action, outcome, disabled_plans, usage_location, "
-            "request_id, at FROM changes"
-        )
+        history = self._history(_CHANGE_HISTORY_COLUMNS, 4)
+        sql = f"SELECT {_CHANGE_COLUMNS}{history} FROM changes"
         where, params = [], []
         if run_id is not None:
             where.append("run_id = ?")
@@ -341,20 +385,45 @@ class SqlStateStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         db = self._db
-        return [
-            AppliedChange(
-                run_id=r[0],
-                user_id=r[1],
-                sku_id=r[2],
-                action=ChangeAction(r[3]),
-                outcome=change_outcome(r[4]),
-                disabled_plans=frozenset(db.dec_ids(r[5])),
-                usage_location=r[6],
-                request_id=r[7],
-                at=db.dec_time(r[8]),
-            )
-            for r in db.execute(sql + " ORDER BY change_id", params).fetchall()
-        ]
+        with _decoding(db):
+            return [
+                AppliedChange(
+                    run_id=r[0],
+                    user_id=r[1],
+                    sku_id=r[2],
+                    action=ChangeAction(r[3]),
+                    outcome=change_outcome(r[4]),
+                    disabled_plans=frozenset(db.dec_ids(r[5])),
+                    usage_location=r[6],
+                    request_id=r[7],
+                    at=db.dec_time(r[8]),
+                    user_principal_name=r[9],
+                    http_status=r[10],
+                    error=r[11],
+                    prior=_prior(r[1], r[2], None if r[12] is None else db.dec_json(r[12])),
+                )
+                for r in db.execute(sql + " ORDER BY change_id", params).fetchall()
+            ]
+
+    def count_writes(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per run: its writes that succeeded (or recovery found applied) and those that did
+        not. A write is one user's usage-location PATCH or assignLicense, whatever number of
+        licences it changed."""
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" for _ in run_ids)
+        ok = ", ".join("?" for _ in SUCCESSFUL_OUTCOMES)
+        rows = self._db.execute(
+            f"SELECT run_id, outcome IN ({ok}), COUNT(DISTINCT user_id || ':' || "
+            f"CASE WHEN action = ? THEN 'l' ELSE 'a' END) FROM changes "
+            f"WHERE run_id IN ({marks}) GROUP BY 1, 2",
+            (*SUCCESSFUL_OUTCOMES, ChangeAction.USAGE_LOCATION.value, *run_ids),
+        ).fetchall()
+        counts = {r: (0, 0) for r in run_ids}
+        for run_id, succeeded, count in rows:
+            done, failed = counts[run_id]
+            counts[run_id] = (done + count, failed) if succeeded else (done, failed + count)
+        return counts
 
     def list_problems(self, *, include_resolved: bool = False) -> list[ProblemRecord]:
         sql = (
@@ -563,24 +632,32 @@ class SqlTransaction:
     def finish_run(
         self, run_id: str, status: RunStatus, summary: Mapping[str, Any] | None = None
     ) -> Run:
+        return self.end_run(run_id, RunEnd(status, summary))
+
+    def end_run(self, run_id: str, end: RunEnd) -> Run:
         db = self._open()
-        status = RunStatus(status)
+        status = RunStatus(end.status)
         if status is RunStatus.RUNNING:
-            raise ValueError(f"a run cannot finish {status}")
+            raise ValueError("end a run with succeeded, failed, stopped or interrupted")
         row = db.execute(
-            "SELECT kind, status, started_at FROM runs WHERE run_id = ?", (run_id,)
+            "SELECT kind, status, started_at, phase FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         if row is None:
             raise StateError(f"no run {run_id!r} in the state store")
         if row[1] != RunStatus.RUNNING:
             raise StateError(f"run {run_id!r} has already finished ({row[1]})")
         finished = self._clock()
+        enc = db.enc_json
         db.execute(
-            "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+            "UPDATE runs SET status = ?, finished_at = ?, summary = ?, exit_code = ?, error = ?, "
+            "phases = ? WHERE run_id = ?",
             (
                 status.value,
                 db.enc_time(finished),
-                None if summary is None else db.enc_json(summary),
+                None if end.summary is None else enc(end.summary),
+                end.exit_code,
+                end.error,
+                None if end.phases is None else enc(end.phases),
                 run_id,
             ),
         )
@@ -590,7 +667,16 @@ class SqlTransaction:
             status,
             db.dec_time(row[2]),
             finished,
-            None if summary is None else dict(summary),
+            None if end.summary is None else dict(end.summary),
+            end.exit_code,
+            row[3],
+            end.error,
+            None if end.phases is None else dict(end.phases),
+        )
+
+    def set_run_phase(self, run_id: str, phase: RunPhase) -> None:
+        self._open().execute(
+            "UPDATE runs SET phase = ? WHERE run_id = ?", (RunPhase(phase).value, run_id)
         )
 
     # ledger
@@ -638,23 +724,29 @@ class SqlTransaction:
     def record_changes(self, changes: Iterable[AppliedChange]) -> int:
         db = self._open()
         now = self._clock()
-        rows = [
-            (
-                c.run_id,
-                guid(c.user_id),
-                None if c.sku_id is None else guid(c.sku_id),
-                ChangeAction(c.action).value,
-                WriteOutcome(c.outcome).value,
-                db.enc_ids(sorted(guid(p) for p in c.disabled_plans)),
-                c.usage_location,
-                c.request_id,
-                db.enc_time(c.at or now),
+        rows = []
+        for c in changes:
+            prior = _prior_json(c.prior)
+            rows.append(
+                (
+                    c.run_id,
+                    guid(c.user_id),
+                    None if c.sku_id is None else guid(c.sku_id),
+                    ChangeAction(c.action).value,
+                    WriteOutcome(c.outcome).value,
+                    db.enc_ids(sorted(guid(p) for p in c.disabled_plans)),
+                    c.usage_location,
+                    c.request_id,
+                    db.enc_time(c.at or now),
+                    c.user_principal_name,
+                    c.http_status,
+                    c.error,
+                    None if prior is None else db.enc_json(prior),
+                )
             )
-            for c in changes
-        ]
         return db.executemany(
-            "INSERT INTO changes (run_id, user_id, sku_id, action, outcome, disabled_plans, "
-            "usage_location, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO changes ({_CHANGE_COLUMNS}{_CHANGE_HISTORY_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
