@@ -274,7 +274,7 @@ def test_a_run_keeps_its_phase_exit_code_error_and_seconds_per_phase(store, cloc
 
 def test_a_change_keeps_what_it_replaced_and_writes_are_counted_per_run(store):
     run1, run2 = start(store), start(store)
-    APPLIED = WriteOutcome.APPLIED  # noqa: N806
+    APPLIED = WriteOutcome.APPLIED
     before = own(U1, E3, G1, prior=frozenset({"plan-x"}))
     prior = Prior(frozenset({"PLAN-X"}), "DE", before)
     with store.transaction() as tx:

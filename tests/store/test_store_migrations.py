@@ -10,7 +10,7 @@ import pytest
 from licsync.errors import StateError
 from licsync.model import Ownership
 from licsync.outcomes import RunStatus, WriteOutcome
-from licsync.store import CURRENT_VERSION, Intent, open_store
+from licsync.store import CURRENT_VERSION, Intent, RunEnd, RunPhase, open_store
 from licsync.store.schema import STEPS, steps_after
 
 DATA = Path(__file__).parent / "data"
@@ -165,3 +165,25 @@ def test_a_version_5_database_speaks_the_outcome_vocabulary(backend, clock):
         ("failed",),
         ("skipped",),
     ]
+
+
+def test_a_version_6_database_gains_run_history(backend, clock):
+    """v7: runs and changes of older versions read without exit code, phase, error or what a
+    change replaced (an undo refuses them); read-only (not upgraded) they read the same, and
+    after the upgrade a run ends with its history."""
+    load_frozen(backend, 6)
+    with open_store(backend.url, clock=clock, read_only=True) as store:
+        assert store.schema_version == 6
+        old = store.get_run("run-4")
+        assert (old.status, old.exit_code, old.phase, old.error) == ("stopped", None, None, None)
+        assert all(c.prior is None and c.http_status is None for c in store.list_changes())
+        assert store.count_writes(["run-1"]) == {"run-1": (1, 0)}
+    with open_store(backend.url, clock=clock) as store:
+        assert store.schema_version == CURRENT_VERSION
+        assert store.get_run("run-4") == old
+        with store.transaction() as tx:
+            tx.start_run("sync", "run-5")
+            tx.set_run_phase("run-5", RunPhase.READ)
+            tx.end_run("run-5", RunEnd(RunStatus.FAILED, None, 5, "Graph unreachable"))
+        run = store.get_run("run-5")
+        assert (run.exit_code, run.phase, run.error) == (5, "read", "Graph unreachable")
