@@ -103,6 +103,10 @@ def test_a_second_signal_stops_at_once(emulator_factory: Any, tmp_path: Path) ->
     assert proc.returncode == -signal.SIGTERM  # the signal's own ending: 143 in a shell
     assert time.monotonic() - signalled < 5  # not waiting for the 10 s answer
     graph.app.fault_config = FaultConfig()
+    # the writes answered before the kill are in the log: each line is written as its outcome
+    # arrives, not at the end of the run
+    logged = [e["request_id"] for e in log_lines(log) if e.get("event") == "licence.write"]
+    assert logged and set(logged) <= {rid for _, rid in graph.stats.applied}
 
     unlock_dead(config)
     sync(config)

@@ -57,13 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     undo = actions.add_parser(
         "undo",
         help="put back what one run changed (licences, disabled plans, usage location, ledger)",
-        description="Undo one sync or undo run: every user it changed gets back the licences "
-        "(SKUs and disabled plans) and usage location they had before it, and licsync's ledger "
-        "with them, through the same guardrail, journal, lease and problem records as a sync. "
-        "A user changed since that run (by anyone) is not touched and is reported "
-        "(ChangedSinceRun) unless --force. The undo is itself a run (kind undo) and can be "
-        "undone. Exit 0: all restored; 10: some users failed or were left; 6: the guardrail "
-        "stopped it; 3: unknown run, a run still running, or one that changed nothing.",
+        description="Undo one sync or undo run (a migration: `licsync migrate rollback "
+        "FILE`): every user it changed gets back the licences (SKUs and disabled plans) and "
+        "usage location they had before it, and licsync's ledger with them, through the same "
+        "guardrail, journal, lease and problem records as a sync. A user changed since that "
+        "run (by anyone) is not touched and is reported (ChangedSinceRun) unless --force. The "
+        "undo is itself a run (kind undo) and can be undone. Exit 0: all restored; 10: some "
+        "users failed or were left; 6: the guardrail stopped it; 3: unknown run, a run still "
+        "running, a migration, or one that changed nothing.",
     )
     _config_argument(undo, argparse.SUPPRESS)
     undo.add_argument("run_id", metavar="RUN_ID", help="a run id from `licsync runs`")

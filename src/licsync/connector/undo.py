@@ -110,6 +110,11 @@ def undoable_changes(store: StateStore, run_id: str) -> list[AppliedChange]:
             f"no run {run_id!r} in the state store (a dry run is never recorded): see "
             "`licsync runs`"
         )
+    if run.kind in (RunKind.MIGRATE, RunKind.ROLLBACK):
+        raise InputError(
+            f"run {run_id} is a {run.kind}: undo it with `licsync migrate rollback FILE` (its "
+            "rollback file knows each wave's state)"
+        )
     if run.status is RunStatus.RUNNING:
         raise InputError(f"run {run_id} is still running: undo it once it has ended")
     changes = [c for c in store.list_changes(run_id=run_id) if c.outcome in SUCCESSFUL_OUTCOMES]
