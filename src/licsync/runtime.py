@@ -292,6 +292,7 @@ async def session(
         runlog.start()
         stop.install()
         store.acquire_lease(holder, state_settings.lease_ttl_seconds)
+        guard.renewed_at = guard.clock()
         leased = True
         if client is None:
             client = new_client(graph_settings)

@@ -64,7 +64,7 @@ from licsync.exitcodes import ExitCode
 from licsync.graph import Action, WriteBudget, WriteResult
 from licsync.model import Ledger, Plan, Problem, Tenant
 from licsync.outcomes import RunKind, RunStatus
-from licsync.runtime import read_only_session, session
+from licsync.runtime import Session, read_only_session, session
 from licsync.store import RunPhase, StateStore
 from licsync.tenancy import links_for_address
 
@@ -305,6 +305,24 @@ async def _plan_run(
     return result, read, ledger
 
 
+async def write_plan(
+    s: Session, tenant: Tenant, plan: Plan, ledger: Ledger, progress: bool | None
+) -> tuple[OutcomeRecorder, dict[str, UserWrites]]:
+    """Step 4 of every run that writes a plan (sync, undo): the intents, then the writes under
+    the lease guard, each user's outcome recorded as it arrives. Raises StateError when the
+    lease was lost (the next run reconciles what was sent)."""
+    s.enter(RunPhase.WRITE)
+    begin_run(s.store, s.holder, intents_for(s.run_id, plan, ledger))
+    recorder = OutcomeRecorder(s.store, s.holder, s.run_id, tenant, plan, ledger)
+    writes = await apply_plan(
+        s.client, plan, s.budget, halt=s.guard.lapsed, on_user_done=recorder.add, progress=progress
+    )
+    recorder.flush()
+    if s.guard.lost is not None:
+        raise StateError(f"{s.guard.lost}; writes stopped (the next run reconciles what was sent)")
+    return recorder, writes
+
+
 async def run_sync(
     config: Config,
     *,
@@ -338,25 +356,12 @@ async def run_sync(
                     "the config)."
                 )
             plan = result.plan
-            s.enter(RunPhase.WRITE)
-            begin_run(s.store, s.holder, intents_for(s.run_id, plan, ledger))
-            recorder = OutcomeRecorder(s.store, s.holder, s.run_id, result.tenant, plan, ledger)
-            writes = await apply_plan(
-                s.client,
-                plan,
-                s.budget,
-                halt=s.guard.lapsed,
-                on_user_done=recorder.add,
-                progress=progress,
-            )
-            recorder.flush()
-        lost = s.guard.lost
-        if lost is not None:
-            raise StateError(f"{lost}; writes stopped (the next run reconciles what was sent)")
+            recorder, writes = await write_plan(s, result.tenant, plan, ledger, progress)
         s.enter(RunPhase.RECORD)
         result.settle(build_record(plan, recorder.records), writes, recorder.resolved)
-        if result.unsent_users:
-            result.stopped, result.stop_code = s.guard.stopped, s.stop_code
+        if result.unsent_users:  # a signal, the deadline, or the lease's fence
+            result.stopped = s.guard.lapsed() or "the writes stopped"
+            result.stop_code = s.stop_code
         commit_run(
             s.store,
             s.holder,

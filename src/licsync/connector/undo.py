@@ -28,10 +28,9 @@ import structlog
 
 from licsync.config import Config
 from licsync.connector.guardrail import Guardrail, check_guardrail, licensed_users
-from licsync.connector.licence_writes import apply_plan
 from licsync.connector.read_full import read_tenant
-from licsync.connector.record import OutcomeRecorder, begin_run, build_record, by_user
-from licsync.connector.recovery import intents_for
+from licsync.connector.record import build_record, by_user
+from licsync.connector.sync import write_plan
 from licsync.errors import InputError
 from licsync.exitcodes import ExitCode
 from licsync.graph import WriteBudget
@@ -241,18 +240,7 @@ async def run_undo(
                     f"`--allow-removals {result.guardrail.removals}`."
                 )
             plan = result.plan
-            s.enter(RunPhase.WRITE)
-            begin_run(s.store, s.holder, intents_for(s.run_id, plan, ledger))
-            recorder = OutcomeRecorder(s.store, s.holder, s.run_id, tenant, plan, ledger)
-            await apply_plan(
-                s.client,
-                plan,
-                s.budget,
-                halt=s.guard.lapsed,
-                on_user_done=recorder.add,
-                progress=progress,
-            )
-            recorder.flush()
+            recorder, _ = await write_plan(s, tenant, plan, ledger, progress)
         s.enter(RunPhase.RECORD)
         record = build_record(plan, recorder.records)
         for user_id in record.succeeded_users:
