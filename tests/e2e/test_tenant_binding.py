@@ -60,7 +60,9 @@ def test_another_tenant_is_refused_with_exit_4_before_any_write(
     assert other.stats.writes == 0
     assert sum(other.stats.requests.values()) == 2  # each run read /organization, nothing else
     with open_store(str(tmp_path / "state.db")) as store:
-        assert store.list_runs() == runs  # nor to the store
+        refused, *earlier = store.list_runs()
+        assert earlier == runs  # nothing else in the store: only the refusal is recorded
+        assert (refused.status, refused.exit_code, refused.phase) == ("failed", 4, "start")
         assert store.bound_tenant() == ORG_ID
         assert store.current_lease() is None
 
