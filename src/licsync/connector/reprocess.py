@@ -216,17 +216,14 @@ async def run_reprocess(
             if len(buffer) >= FLUSH_USERS:
                 flush()
 
-        try:
-            await send_writes(s.client, jobs, s.budget, halt=s.guard.lapsed, on_outcome=keep)
-            flush()
-            if s.guard.lost is not None:
-                raise StateError(f"{s.guard.lost}; reprocessing stopped")
-            sent = [u for u, o in result.results.items() if o.ok]
-            if sent:
-                result.after = await reread_users(s.client, before, sent, policy, wait=wait)
-        except BaseException as exc:
-            s.abort(RunKind.REPROCESS, f"{type(exc).__name__}: {exc}")
-            raise
+        # any error from here on ends the run as failed in the store (`runtime.session`)
+        await send_writes(s.client, jobs, s.budget, halt=s.guard.lapsed, on_outcome=keep)
+        flush()
+        if s.guard.lost is not None:
+            raise StateError(f"{s.guard.lost}; reprocessing stopped")
+        sent = [u for u, o in result.results.items() if o.ok]
+        if sent:
+            result.after = await reread_users(s.client, before, sent, policy, wait=wait)
         status = RunStatus.FAILED if result.fatal_result else RunStatus.SUCCEEDED
         s.record(RunKind.REPROCESS, finish=(status, result.summary()))
     log.info("reprocess.done", **result.summary())
