@@ -14,8 +14,9 @@ from licsync.cli import main
 from licsync.emulator.server import Emulator
 from licsync.exitcodes import ExitCode
 from licsync.store import open_store
-from tests.e2e.conftest import group_id, make_config, small_snapshot, sync, user_id
+from tests.builders import group_id, small_snapshot, user_id
 from tests.secure import graph_table, secure_emulator
+from tests.syncing import make_config, sync
 
 E3 = "SPE_E3"
 RULES = [{"group": "Group 1", "licenses": [{"sku": E3, "disabled_plans": ["SWAY"]}]}]

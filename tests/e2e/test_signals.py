@@ -16,7 +16,6 @@ import pytest
 from licsync.emulator.throttle import FaultConfig
 from licsync.outcomes import RunStatus
 from licsync.store import open_store
-from tests.e2e.conftest import sync
 from tests.e2e.test_crash import (
     LEAVERS,
     assert_same,
@@ -27,6 +26,7 @@ from tests.e2e.test_crash import (
     unlock_dead,
     wait_for_writes,
 )
+from tests.syncing import sync
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:

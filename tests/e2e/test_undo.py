@@ -12,8 +12,10 @@ import pytest
 
 from licsync.cli import main
 from licsync.exitcodes import ExitCode
-from tests.e2e.conftest import direct_licences, sku_id, sync, user_id
+from tests.builders import catalogue_sku_id as sku_id
+from tests.builders import user_id
 from tests.e2e.test_crash import E3, config_for, ledger, snapshot
+from tests.syncing import direct_licences, sync
 
 CHANGED = 45  # a member whose E3 an administrator removes between the sync and the undo
 
