@@ -180,7 +180,9 @@ def _recorder(store: StateStore, users: list[str], clock: Clock) -> tuple[Outcom
     for user in users:
         b.user(user)
     plan = _plan(*users)
-    begin_run(store, "me", RUN, intents_for(RUN, plan, {}))
+    with store.transaction() as tx:
+        tx.start_run("sync", RUN)  # as `runtime.session` does when the run starts
+    begin_run(store, "me", intents_for(RUN, plan, {}))
     return OutcomeRecorder(store, "me", RUN, b.tenant(), plan, {}, clock=clock), plan
 
 
