@@ -224,3 +224,24 @@ def test_the_what_if_comes_in_every_format(tmp_path: Path, capsys) -> None:
             assert b'data-key="losses"><b>2</b>' in data
         else:
             assert "2 licences lost (1 users)" in data.decode("utf-8")
+
+
+def test_with_prices_the_what_if_says_what_the_seat_difference_costs(tmp_path: Path) -> None:
+    snapshot = tmp_path / "tenant.json"
+    snapshot.write_bytes(orjson.dumps(builder().snapshot()))
+    (tmp_path / "prices.csv").write_text(
+        "sku,price,currency,per\nENTERPRISEPACK,240,EUR,year\nPOWER_BI_PRO,9.5,EUR,month\n",
+        encoding="utf-8",
+    )
+    prices = '[prices]\nfile = "prices.csv"\n'
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text(prices + RULES, encoding="utf-8")
+    new.write_text(prices + RULES.replace('["FR","DE"]', '["FR"]'), encoding="utf-8")
+    out = tmp_path / "whatif.json"
+    args = ["plan", "--snapshot", str(snapshot), "--config", str(new), "--compare", str(old)]
+    assert main([*args, "--format", "json", "--output", str(out)]) == ExitCode.PROBLEMS
+    summary = json.loads(out.read_text(encoding="utf-8"))["summary"]
+    # ben loses E3 (240/year = 20/month) and Power BI (9.5/month)
+    assert summary["cost"] == {"currency": "EUR", "monthlyDifference": -29.5}
+    by_sku = {s["skuPartNumber"]: s["monthlyCostDifference"] for s in summary["seats"]}
+    assert by_sku == {E3: -20.0, BI: -9.5}

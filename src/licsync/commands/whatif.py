@@ -48,7 +48,7 @@ def run_compare(args: argparse.Namespace, config: Config) -> int:
         tenant = asyncio.run(_read(config, both))  # the members and attributes both need
     before = rule_grants(tenant, resolve_rules(tenant, old), old.policy())
     after = rule_grants(tenant, resolve_rules(tenant, config), config.policy())
-    doc = document(compare_grants(before, after), Names(tenant))
+    doc = document(compare_grants(before, after), Names(tenant), config.prices())
     context = report_context("what-if", config, args.snapshot)
     context = type(context)(context.job, context.tenant, f"{old.path} → {config.path}")
     write_whatif(doc, args.format or default_format(args.output), args.output, context)

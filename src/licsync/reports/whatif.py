@@ -17,6 +17,7 @@ from licsync.engine.whatif import Change, Grant, GrantChange
 from licsync.reports.html_page import HtmlTable, ReportContext, Stat, render_page
 from licsync.reports.names import Names
 from licsync.reports.output import emit, sheet_bytes, show
+from licsync.spend.prices import PriceList
 
 WHATIF_VERSION = 1
 COLUMNS = (
@@ -40,8 +41,11 @@ def _rules(change: GrantChange, names: Names) -> list[str]:
     return [names.group(s) for s in grant.sources] if grant else []
 
 
-def document(changes: Sequence[GrantChange], names: Names) -> dict[str, Any]:
-    """The report as a JSON-ready dict: `changes` (losses first) and `summary`."""
+def document(
+    changes: Sequence[GrantChange], names: Names, prices: PriceList | None = None
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict: `changes` (losses first) and `summary`; with `prices`
+    (`[prices]`), what the seat difference costs per month."""
     users = names.tenant.users
     rows = [
         {
@@ -65,10 +69,26 @@ def document(changes: Sequence[GrantChange], names: Names) -> dict[str, Any]:
     for c in changes:
         if c.change is not Change.PLANS:
             seats[c.sku_id] += 1 if c.change is Change.GAIN else -1
+    monthly = prices.for_tenant(names.tenant) if prices is not None else {}
+    seat_rows = [
+        {"skuId": sku, "skuPartNumber": names.part_number(sku), "difference": n}
+        | ({"monthlyCostDifference": float(monthly[sku] * n)} if sku in monthly else {})
+        for sku, n in sorted(seats.items(), key=lambda i: names.part_number(i[0]))
+        if n
+    ]
+    cost = (
+        {
+            "currency": prices.currency,
+            "monthlyDifference": float(sum(monthly.get(s, 0) * n for s, n in seats.items())),
+        }
+        if prices is not None
+        else None
+    )
     return {
         "version": WHATIF_VERSION,
         "changes": rows,
         "summary": {
+            **({"cost": cost} if cost is not None else {}),
             "users": len({c.user_id for c in changes}),
             "usersLosing": len({c.user_id for c in changes if c.change is Change.LOSE}),
             "gains": kinds[Change.GAIN],
@@ -83,11 +103,7 @@ def document(changes: Sequence[GrantChange], names: Names) -> dict[str, Any]:
                 }
                 for rule, count in sorted(per_rule.items())
             ],
-            "seats": [
-                {"skuId": sku, "skuPartNumber": names.part_number(sku), "difference": n}
-                for sku, n in sorted(seats.items(), key=lambda i: names.part_number(i[0]))
-                if n
-            ],
+            "seats": seat_rows,
         },
     }
 
@@ -129,7 +145,11 @@ def _table(doc: dict[str, Any], console: Console) -> None:
         style="bold red" if summary["losses"] else "bold",
     )
     seats = "; ".join(f"{s['skuPartNumber']} {s['difference']:+d}" for s in summary["seats"])
-    console.print(Group(headline, table, Text(f"seats: {seats or 'no difference'}")))
+    lines: list[Any] = [headline, table, Text(f"seats: {seats or 'no difference'}")]
+    if "cost" in summary:
+        cost = summary["cost"]
+        lines.append(Text(f"monthly cost: {cost['monthlyDifference']:+.2f} {cost['currency']}"))
+    console.print(Group(*lines))
 
 
 def _html(doc: dict[str, Any], context: ReportContext) -> bytes:
