@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -24,7 +23,7 @@ from licsync.outcomes import EntryOutcome
 from licsync.reports.html_page import ReportContext
 from licsync.reports.html_report import migration_html
 from licsync.reports.names import Names
-from licsync.reports.output import emit, sheet_bytes, show
+from licsync.reports.output import write_document
 
 VERSION = 1
 CSV_COLUMNS = (  # the vocabulary of licsync.reports.columns
@@ -122,16 +121,16 @@ def write(
     names: Names | None = None,
 ) -> None:
     """Render `doc` as `fmt` (table, json, csv, xlsx, html) to `output` or standard output."""
-    if fmt == "table":
-        show(lambda console: _table(doc, console), output)
-    elif fmt == "json":
-        emit(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", output)
-    elif fmt == "html":
-        title = "migration rollback" if doc["mode"] == "rollback" else f"migration {doc['mode']}"
-        context = context or ReportContext(title, "tenant", "rules")
-        emit(migration_html(doc, context, names), output)
-    else:
-        emit(sheet_bytes(fmt, CSV_COLUMNS, _csv_rows(doc)), output)
+    title = "migration rollback" if doc["mode"] == "rollback" else f"migration {doc['mode']}"
+    page = context or ReportContext(title, "tenant", "rules")
+    write_document(
+        doc,
+        fmt,
+        output,
+        table=lambda console: _table(doc, console),
+        html=lambda: migration_html(doc, page, names),
+        sheet=lambda: (CSV_COLUMNS, _csv_rows(doc)),
+    )
 
 
 def rollback_document(

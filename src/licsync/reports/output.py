@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 
 from licsync.errors import InputError
@@ -63,6 +64,27 @@ def write_report(
         emit(plan_html(plan, names, context, writes, spend), output)
     else:
         emit(sheet_bytes(fmt, *plan_csv_rows(plan, names, writes, spend)), output)
+
+
+def write_document(
+    doc: object,
+    fmt: str,
+    output: Path | None,
+    *,
+    table: Callable[[Console], None],
+    html: Callable[[], bytes],
+    sheet: Callable[[], tuple[Sequence[str], Iterable[Sequence[object]]]],
+) -> None:
+    """A report that is a JSON document (`doc`) in `fmt`: a table drawn by `table`, the document
+    itself, the page `html` makes, or the columns and rows `sheet` gives as CSV or xlsx."""
+    if fmt == "table":
+        show(table, output)
+    elif fmt == "json":
+        emit(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", output)
+    elif fmt == "html":
+        emit(html(), output)
+    else:
+        emit(sheet_bytes(fmt, *sheet()), output)
 
 
 def sheet_bytes(fmt: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:

@@ -7,14 +7,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
 from licsync.model import AssignmentState, SourceState
 from licsync.reports.html_page import HtmlTable, ReportContext, Stat, render_page
 from licsync.reports.names import Names
-from licsync.reports.output import emit, sheet_bytes, show
+from licsync.reports.output import write_document
 from licsync.reports.remedies import REMEDIES
 from licsync.verification import Finding, Status, Verification
 
@@ -184,11 +183,11 @@ def _html(doc: Mapping[str, Any], context: ReportContext) -> bytes:
 
 def write(doc: Mapping[str, Any], fmt: str, output: Path | None, context: ReportContext) -> None:
     """Write the report in `fmt` to `output` (standard output when None)."""
-    if fmt == "table":
-        show(lambda console: _table(doc, console), output)
-    elif fmt == "json":
-        emit(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", output)
-    elif fmt == "html":
-        emit(_html(doc, context), output)
-    else:
-        emit(sheet_bytes(fmt, CSV_COLUMNS, _rows(doc, _group_names(doc))), output)
+    write_document(
+        doc,
+        fmt,
+        output,
+        table=lambda console: _table(doc, console),
+        html=lambda: _html(doc, context),
+        sheet=lambda: (CSV_COLUMNS, _rows(doc, _group_names(doc))),
+    )

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -16,7 +15,7 @@ from rich.text import Text
 from licsync.engine.whatif import Change, Grant, GrantChange
 from licsync.reports.html_page import HtmlTable, ReportContext, Stat, render_page
 from licsync.reports.names import Names
-from licsync.reports.output import emit, sheet_bytes, show
+from licsync.reports.output import write_document
 from licsync.spend.prices import PriceList
 
 WHATIF_VERSION = 1
@@ -199,11 +198,11 @@ def write_whatif(
     doc: dict[str, Any], fmt: str, output: Path | None, context: ReportContext
 ) -> None:
     """The what-if report in `fmt` (table, json, csv, xlsx, html) to `output` or stdout."""
-    if fmt == "table":
-        show(lambda console: _table(doc, console), output)
-    elif fmt == "json":
-        emit(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", output)
-    elif fmt == "html":
-        emit(_html(doc, context), output)
-    else:
-        emit(sheet_bytes(fmt, COLUMNS, _rows(doc)), output)
+    write_document(
+        doc,
+        fmt,
+        output,
+        table=lambda console: _table(doc, console),
+        html=lambda: _html(doc, context),
+        sheet=lambda: (COLUMNS, _rows(doc)),
+    )
