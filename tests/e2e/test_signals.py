@@ -91,6 +91,10 @@ def test_a_second_signal_stops_at_once(emulator_factory: Any, tmp_path: Path) ->
     log = tmp_path / "a.log"
     proc = start_sync(config, log)
     wait_for_writes(graph, proc, 5)
+    deadline = time.monotonic() + 30
+    while '"licence.write"' not in log.read_text(encoding="utf-8"):  # an answer has arrived
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
     graph.app.fault_config = FaultConfig(latency=10.0)  # every answer from now on takes 10 s
     proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
